@@ -1,0 +1,90 @@
+/**
+ * The Bus port: publish keyed batches to a topic, consume them as a group, commit after the handler
+ * succeeded (at-least-once). One contract test suite runs against every implementation (memory, kafka).
+ */
+import type { Flow, IngestFormat, MeshRequest, RejectReason, Span } from '../model';
+
+/** How a topic's values cross a wire. The memory bus passes values by reference and never calls it. */
+export interface Codec<T> {
+  encode(value: T): Buffer;
+  decode(bytes: Buffer): T;
+}
+
+export interface Topic<T> {
+  name: string;
+  codec: Codec<T>;
+}
+
+export interface BusMessage<T> {
+  /** Partitioning key: the destination service, so one service's records stay in order on one partition. */
+  key: string;
+  value: T;
+}
+
+export interface DeliveredMessage<T> extends BusMessage<T> {
+  /** Partition and offset, for logs and idempotency tokens (`<topic>-<partition>-<offset>`). */
+  partition: number;
+  offset: string;
+}
+
+/** Called with a batch of messages; resolving commits them, rejecting redelivers them later. */
+export type BatchHandler<T> = (messages: DeliveredMessage<T>[]) => Promise<void>;
+
+export interface Subscription {
+  /** Stops fetching, waits for the in-flight handler, commits what it finished. */
+  stop(): Promise<void>;
+}
+
+export interface Bus {
+  /**
+   * Resolves once the messages are durably accepted (memory: queued; kafka: acked by all in-sync replicas).
+   * Rejects with a `BusError`; `retriable: true` means "full or unavailable, try again later" and the
+   * receivers turn it into 429/503 with `Retry-After`.
+   */
+  publish<T>(topic: Topic<T>, messages: BusMessage<T>[]): Promise<void>;
+  subscribe<T>(topic: Topic<T>, group: string, handler: BatchHandler<T>): Promise<Subscription>;
+  /** False while the bus cannot take writes (kafka disconnected); feeds `/readyz`. */
+  ready(): boolean;
+  close(): Promise<void>;
+}
+
+export type BusErrorCode = 'BUS_FULL' | 'BUS_UNAVAILABLE' | 'BUS_CLOSED' | 'BUS_PUBLISH_FAILED';
+
+/** Errors carry a code, a retriable flag and a cause (DESIGN.md, after kafkajs and Fastify's FST_ERR_*). */
+export class BusError extends Error {
+  constructor(
+    readonly code: BusErrorCode,
+    message: string,
+    readonly retriable: boolean,
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+    this.name = 'BusError';
+  }
+}
+
+/** A record that could not be parsed, kept with its raw bytes so nothing received is lost. */
+export interface DeadLetter {
+  receivedAtMs: number;
+  receiver: string;
+  format: IngestFormat | 'unknown';
+  reason: RejectReason;
+  message: string;
+  /** 1-based line number within the request body, 0 for whole-body rejections. */
+  line: number;
+  /** The raw input, base64, exactly as received after decompression. */
+  rawBase64: string;
+}
+
+const json = <T>(): Codec<T> => ({
+  encode: (value) => Buffer.from(JSON.stringify(value)),
+  decode: (bytes) => JSON.parse(bytes.toString('utf8')) as T,
+});
+
+/** The topics meshlens uses; each message value is a batch of records sharing one key. */
+export const TOPICS = {
+  requests: { name: 'meshlens.requests', codec: json<MeshRequest[]>() } as Topic<MeshRequest[]>,
+  flows: { name: 'meshlens.flows', codec: json<Flow[]>() } as Topic<Flow[]>,
+  spans: { name: 'meshlens.spans', codec: json<Span[]>() } as Topic<Span[]>,
+  deadLetters: { name: 'meshlens.deadletters', codec: json<DeadLetter[]>() } as Topic<DeadLetter[]>,
+} as const;

@@ -1,0 +1,29 @@
+export type {
+  DenyReason,
+  Flow,
+  FlowVerdict,
+  IngestFormat,
+  MeshRequest,
+  Outcome,
+  Protocol,
+  Reporter,
+  Span,
+  SpanKind,
+} from './records';
+export { REJECT_REASONS, ok, reject } from './result';
+export type { RejectReason, Rejection, Result } from './result';
+export {
+  BLACKHOLE_CLUSTER,
+  PASSTHROUGH_CLUSTER,
+  parseSni,
+  parseUpstreamCluster,
+  serviceFromHost,
+  stripAltStatSuffix,
+} from './cluster';
+export type { ClusterDirection, ClusterRef, ServiceName } from './cluster';
+export { RESPONSE_FLAGS, forEachFlag, hasFlag, hasMeshFailureFlag, normalizeFlags, responseFlag } from './flags';
+export type { FlagCategory, ResponseFlag } from './flags';
+export { BLACKHOLE_ROUTE, applyOutcome, classifyOutcome, parseRbacDenial } from './outcome';
+export type { OutcomeInput, PolicyRef } from './outcome';
+export { UNKNOWN, applyEmitter, emptyRequest, finishRequest, workloadFromPodName } from './request';
+export type { Emitter } from './request';
