@@ -1,0 +1,113 @@
+/**
+ * Configuration from environment variables (CONTRACT.md §2, §9). Read once by bin/ and injected; nothing
+ * else reads process.env. A bad value stops the start with a message naming every bad variable.
+ */
+
+export interface Config {
+  listenHost: string;
+  httpPort: number;
+  otlpGrpcPort: number;
+  otlpHttpPort: number;
+  zipkinPort: number;
+  dataDir: string;
+  /** undefined → embedded ClickHouse (chDB) in dataDir. */
+  clickhouseUrl: string | undefined;
+  /** empty → in-memory bus. */
+  kafkaBrokers: string[];
+  meshConfigPath: string | undefined;
+  jaegerEndpoint: string | undefined;
+  jaegerProtocol: 'otlp' | 'thrift';
+  /** undefined → receivers take unauthenticated writes. */
+  ingestToken: string | undefined;
+  /** Largest accepted request body, counted after decompression. */
+  maxBodyBytes: number;
+  /** Per-metric label-set cap before folding into `__overflow__`. */
+  maxSeries: number;
+  /** In-memory bus: un-committed messages a topic may hold before publishers are told to retry. */
+  busCapacity: number;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n  ${problems.join('\n  ')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+type Env = Record<string, string | undefined>;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+export function loadConfig(env: Env): Config {
+  const problems: string[] = [];
+  const str = (name: string): string | undefined => {
+    const v = env[name];
+    return v === undefined || v.trim() === '' ? undefined : v.trim();
+  };
+  const int = (name: string, def: number, min: number, max: number): number => {
+    const v = str(name);
+    if (v === undefined) return def;
+    if (!/^\d+$/.test(v) || Number(v) < min || Number(v) > max) {
+      problems.push(`${name}=${JSON.stringify(v)}: expected an integer from ${min} to ${max}`);
+      return def;
+    }
+    return Number(v);
+  };
+  const port = (name: string, def: number): number => int(name, def, 0, 65535);
+  const url = (name: string, protocols: string[]): string | undefined => {
+    const v = str(name);
+    if (v === undefined) return undefined;
+    try {
+      const u = new URL(v);
+      if (!protocols.includes(u.protocol)) throw new Error(u.protocol);
+      return v;
+    } catch {
+      problems.push(`${name}=${JSON.stringify(v)}: expected a URL (${protocols.join(' or ')})`);
+      return undefined;
+    }
+  };
+
+  const brokersRaw = str('MESHLENS_KAFKA_BROKERS');
+  const kafkaBrokers = brokersRaw === undefined ? [] : brokersRaw.split(',').map((b) => b.trim()).filter(Boolean);
+  for (const b of kafkaBrokers) {
+    if (!/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/.test(b)) {
+      problems.push(`MESHLENS_KAFKA_BROKERS: ${JSON.stringify(b)} is not host:port`);
+    }
+  }
+
+  const jaegerProtocolRaw = str('MESHLENS_JAEGER_PROTOCOL') ?? 'otlp';
+  if (jaegerProtocolRaw !== 'otlp' && jaegerProtocolRaw !== 'thrift') {
+    problems.push(`MESHLENS_JAEGER_PROTOCOL=${JSON.stringify(jaegerProtocolRaw)}: expected otlp or thrift`);
+  }
+  const logLevelRaw = str('MESHLENS_LOG_LEVEL') ?? 'info';
+  if (!(LOG_LEVELS as readonly string[]).includes(logLevelRaw)) {
+    problems.push(`MESHLENS_LOG_LEVEL=${JSON.stringify(logLevelRaw)}: expected one of ${LOG_LEVELS.join(', ')}`);
+  }
+  const listenHost = str('MESHLENS_LISTEN_HOST') ?? '127.0.0.1';
+  if (/\s|\//.test(listenHost)) problems.push(`MESHLENS_LISTEN_HOST=${JSON.stringify(listenHost)}: expected an address`);
+
+  const config: Config = {
+    listenHost,
+    httpPort: port('MESHLENS_HTTP_PORT', 8080),
+    otlpGrpcPort: port('MESHLENS_OTLP_GRPC_PORT', 4317),
+    otlpHttpPort: port('MESHLENS_OTLP_HTTP_PORT', 4318),
+    zipkinPort: port('MESHLENS_ZIPKIN_PORT', 9411),
+    dataDir: str('MESHLENS_DATA_DIR') ?? './data',
+    clickhouseUrl: url('MESHLENS_CLICKHOUSE_URL', ['http:', 'https:']),
+    kafkaBrokers,
+    meshConfigPath: str('MESHLENS_MESH_CONFIG'),
+    jaegerEndpoint: url('MESHLENS_JAEGER_ENDPOINT', ['http:', 'https:']),
+    jaegerProtocol: jaegerProtocolRaw === 'thrift' ? 'thrift' : 'otlp',
+    ingestToken: str('MESHLENS_INGEST_TOKEN'),
+    maxBodyBytes: int('MESHLENS_MAX_BODY_BYTES', 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
+    maxSeries: int('MESHLENS_MAX_SERIES', 50_000, 10, 10_000_000),
+    busCapacity: int('MESHLENS_BUS_CAPACITY', 10_000, 1, 10_000_000),
+    logLevel: logLevelRaw as Config['logLevel'],
+  };
+  if (config.jaegerProtocol === 'thrift' && config.jaegerEndpoint === undefined) {
+    problems.push('MESHLENS_JAEGER_PROTOCOL=thrift needs MESHLENS_JAEGER_ENDPOINT');
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return Object.freeze(config);
+}

@@ -1,0 +1,111 @@
+/**
+ * The HTTP server factory shared by every target: raw-body parsing with decompression and limits, one
+ * error shape, optional bearer auth for receivers, health and metrics routes. Builds without listening
+ * (DESIGN.md "Build without listening"): tests use `inject()`, only bin/ calls `listen()`.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Registry } from 'prom-client';
+import { readBody, HttpError } from './body';
+import type { Health } from './health';
+import type { Logger } from './logger';
+
+export interface HttpServerOptions {
+  logger: Logger;
+  /** Largest body, counted after decompression. */
+  maxBodyBytes: number;
+}
+
+interface RetriableError {
+  retriable: boolean;
+  code?: string;
+  message: string;
+}
+
+function isRetriable(err: unknown): err is RetriableError {
+  return typeof err === 'object' && err !== null && (err as { retriable?: unknown }).retriable === true;
+}
+
+/** Seconds a client should wait when the pipeline is full. */
+export const RETRY_AFTER_SECONDS = 1;
+
+export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
+  const app: FastifyInstance = Fastify({
+    // pino's Logger is a FastifyBaseLogger; the cast only widens fastify's logger type parameter.
+    loggerInstance: opts.logger as unknown as FastifyBaseLogger,
+    disableRequestLogging: true,
+    // Compressed bytes can't exceed the decompressed limit by much; readBody enforces the real limit.
+    bodyLimit: opts.maxBodyBytes,
+    return503OnClosing: true,
+  });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', (request, payload, done) => {
+    readBody(payload, request.headers['content-encoding'], opts.maxBodyBytes).then(
+      (body) => done(null, body),
+      (err: Error) => done(err),
+    );
+  });
+  app.setErrorHandler((err: unknown, request: FastifyRequest, reply: FastifyReply) => {
+    if (err instanceof HttpError) {
+      for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
+      return reply.code(err.statusCode).send({ error: err.code, message: err.message });
+    }
+    if (isRetriable(err)) {
+      // The bus is full or unavailable: nothing was taken, the client must retry (CONTRACT.md §3).
+      const full = err.code === 'BUS_FULL';
+      return reply
+        .code(full ? 429 : 503)
+        .header('retry-after', String(RETRY_AFTER_SECONDS))
+        .send({ error: full ? 'pipeline_full' : 'pipeline_unavailable', message: err.message });
+    }
+    const fastifyErr = err as { statusCode?: number; code?: string; message?: string };
+    if (fastifyErr.statusCode === 413 || fastifyErr.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+      return reply.code(413).send({ error: 'body_too_large', message: fastifyErr.message ?? 'body too large' });
+    }
+    if (typeof fastifyErr.statusCode === 'number' && fastifyErr.statusCode >= 400 && fastifyErr.statusCode < 500) {
+      return reply.code(fastifyErr.statusCode).send({ error: fastifyErr.code ?? 'bad_request', message: fastifyErr.message });
+    }
+    request.log.error({ err }, 'request failed');
+    return reply.code(500).send({ error: 'internal', message: 'internal error' });
+  });
+  return app;
+}
+
+/**
+ * A preHandler that requires `Authorization: Bearer <token>` (CONTRACT.md §2 MESHLENS_INGEST_TOKEN);
+ * a no-op when no token is configured. Constant-time comparison.
+ */
+export function bearerAuth(token: string | undefined): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
+  const expected = token === undefined ? undefined : Buffer.from(`Bearer ${token}`);
+  return async (request, reply) => {
+    if (expected === undefined) return;
+    if (!checkBearer(request.headers.authorization, expected)) {
+      await reply
+        .code(401)
+        .header('www-authenticate', 'Bearer')
+        .send({ error: 'unauthorized', message: 'a valid Authorization: Bearer token is required' });
+    }
+  };
+}
+
+/** Constant-time check of an Authorization header value against `Bearer <token>` bytes. */
+export function checkBearer(header: string | undefined, expected: Buffer): boolean {
+  if (header === undefined) return false;
+  const got = Buffer.from(header);
+  return got.length === expected.length && timingSafeEqual(got, expected);
+}
+
+/** `/livez`, `/healthz` (alias), `/readyz` and `/metrics`. */
+export function addOpsRoutes(app: FastifyInstance, health: Health, registry: Registry): void {
+  const live = async (): Promise<{ status: string }> => ({ status: 'ok' });
+  app.get('/livez', live);
+  app.get('/healthz', live);
+  app.get('/readyz', async (_request, reply) => {
+    const r = health.readiness();
+    return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not_ready', checks: r.checks });
+  });
+  app.get('/metrics', async (_request, reply) => {
+    const body = await registry.metrics();
+    return reply.header('content-type', registry.contentType).send(body);
+  });
+}

@@ -1,0 +1,175 @@
+/**
+ * From parsed records to the bus: group accepted records by key into batches, keep every rejected input on
+ * the dead-letter topic with its raw bytes and reason, count both once the bus has taken them, and build the
+ * caller's reply (CONTRACT.md §3). A bus refusal propagates as a retriable BusError: nothing is counted and
+ * the receiver tells the caller to retry, so no record is dropped silently.
+ */
+import { TOPICS, type Bus, type BusMessage, type DeadLetter, type Topic } from '../../lib/bus/types';
+import type { IngestFormat, RejectReason, Result } from '../../lib/model';
+import type { Batch } from './formats/batch';
+import type { IngestMetrics, ReceiverName } from './metrics';
+
+/** How many rejections a reply lists (CONTRACT.md §3: "first errors only"). */
+export const MAX_REPLY_ERRORS = 10;
+
+export interface ReplyError {
+  /** 1-based line (or record) number within the body; 0 for the body as a whole. */
+  line: number;
+  reason: RejectReason;
+  message: string;
+}
+
+export interface IngestReply {
+  accepted: number;
+  rejected: number;
+  errors: ReplyError[];
+}
+
+export type LineParser<T> = (line: string) => { format: IngestFormat; result: Result<T> };
+
+/** Accumulates one request's outcome before anything is published. */
+class Tally<T> {
+  readonly byKey = new Map<string, T[]>();
+  readonly deadLetters: DeadLetter[] = [];
+  readonly errors: ReplyError[] = [];
+  readonly acceptedByFormat = new Map<IngestFormat, number>();
+  readonly rejectedBy = new Map<string, { format: IngestFormat | 'unknown'; reason: RejectReason; n: number }>();
+  accepted = 0;
+  rejected = 0;
+
+  constructor(
+    readonly receiver: ReceiverName,
+    private readonly keyOf: (record: T) => string,
+    private readonly receivedAtMs: number,
+  ) {}
+
+  accept(format: IngestFormat, record: T): void {
+    const key = this.keyOf(record);
+    const group = this.byKey.get(key);
+    if (group) group.push(record);
+    else this.byKey.set(key, [record]);
+    this.accepted++;
+    this.acceptedByFormat.set(format, (this.acceptedByFormat.get(format) ?? 0) + 1);
+  }
+
+  reject(format: IngestFormat | 'unknown', line: number, reason: RejectReason, message: string, raw: string | Buffer): void {
+    this.rejected++;
+    if (this.errors.length < MAX_REPLY_ERRORS) this.errors.push({ line, reason, message });
+    const k = format + '\u0000' + reason;
+    const entry = this.rejectedBy.get(k);
+    if (entry) entry.n++;
+    else this.rejectedBy.set(k, { format, reason, n: 1 });
+    this.deadLetters.push({
+      receivedAtMs: this.receivedAtMs,
+      receiver: this.receiver,
+      format,
+      reason,
+      message,
+      line,
+      rawBase64: (typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw).toString('base64'),
+    });
+  }
+
+  reply(): IngestReply {
+    return { accepted: this.accepted, rejected: this.rejected, errors: this.errors };
+  }
+}
+
+export class IngestPipeline {
+  constructor(
+    private readonly bus: Bus,
+    private readonly metrics: IngestMetrics,
+    private readonly now: () => number = Date.now,
+  ) {}
+
+  /**
+   * A newline-delimited body: one record per line; blank lines are not records. `\r\n` endings are accepted.
+   * The body is decoded once and scanned with indexOf (no split: bodies hold thousands of lines).
+   */
+  async lines<T>(receiver: ReceiverName, body: Buffer, parse: LineParser<T>, topic: Topic<T[]>, keyOf: (r: T) => string): Promise<IngestReply> {
+    const tally = new Tally<T>(receiver, keyOf, this.now());
+    const text = body.toString('utf8');
+    let start = 0;
+    let lineNo = 0;
+    while (start < text.length) {
+      let end = text.indexOf('\n', start);
+      if (end < 0) end = text.length;
+      lineNo++;
+      let stop = end;
+      if (stop > start && text.charCodeAt(stop - 1) === 13 /* \r */) stop--;
+      if (!isBlank(text, start, stop)) {
+        const line = text.slice(start, stop);
+        const { format, result } = parse(line);
+        if (result.ok) tally.accept(format, result.value);
+        else tally.reject(format, lineNo, result.reason, result.message, line);
+      }
+      start = end + 1;
+    }
+    await this.commit(tally, topic);
+    return tally.reply();
+  }
+
+  /** Records given as a list of JSON values (a JSON-array body); each is re-serialized for its parser. */
+  async jsonArray<T>(receiver: ReceiverName, items: unknown[], parse: LineParser<T>, topic: Topic<T[]>, keyOf: (r: T) => string): Promise<IngestReply> {
+    const tally = new Tally<T>(receiver, keyOf, this.now());
+    for (let i = 0; i < items.length; i++) {
+      const line = typeof items[i] === 'string' ? (items[i] as string) : JSON.stringify(items[i]);
+      const { format, result } = parse(line);
+      if (result.ok) tally.accept(format, result.value);
+      else tally.reject(format, i + 1, result.reason, result.message, line);
+    }
+    await this.commit(tally, topic);
+    return tally.reply();
+  }
+
+  /** A body decoded by a whole-body parser (OTLP, Zipkin): its records and per-record rejections. */
+  async batch<T>(receiver: ReceiverName, format: IngestFormat, batch: Batch<T>, topic: Topic<T[]>, keyOf: (r: T) => string): Promise<IngestReply> {
+    const tally = new Tally<T>(receiver, keyOf, this.now());
+    for (const record of batch.records) tally.accept(format, record);
+    for (const r of batch.rejects) tally.reject(format, r.index, r.reason, r.message, r.raw);
+    await this.commit(tally, topic);
+    return tally.reply();
+  }
+
+  /** A body that could not be decoded at all (bad protobuf, not JSON): kept whole as one dead letter. */
+  async rejectBody(receiver: ReceiverName, format: IngestFormat, reason: RejectReason, message: string, raw: Buffer): Promise<IngestReply> {
+    const tally = new Tally<never>(receiver, () => '', this.now());
+    tally.reject(format, 0, reason, message, raw);
+    await this.commit(tally, TOPICS.deadLetters as unknown as Topic<never[]>);
+    return tally.reply();
+  }
+
+  /**
+   * Dead letters first: if the records' publish is then refused, the caller retries the body and the only
+   * duplicates are diagnostic dead letters, never counted records.
+   */
+  private async commit<T>(tally: Tally<T>, topic: Topic<T[]>): Promise<void> {
+    try {
+      if (tally.deadLetters.length > 0) {
+        await this.bus.publish(TOPICS.deadLetters, [{ key: tally.deadLetters[0]!.receiver, value: tally.deadLetters }]);
+      }
+      if (tally.byKey.size > 0) {
+        const messages: BusMessage<T[]>[] = [];
+        for (const [key, value] of tally.byKey) messages.push({ key, value });
+        await this.bus.publish(topic, messages);
+      }
+    } catch (err) {
+      if ((err as { retriable?: boolean }).retriable) this.metrics.retries.inc({ receiver: tally.receiver });
+      throw err;
+    }
+    const receiver = tally.receiver;
+    for (const [format, n] of tally.acceptedByFormat) this.metrics.records.inc({ receiver, format, outcome: 'accepted' }, n);
+    for (const { format, reason, n } of tally.rejectedBy.values()) {
+      this.metrics.records.inc({ receiver, format, outcome: 'rejected' }, n);
+      this.metrics.rejected.inc({ receiver, format, reason }, n);
+    }
+  }
+}
+
+function isBlank(text: string, start: number, end: number): boolean {
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c !== 32 && c !== 9) return false;
+  }
+  return true;
+}

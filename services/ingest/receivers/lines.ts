@@ -1,0 +1,76 @@
+/**
+ * `POST /v1/accesslogs` and `POST /v1/flows` (CONTRACT.md §3): newline-delimited records as sidecars write
+ * them and log shippers forward them. Also takes a JSON array body (Fluent Bit's `http` output with
+ * `Format json`, Vector's `json` codec without newline framing), one record per element.
+ */
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import { TOPICS, type Topic } from '../../../lib/bus/types';
+import { HttpError } from '../../../lib/runtime/body';
+import { parseAccessLogLine } from '../formats/accesslog';
+import { parseFlowLine } from '../formats/flows';
+import type { IngestPipeline, IngestReply, LineParser } from '../pipeline';
+import type { ReceiverName } from '../metrics';
+
+const LINE_TYPES = new Set(['text/plain', 'application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines', 'application/json']);
+
+export interface LineRoutesDeps {
+  pipeline: IngestPipeline;
+  /** Runs before the body is read, so unauthenticated clients cannot make us buffer a body. */
+  onRequest: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+}
+
+function mediaType(request: FastifyRequest): string {
+  const ct = request.headers['content-type'];
+  if (ct === undefined || ct === '') return 'text/plain'; // curl --data-binary without -H: treat as lines
+  const semi = ct.indexOf(';');
+  return (semi >= 0 ? ct.slice(0, semi) : ct).trim().toLowerCase();
+}
+
+/** Status per CONTRACT.md §3: 200 if anything was accepted or the body held no record, 400 if all were rejected. */
+export function statusOf(reply: IngestReply): number {
+  return reply.accepted > 0 || reply.rejected === 0 ? 200 : 400;
+}
+
+async function ingest<T>(
+  deps: LineRoutesDeps,
+  receiver: ReceiverName,
+  request: FastifyRequest,
+  parse: LineParser<T>,
+  topic: Topic<T[]>,
+  keyOf: (r: T) => string,
+): Promise<IngestReply> {
+  const type = mediaType(request);
+  if (!LINE_TYPES.has(type)) {
+    throw new HttpError(415, 'unsupported_media_type', `Content-Type ${type} is not supported; send text/plain or application/x-ndjson`);
+  }
+  const body = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
+  if (type === 'application/json' && firstNonSpace(body) === 0x5b /* [ */) {
+    let items: unknown;
+    try {
+      items = JSON.parse(body.toString('utf8'));
+    } catch (err) {
+      return deps.pipeline.rejectBody(receiver, 'istio_json', 'malformed_json', `body is not a JSON array: ${(err as Error).message}`, body);
+    }
+    if (Array.isArray(items)) return deps.pipeline.jsonArray(receiver, items, parse, topic, keyOf);
+  }
+  return deps.pipeline.lines(receiver, body, parse, topic, keyOf);
+}
+
+function firstNonSpace(body: Buffer): number {
+  for (let i = 0; i < body.length; i++) {
+    const c = body[i]!;
+    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return c;
+  }
+  return -1;
+}
+
+export function registerLineRoutes(app: FastifyInstance, deps: LineRoutesDeps): void {
+  app.post('/v1/accesslogs', { onRequest: deps.onRequest }, async (request, reply) => {
+    const result = await ingest(deps, 'accesslog', request, parseAccessLogLine, TOPICS.requests, (r) => r.destinationHost);
+    return reply.code(statusOf(result)).send(result);
+  });
+  app.post('/v1/flows', { onRequest: deps.onRequest }, async (request, reply) => {
+    const result = await ingest(deps, 'flows', request, parseFlowLine, TOPICS.flows, (f) => f.destinationHost);
+    return reply.code(statusOf(result)).send(result);
+  });
+}

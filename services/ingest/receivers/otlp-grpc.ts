@@ -1,0 +1,131 @@
+/**
+ * OTLP/gRPC receiver (CONTRACT.md §3): `opentelemetry.proto.collector.logs.v1.LogsService/Export` and
+ * `...trace.v1.TraceService/Export`, as Istio's `envoyOtelAls` access-log provider and `opentelemetry`
+ * tracing provider send them. Messages are taken as raw bytes and decoded in the handler, so a body that
+ * does not decode gets INVALID_ARGUMENT with a reason rather than a transport-level INTERNAL.
+ * Status codes follow https://opentelemetry.io/docs/specs/otlp/#failures: a full pipeline is UNAVAILABLE,
+ * which OTLP clients retry with backoff.
+ */
+import { timingSafeEqual } from 'node:crypto';
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type ServiceDefinition,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import { TOPICS } from '../../../lib/bus/types';
+import type { IngestFormat, Rejection } from '../../../lib/model';
+import type { Logger } from '../../../lib/runtime/logger';
+import type { Batch } from '../formats/batch';
+import { parseOtlpLogs } from '../formats/otlp-logs';
+import { parseOtlpTraces } from '../formats/otlp-traces';
+import { encodeExportLogsResponse, encodeExportTraceResponse } from '../otlp/codec';
+import type { IngestPipeline, IngestReply } from '../pipeline';
+
+const identity = (b: Buffer): Buffer => b;
+
+function unaryBytes(path: string): ServiceDefinition {
+  return {
+    Export: {
+      path,
+      requestStream: false,
+      responseStream: false,
+      requestSerialize: identity,
+      requestDeserialize: identity,
+      responseSerialize: identity,
+      responseDeserialize: identity,
+      originalName: 'export',
+    },
+  } as ServiceDefinition;
+}
+
+export const LOGS_SERVICE = unaryBytes('/opentelemetry.proto.collector.logs.v1.LogsService/Export');
+export const TRACE_SERVICE = unaryBytes('/opentelemetry.proto.collector.trace.v1.TraceService/Export');
+
+export interface OtlpGrpcDeps {
+  pipeline: IngestPipeline;
+  logger: Logger;
+  ingestToken: string | undefined;
+  maxBodyBytes: number;
+}
+
+function authorized(call: ServerUnaryCall<Buffer, Buffer>, expected: Buffer | undefined): boolean {
+  if (expected === undefined) return true;
+  const got = call.metadata.get('authorization')[0];
+  if (typeof got !== 'string') return false;
+  const bytes = Buffer.from(got);
+  return bytes.length === expected.length && timingSafeEqual(bytes, expected);
+}
+
+function handler<T>(
+  deps: OtlpGrpcDeps,
+  format: IngestFormat,
+  parse: (body: Buffer, encoding: 'protobuf') => { ok: true; value: Batch<T> } | Rejection,
+  publish: (batch: Batch<T>) => Promise<IngestReply>,
+  encodeResponse: (rejected: number, errorMessage: string) => Buffer,
+) {
+  const expected = deps.ingestToken === undefined ? undefined : Buffer.from(`Bearer ${deps.ingestToken}`);
+  return (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void => {
+    if (!authorized(call, expected)) {
+      callback({ code: status.UNAUTHENTICATED, details: 'a valid authorization: Bearer token is required' });
+      return;
+    }
+    const body = call.request;
+    const parsed = parse(body, 'protobuf');
+    const run = parsed.ok
+      ? publish(parsed.value).then((r) => {
+          const message = r.errors.map((e) => `record ${e.line}: ${e.reason}: ${e.message}`).join('; ');
+          callback(null, encodeResponse(r.rejected, message));
+        })
+      : deps.pipeline.rejectBody('otlp_grpc', format, parsed.reason, parsed.message, body).then(() => {
+          callback({ code: status.INVALID_ARGUMENT, details: `${parsed.reason}: ${parsed.message}` });
+        });
+    run.catch((err: { retriable?: boolean; message?: string }) => {
+      if (err.retriable) {
+        callback({ code: status.UNAVAILABLE, details: `pipeline cannot take more, retry later: ${err.message ?? ''}` });
+      } else {
+        deps.logger.error({ err }, 'otlp grpc export failed');
+        callback({ code: status.INTERNAL, details: 'internal error' });
+      }
+    });
+  };
+}
+
+/** Builds the gRPC server with both services; bin/ binds it with `bindGrpc`. */
+export function createOtlpGrpcServer(deps: OtlpGrpcDeps): Server {
+  const server = new Server({
+    'grpc.max_receive_message_length': deps.maxBodyBytes,
+  });
+  const logs: UntypedServiceImplementation = {
+    Export: handler(
+      deps,
+      'otlp_logs',
+      parseOtlpLogs,
+      (batch) => deps.pipeline.batch('otlp_grpc', 'otlp_logs', batch, TOPICS.requests, (r) => r.destinationHost),
+      (rejected, errorMessage) => encodeExportLogsResponse({ rejectedLogRecords: rejected, errorMessage }),
+    ),
+  };
+  const traces: UntypedServiceImplementation = {
+    Export: handler(
+      deps,
+      'otlp_traces',
+      parseOtlpTraces,
+      (batch) => deps.pipeline.batch('otlp_grpc', 'otlp_traces', batch, TOPICS.spans, (s) => s.traceId),
+      (rejected, errorMessage) => encodeExportTraceResponse({ rejectedSpans: rejected, errorMessage }),
+    ),
+  };
+  server.addService(LOGS_SERVICE, logs);
+  server.addService(TRACE_SERVICE, traces);
+  return server;
+}
+
+/** Binds `server` on host:port (0 = ephemeral) and resolves the bound port. */
+export function bindGrpc(server: Server, host: string, port: number): Promise<number> {
+  const address = host.includes(':') && !host.startsWith('[') ? `[${host}]:${port}` : `${host}:${port}`;
+  return new Promise((resolve, reject) => {
+    server.bindAsync(address, ServerCredentials.createInsecure(), (err, bound) => (err ? reject(err) : resolve(bound)));
+  });
+}
