@@ -4,7 +4,7 @@
  * (DESIGN.md "Build without listening"): tests use `inject()`, only bin/ calls `listen()`.
  */
 import { timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { readBody, HttpError } from './body';
 import type { Health } from './health';
@@ -33,7 +33,8 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
   const app: FastifyInstance = Fastify({
     // pino's Logger is a FastifyBaseLogger; the cast only widens fastify's logger type parameter.
     loggerInstance: opts.logger as unknown as FastifyBaseLogger,
-    disableRequestLogging: true,
+    // One log line per request would dominate the ingest hot path; errors are still logged.
+    logController: new LogController({ disableRequestLogging: true }),
     // Compressed bytes can't exceed the decompressed limit by much; readBody enforces the real limit.
     bodyLimit: opts.maxBodyBytes,
     return503OnClosing: true,

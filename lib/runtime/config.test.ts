@@ -1,0 +1,77 @@
+import { ConfigError, loadConfig } from './config';
+
+describe('loadConfig', () => {
+  it('applies the defaults of CONTRACT.md §2 when nothing is set', () => {
+    const c = loadConfig({});
+    expect(c).toMatchObject({
+      listenHost: '127.0.0.1',
+      httpPort: 8080,
+      otlpGrpcPort: 4317,
+      otlpHttpPort: 4318,
+      zipkinPort: 9411,
+      dataDir: './data',
+      clickhouseUrl: undefined,
+      kafkaBrokers: [],
+      ingestToken: undefined,
+      maxBodyBytes: 16 * 1024 * 1024,
+      maxSeries: 50_000,
+      jaegerProtocol: 'otlp',
+    });
+  });
+
+  it('reads every variable', () => {
+    const c = loadConfig({
+      MESHLENS_LISTEN_HOST: '0.0.0.0',
+      MESHLENS_HTTP_PORT: '18080',
+      MESHLENS_OTLP_GRPC_PORT: '14317',
+      MESHLENS_OTLP_HTTP_PORT: '14318',
+      MESHLENS_ZIPKIN_PORT: '19411',
+      MESHLENS_DATA_DIR: '/var/lib/meshlens',
+      MESHLENS_CLICKHOUSE_URL: 'http://user:pass@clickhouse:8123/meshlens',
+      MESHLENS_KAFKA_BROKERS: 'kafka-0:9092, kafka-1:9092',
+      MESHLENS_MESH_CONFIG: '/etc/meshlens/mesh',
+      MESHLENS_JAEGER_ENDPOINT: 'http://jaeger:4318',
+      MESHLENS_INGEST_TOKEN: 's3cret',
+      MESHLENS_MAX_BODY_BYTES: '1048576',
+      MESHLENS_MAX_SERIES: '1000',
+    });
+    expect(c.kafkaBrokers).toEqual(['kafka-0:9092', 'kafka-1:9092']);
+    expect(c.httpPort).toBe(18080);
+    expect(c.clickhouseUrl).toBe('http://user:pass@clickhouse:8123/meshlens');
+    expect(c.ingestToken).toBe('s3cret');
+    expect(c.maxBodyBytes).toBe(1048576);
+  });
+
+  it('names every bad variable in one error', () => {
+    let err: unknown;
+    try {
+      loadConfig({
+        MESHLENS_HTTP_PORT: 'eighty',
+        MESHLENS_OTLP_GRPC_PORT: '70000',
+        MESHLENS_CLICKHOUSE_URL: 'not a url',
+        MESHLENS_KAFKA_BROKERS: 'kafka',
+        MESHLENS_MAX_BODY_BYTES: '-1',
+        MESHLENS_JAEGER_PROTOCOL: 'grpc',
+      });
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(ConfigError);
+    const message = (err as ConfigError).message;
+    for (const name of [
+      'MESHLENS_HTTP_PORT',
+      'MESHLENS_OTLP_GRPC_PORT',
+      'MESHLENS_CLICKHOUSE_URL',
+      'MESHLENS_KAFKA_BROKERS',
+      'MESHLENS_MAX_BODY_BYTES',
+      'MESHLENS_JAEGER_PROTOCOL',
+    ]) {
+      expect(message).toContain(name);
+    }
+    expect((err as ConfigError).problems).toHaveLength(6);
+  });
+
+  it('treats empty values as unset', () => {
+    expect(loadConfig({ MESHLENS_HTTP_PORT: '', MESHLENS_INGEST_TOKEN: '  ' })).toMatchObject({ httpPort: 8080, ingestToken: undefined });
+  });
+});
