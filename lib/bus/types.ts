@@ -48,6 +48,18 @@ export interface Bus {
   close(): Promise<void>;
 }
 
+/**
+ * Where a bus implementation reports what it cannot hand back to a caller: handler failures it will
+ * redeliver, undecodable messages, kafkajs's own log lines. The shape is pino's (`logger.warn(fields, msg)`),
+ * so the runtime's logger fits as is. Default: silent.
+ */
+export interface BusLogger {
+  error(fields: object, message: string): void;
+  warn(fields: object, message: string): void;
+  info(fields: object, message: string): void;
+  debug(fields: object, message: string): void;
+}
+
 export type BusErrorCode = 'BUS_FULL' | 'BUS_UNAVAILABLE' | 'BUS_CLOSED' | 'BUS_PUBLISH_FAILED';
 
 /** Errors carry a code, a retriable flag and a cause (DESIGN.md, after kafkajs and Fastify's FST_ERR_*). */

@@ -1,0 +1,163 @@
+import { createServer } from 'node:net';
+import { KafkaJSConnectionError, KafkaJSError, KafkaJSNonRetriableError } from 'kafkajs';
+import { describeBusContract, uniqueName } from './contract';
+import { createKafkaBus, toBusError } from './kafka';
+import { BusError, TOPICS } from './types';
+import type { DeadLetter, DeliveredMessage, Topic } from './types';
+
+// kafkajs's own protocol error table and retrier, so the mapping is tested against the flags and the
+// wrapping kafkajs really produces (deep paths: kafkajs does not export them).
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const { createErrorFromCode } = require('kafkajs/src/protocol/error') as { createErrorFromCode(code: number): Error & { type: string; retriable: boolean } };
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const createRetry = require('kafkajs/src/retry') as (opts: object) => (fn: () => Promise<never>) => Promise<never>;
+
+const MESSAGE_TOO_LARGE = 10;
+const NOT_ENOUGH_REPLICAS = 19;
+
+/** What kafkajs's retrier rejects with once it gave up on `err` (it retries retriable errors only). */
+async function afterKafkaRetries(err: Error): Promise<unknown> {
+  return createRetry({ retries: 0, initialRetryTime: 1 })(async () => {
+    throw err;
+  }).catch((e: unknown) => e);
+}
+
+describe('kafka bus: kafkajs errors to BusError', () => {
+  it('keeps a retriable protocol error retriable (BUS_UNAVAILABLE) with the error as cause', () => {
+    const err = createErrorFromCode(NOT_ENOUGH_REPLICAS);
+    expect(err.retriable).toBe(true);
+    const mapped = toBusError(err, 'publish to t failed');
+    expect(mapped).toBeInstanceOf(BusError);
+    expect(mapped).toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true });
+    expect(mapped.cause).toBe(err);
+    expect(mapped.message).toContain('publish to t failed');
+  });
+
+  it('keeps a non-retriable protocol error non-retriable (BUS_PUBLISH_FAILED)', () => {
+    const err = createErrorFromCode(MESSAGE_TOO_LARGE);
+    expect(err.retriable).toBe(false);
+    expect(toBusError(err, 'x')).toMatchObject({ code: 'BUS_PUBLISH_FAILED', retriable: false, cause: err });
+  });
+
+  it('treats "retries exhausted" on a retriable cause (broker down) as retriable', async () => {
+    const exhausted = await afterKafkaRetries(new KafkaJSConnectionError('connect ECONNREFUSED 127.0.0.1:9092'));
+    expect((exhausted as Error).name).toBe('KafkaJSNumberOfRetriesExceeded');
+    expect((exhausted as { retriable: boolean }).retriable).toBe(false);
+    expect(toBusError(exhausted, 'x')).toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true, cause: exhausted });
+
+    const replicas = await afterKafkaRetries(createErrorFromCode(NOT_ENOUGH_REPLICAS));
+    expect(toBusError(replicas, 'x')).toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true });
+  });
+
+  it('keeps a non-retriable error non-retriable after kafkajs wrapped it', async () => {
+    const wrapped = await afterKafkaRetries(createErrorFromCode(MESSAGE_TOO_LARGE));
+    expect((wrapped as Error).name).toBe('KafkaJSNonRetriableError');
+    expect(toBusError(wrapped, 'x')).toMatchObject({ code: 'BUS_PUBLISH_FAILED', retriable: false });
+    expect(toBusError(new KafkaJSNonRetriableError('Invalid topic'), 'x')).toMatchObject({ retriable: false });
+  });
+
+  it('maps kafkajs generic errors by their flag, anything else as not retriable, and passes BusErrors through', () => {
+    expect(toBusError(new KafkaJSError('The producer is disconnected'), 'x')).toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true });
+    expect(toBusError(new TypeError('boom'), 'x')).toMatchObject({ code: 'BUS_PUBLISH_FAILED', retriable: false });
+    expect(toBusError('weird', 'x')).toMatchObject({ code: 'BUS_PUBLISH_FAILED', retriable: false, message: 'x: weird' });
+    const own = new BusError('BUS_FULL', 'full', true);
+    expect(toBusError(own, 'x')).toBe(own);
+  });
+});
+
+describe('kafka bus without a reachable broker', () => {
+  /** A port nothing listens on: bind an ephemeral one and release it. */
+  async function closedPort(): Promise<number> {
+    const server = createServer();
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as { port: number };
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    return port;
+  }
+
+  it('rejects publish retriably (BUS_UNAVAILABLE), is not ready, and rejects BUS_CLOSED after close', async () => {
+    const port = await closedPort();
+    const bus = createKafkaBus({
+      brokers: [`127.0.0.1:${port}`],
+      clientId: 'meshlens-test',
+      kafka: { retry: { retries: 0, initialRetryTime: 10 }, connectionTimeout: 500 },
+    });
+    try {
+      expect(bus.ready()).toBe(false);
+      const published = bus.publish(TOPICS.requests, [{ key: 'reviews', value: [] }]);
+      await expect(published).rejects.toBeInstanceOf(BusError);
+      await expect(published).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true });
+      await expect(bus.connect()).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true });
+      expect(bus.ready()).toBe(false);
+    } finally {
+      await bus.close();
+    }
+    await expect(bus.publish(TOPICS.requests, [{ key: 'reviews', value: [] }])).rejects.toMatchObject({ code: 'BUS_CLOSED', retriable: false });
+  });
+
+  it('rejects a value its codec cannot encode, non-retriably, before touching the network', async () => {
+    const bus = createKafkaBus({ brokers: ['127.0.0.1:1'], clientId: 'meshlens-test', kafka: { retry: { retries: 0 }, connectionTimeout: 200 } });
+    try {
+      const cyclic: { self?: unknown } = {};
+      cyclic.self = cyclic;
+      const topic: Topic<unknown> = { name: 'x', codec: TOPICS.requests.codec as Topic<unknown>['codec'] };
+      await expect(bus.publish(topic, [{ key: 'k', value: cyclic }])).rejects.toMatchObject({ code: 'BUS_PUBLISH_FAILED', retriable: false });
+    } finally {
+      await bus.close();
+    }
+  });
+});
+
+const brokers = process.env.MESHLENS_TEST_KAFKA_BROKERS?.split(',').map((b) => b.trim()).filter(Boolean) ?? [];
+
+if (brokers.length > 0) {
+  const makeBus = async () => {
+    const bus = createKafkaBus({ brokers, clientId: 'meshlens-test', partitions: 3 });
+    await bus.connect();
+    return bus;
+  };
+  describeBusContract(`kafka (${brokers.join(',')})`, makeBus, { timeoutMs: 90_000 });
+
+  describe('kafka bus: undecodable messages', () => {
+    it('delivers what decodes and forwards the rest, raw, to the dead-letter topic', async () => {
+      const undecodable: string[] = [];
+      const bus = createKafkaBus({ brokers, clientId: 'meshlens-test', partitions: 3, onUndecodable: (e) => undecodable.push(`${e.action}@${e.offset}`) });
+      try {
+        await bus.connect();
+        const name = uniqueName('undecodable');
+        const raw: Topic<string> = { name, codec: { encode: (s) => Buffer.from(s), decode: (b) => b.toString() } };
+        const json: Topic<{ n: number }> = { name, codec: TOPICS.requests.codec as unknown as Topic<{ n: number }>['codec'] };
+        await bus.publish(raw, [
+          { key: 'k', value: '{"n":1}' },
+          { key: 'k', value: 'not json' },
+          { key: 'k', value: '{"n":3}' },
+        ]);
+        const got: DeliveredMessage<{ n: number }>[] = [];
+        await bus.subscribe(json, uniqueName('group'), async (batch) => {
+          got.push(...batch);
+        });
+        const letters: DeadLetter[] = [];
+        await bus.subscribe(TOPICS.deadLetters, uniqueName('group'), async (batch) => {
+          for (const m of batch) letters.push(...m.value.filter((l) => l.receiver === `bus:${name}`));
+        });
+        const deadline = Date.now() + 60_000;
+        while ((got.length < 2 || letters.length < 1) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        expect(got.map((m) => m.value.n)).toEqual([1, 3]);
+        expect(letters).toHaveLength(1);
+        expect(Buffer.from(letters[0]?.rawBase64 ?? '', 'base64').toString()).toBe('not json');
+        expect(undecodable).toHaveLength(1);
+      } finally {
+        await bus.close();
+      }
+    }, 90_000);
+  });
+} else {
+  // Loud on purpose (CONTRACT.md §1: tests that need what npm cannot install say so when they skip).
+  console.warn(
+    'lib/bus/kafka.test.ts: MESHLENS_TEST_KAFKA_BROKERS is not set, so the Bus contract suite is NOT run against Kafka. ' +
+      'Set it to a broker list (e.g. the compose stack: MESHLENS_TEST_KAFKA_BROKERS=localhost:9092) to run it.',
+  );
+  describe.skip('Bus contract: kafka (skipped: MESHLENS_TEST_KAFKA_BROKERS is not set)', () => {
+    it('runs the Bus contract suite against a real broker', () => undefined);
+  });
+}
