@@ -161,11 +161,13 @@ export function workloadFromPodName(pod: string): string {
   const last = pod.lastIndexOf('-');
   if (last <= 0) return pod;
   const suffix = pod.slice(last + 1);
-  if (/^\d+$/.test(suffix)) return pod.slice(0, last); // StatefulSet ordinal
   const prev = pod.lastIndexOf('-', last - 1);
+  // The Deployment shape is tested first: its random 5-char suffix can be all digits (the alphabet
+  // `bcdfghjklmnpqrstvwxz2456789` includes digits), which the StatefulSet check would misread as an ordinal.
   if (suffix.length === 5 && prev > 0 && /^[a-z0-9]{6,10}$/.test(pod.slice(prev + 1, last))) {
     return pod.slice(0, prev); // Deployment: <name>-<rs hash>-<5 chars>
   }
+  if (/^\d+$/.test(suffix)) return pod.slice(0, last); // StatefulSet ordinal
   if (suffix.length === 5) return pod.slice(0, last); // DaemonSet / Job: <name>-<5 chars>
   return pod;
 }
