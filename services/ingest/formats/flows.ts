@@ -1,0 +1,66 @@
+/**
+ * The `/v1/flows` line parser (CONTRACT.md §3): one NDJSON line → which format it is and its Flow or rejection.
+ * The line is parsed as JSON once and handed to the format's parser as an object.
+ *
+ * Detection: a `flow` object, a `verdict`, or another GetFlowsResponse key (`node_status`, `lost_events`...)
+ * is Hubble; an `action` (at the top or under Goldmane's protojson `key`) is Calico.
+ *
+ * The `format` of a line that is not JSON, not an object, or of no known layout still has to be one of the
+ * ingest formats (it labels `meshlens_ingest_records_total` and the dead letter): it is the format the raw
+ * text mentions (`"action"` → calico, `"flow"`/`"verdict"` → hubble), else `hubble`, the more common flow
+ * source and the one `hubble observe`/the Hubble exporter pipe here unchanged.
+ */
+import type { Flow, Result } from '../../../lib/model';
+import { reject } from '../../../lib/model';
+import { parseCalicoFlow } from './calico';
+import { isObject } from './flow-common';
+import { HUBBLE_NON_FLOW_KEYS, parseHubbleFlow } from './hubble';
+
+export type FlowFormat = 'hubble' | 'calico';
+
+export interface FlowLineResult {
+  format: FlowFormat;
+  result: Result<Flow>;
+}
+
+function sniff(line: string): FlowFormat {
+  if (line.includes('"flow"') || line.includes('"verdict"')) return 'hubble';
+  if (line.includes('"action"')) return 'calico';
+  return 'hubble';
+}
+
+function isHubble(o: Record<string, unknown>): boolean {
+  if (o.flow !== undefined || o.verdict !== undefined) return true;
+  for (const k of HUBBLE_NON_FLOW_KEYS) if (o[k] !== undefined) return true;
+  return false;
+}
+
+function isCalico(o: Record<string, unknown>): boolean {
+  return o.action !== undefined || (isObject(o.key) && o.key.action !== undefined);
+}
+
+export function parseFlowLine(line: string): FlowLineResult {
+  let value: unknown;
+  try {
+    value = JSON.parse(line);
+  } catch (err) {
+    return { format: sniff(line), result: reject('malformed_json', `not JSON: ${(err as Error).message}`) };
+  }
+  if (!isObject(value)) {
+    const kind = Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`;
+    return { format: sniff(line), result: reject('malformed_json', `a flow record is a JSON object, not ${kind}`) };
+  }
+  const format: FlowFormat | undefined = isHubble(value) ? 'hubble' : isCalico(value) ? 'calico' : undefined;
+  if (format === undefined) {
+    return {
+      format: sniff(line),
+      result: reject('unknown_layout', 'neither a Hubble flow ("flow", "verdict") nor a Calico flow log ("action")'),
+    };
+  }
+  try {
+    return { format, result: format === 'hubble' ? parseHubbleFlow(value) : parseCalicoFlow(value) };
+  } catch (err) {
+    // The parsers do not throw on data; this keeps a bug in them from failing a whole request body.
+    return { format, result: reject('invalid_field', `record could not be read: ${(err as Error).message}`) };
+  }
+}
