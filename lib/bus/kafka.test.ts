@@ -1,9 +1,11 @@
 import { createServer } from 'node:net';
 import { KafkaJSConnectionError, KafkaJSError, KafkaJSNonRetriableError } from 'kafkajs';
 import { describeBusContract, uniqueName } from './contract';
-import { createKafkaBus, toBusError } from './kafka';
+import { createEachBatch, createKafkaBus, toBusError } from './kafka';
+import type { SubState, Undecodable } from './kafka';
+import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
 import { BusError, TOPICS } from './types';
-import type { DeadLetter, DeliveredMessage, Topic } from './types';
+import type { BatchHandler, DeadLetter, DeliveredMessage, Topic } from './types';
 
 // kafkajs's own protocol error table and retrier, so the mapping is tested against the flags and the
 // wrapping kafkajs really produces (deep paths: kafkajs does not export them).
@@ -105,6 +107,156 @@ describe('kafka bus without a reachable broker', () => {
     } finally {
       await bus.close();
     }
+  });
+});
+
+/**
+ * The eachBatch loop, driven through kafkajs's documented eachBatch callback interface (resolveOffset,
+ * commitOffsetsIfNecessary, heartbeat, isRunning, isStale). What the broker does is not simulated here:
+ * only what this loop asks kafkajs to do, and when.
+ */
+describe('kafka bus: the eachBatch loop', () => {
+  interface Item {
+    seq: number;
+  }
+  const topic: Topic<Item> = { name: 'meshlens.requests', codec: { encode: (v) => Buffer.from(JSON.stringify(v)), decode: (b) => JSON.parse(b.toString()) as Item } };
+  const msg = (offset: number, value: string | null = JSON.stringify({ seq: offset })): KafkaMessage =>
+    ({ key: Buffer.from('reviews'), value: value === null ? null : Buffer.from(value), timestamp: '1700000000000', attributes: 0, offset: String(offset), headers: {} }) as KafkaMessage;
+
+  function run(opts: { messages: KafkaMessage[]; handler: BatchHandler<Item>; maxBatchSize?: number; deadLetter?: (t: string, p: number, bad: Undecodable[]) => Promise<void>; heartbeat?: () => Promise<void>; state?: SubState }) {
+    const events: string[] = [];
+    const state = opts.state ?? { stopping: false, wake: null };
+    const eachBatch = createEachBatch({
+      topic,
+      group: 'g',
+      handler: opts.handler,
+      state,
+      maxBatchSize: opts.maxBatchSize ?? 500,
+      backoffMs: () => 5,
+      deadLetter: opts.deadLetter ?? (async () => undefined),
+    });
+    const payload = {
+      batch: { topic: topic.name, partition: 2, messages: opts.messages },
+      resolveOffset: (o: string) => events.push(`resolve ${o}`),
+      commitOffsetsIfNecessary: async (offsets?: { topics: { topic: string; partitions: { partition: number; offset: string }[] }[] }) => {
+        const p = offsets?.topics[0]?.partitions[0];
+        events.push(`commit ${offsets?.topics[0]?.topic}[${p?.partition}]=${p?.offset}`);
+      },
+      heartbeat: opts.heartbeat ?? (async () => undefined),
+      isRunning: () => true,
+      isStale: () => false,
+      pause: () => () => undefined,
+      uncommittedOffsets: () => ({ topics: [] }),
+    } as unknown as EachBatchPayload;
+    return { events, state, done: eachBatch(payload) };
+  }
+
+  it('cuts a kafkajs batch into handler batches and commits offset+1 after each success, then resolves', async () => {
+    const messages = Array.from({ length: 1200 }, (_, i) => msg(100 + i));
+    const r = run({
+      messages,
+      handler: async (batch) => {
+        r.events.push(`handle ${batch[0]?.offset}..${batch[batch.length - 1]?.offset} (${batch.length})`);
+      },
+    });
+    await r.done;
+    expect(r.events).toEqual([
+      'handle 100..599 (500)',
+      'commit meshlens.requests[2]=600',
+      'resolve 599',
+      'handle 600..1099 (500)',
+      'commit meshlens.requests[2]=1100',
+      'resolve 1099',
+      'handle 1100..1299 (200)',
+      'commit meshlens.requests[2]=1300',
+      'resolve 1299',
+    ]);
+  });
+
+  it('redelivers the same messages until the handler succeeds, committing nothing before, heartbeating between', async () => {
+    let calls = 0;
+    let beats = 0;
+    const seen: string[][] = [];
+    const r = run({
+      messages: [msg(0), msg(1), msg(2)],
+      heartbeat: async () => {
+        beats++;
+      },
+      handler: (batch: DeliveredMessage<Item>[]) => {
+        seen.push(batch.map((m) => `${m.key}@${m.partition}/${m.offset}=${m.value.seq}`));
+        calls++;
+        if (calls === 1) throw new TypeError('sync throw'); // would be "unrecoverable" to kafkajs's retrier
+        if (calls === 2) return Promise.reject(new Error('reject'));
+        r.events.push('handled');
+        return Promise.resolve();
+      },
+    });
+    await r.done;
+    expect(seen).toEqual([seen[0], seen[0], seen[0]]);
+    expect(seen[0]).toEqual(['reviews@2/0=0', 'reviews@2/1=1', 'reviews@2/2=2']);
+    expect(r.events).toEqual(['handled', 'commit meshlens.requests[2]=3', 'resolve 2']);
+    expect(beats).toBeGreaterThanOrEqual(3);
+  });
+
+  it('gives the batch up uncommitted when the subscription stops during a backoff', async () => {
+    const state: SubState = { stopping: false, wake: null };
+    let calls = 0;
+    const r = run({
+      messages: [msg(0)],
+      state,
+      handler: async () => {
+        calls++;
+        if (calls === 3) {
+          state.stopping = true;
+          state.wake?.();
+        }
+        throw new Error('always');
+      },
+    });
+    await r.done;
+    expect(r.events).toEqual([]);
+    expect(state.wake).toBeNull();
+  });
+
+  it('propagates a rebalance from the heartbeat without committing (kafkajs rejoins and refetches)', async () => {
+    const rebalance = Object.assign(new KafkaJSError('The group is rebalancing'), { type: 'REBALANCE_IN_PROGRESS' });
+    const r = run({
+      messages: [msg(0)],
+      heartbeat: async () => {
+        throw rebalance;
+      },
+      handler: async () => {
+        throw new Error('fails');
+      },
+    });
+    await expect(r.done).rejects.toBe(rebalance);
+    expect(r.events).toEqual([]);
+  });
+
+  it('delivers what decodes and dead-letters the rest once, before committing', async () => {
+    const letters: string[] = [];
+    let dlCalls = 0;
+    let handled: string[] = [];
+    let handlerCalls = 0;
+    const r = run({
+      messages: [msg(0), msg(1, 'not json'), msg(2, null), msg(3)],
+      deadLetter: async (t, p, bad) => {
+        dlCalls++;
+        if (dlCalls === 1) throw new Error('dead-letter topic unavailable');
+        letters.push(...bad.map((b) => `${t}[${p}]@${b.message.offset}`));
+      },
+      handler: async (batch) => {
+        handlerCalls++;
+        handled = batch.map((m) => m.offset);
+        if (handlerCalls === 1) throw new Error('once');
+      },
+    });
+    await r.done;
+    expect(handled).toEqual(['0', '3']);
+    expect(letters).toEqual(['meshlens.requests[2]@1', 'meshlens.requests[2]@2']);
+    expect(dlCalls).toBe(2);
+    expect(handlerCalls).toBe(2);
+    expect(r.events).toEqual(['commit meshlens.requests[2]=4', 'resolve 3']);
   });
 });
 

@@ -2,7 +2,8 @@
  * The in-memory Bus for the all-in-one process: Kafka's consumer-group semantics without durability.
  *
  * Per topic there is one append-only log (one partition, 0) of `DeliveredMessage`s holding the published
- * values by reference (the codec is never called). Each consumer group has a committed offset; the
+ * values by reference (the codec is never called). Every group and every redelivery sees the same message
+ * objects, so handlers must treat them as read-only. Each consumer group has a committed offset; the
  * group's handler gets the messages from that offset on, at most `maxBatchSize` at a time and one call at
  * a time per group, and the offset moves only when the handler's promise resolves. A rejected (or
  * throwing) handler gets the very same messages again after an exponential, capped backoff: nothing is
