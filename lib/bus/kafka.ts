@@ -307,6 +307,8 @@ export function createKafkaBus(options: KafkaBusOptions): KafkaBus {
         const busErr = toBusError(err, 'cannot connect to Kafka', { retriable: 'BUS_UNAVAILABLE', fatal: 'BUS_UNAVAILABLE' });
         if (!closed) {
           logger?.error({ err, brokers: options.brokers, retryInMs: reconnectDelay }, busErr.message);
+          // A publish may have started this attempt while a retry was pending: keep one timer only.
+          if (reconnectTimer !== null) clearTimeout(reconnectTimer);
           reconnectTimer = setTimeout(() => {
             reconnectTimer = null;
             connect().catch(() => undefined);
