@@ -81,6 +81,8 @@ export function forEachFlag(flags: string, fn: (flag: string) => void): void {
 }
 
 export function hasFlag(flags: string, code: string): boolean {
+  // indexOf('') matches at every position, clamped to the length: without this the loop never ends.
+  if (code.length === 0) return false;
   let from = 0;
   for (;;) {
     const at = flags.indexOf(code, from);

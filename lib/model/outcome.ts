@@ -2,7 +2,7 @@
  * The outcome and deny-reason rules of CONTRACT.md §4. Denials set no response flag in Envoy
  * (envoyproxy/envoy#21197), so they are read from the details columns; see telemetry-formats.md §4.
  */
-import { BLACKHOLE_CLUSTER } from './cluster';
+import { BLACKHOLE_CLUSTER, stripAltStatSuffix } from './cluster';
 import { hasFlag, hasMeshFailureFlag } from './flags';
 import type { DenyReason, MeshRequest, Outcome } from './records';
 
@@ -63,7 +63,8 @@ export function classifyOutcome(r: OutcomeInput): Classified {
   if (hasFlag(r.responseFlags, 'UAEX') || r.responseCodeDetails === 'ext_authz_denied') {
     return { outcome: 'denied', denyReason: 'ext_authz', policy: '', rule: -1 };
   }
-  if (r.upstreamCluster === BLACKHOLE_CLUSTER || r.routeName === BLACKHOLE_ROUTE) {
+  // `BlackHoleCluster;` (Istio ≥ 1.22 alt_stat_name) is the same cluster; finishRequest already treats it so.
+  if (stripAltStatSuffix(r.upstreamCluster) === BLACKHOLE_CLUSTER || r.routeName === BLACKHOLE_ROUTE) {
     return { outcome: 'denied', denyReason: 'blackhole', policy: '', rule: -1 };
   }
   const code = r.responseCode;

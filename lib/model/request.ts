@@ -153,6 +153,13 @@ export function applyEmitter(r: MeshRequest, e: Emitter): MeshRequest {
 }
 
 /**
+ * A ReplicaSet's `pod-template-hash`: `rand.SafeEncodeString` output (Kubernetes ≥ 1.11, alphabet without
+ * vowels, 0, 1 and 3) or the decimal hash of older releases. A plain word (`exporter`, `server`) is not one,
+ * so `node-exporter-x7k2p` (a DaemonSet pod) stays `node-exporter`.
+ */
+const RS_HASH = /^(?:[bcdfghjklmnpqrstvwxz2456789]{6,10}|\d{6,10})$/;
+
+/**
  * Kubernetes pod name → workload name, as Istio derives `source_workload` for Deployments:
  * `reviews-v2-5b64f47978-x8k9q` → `reviews-v2` (drop the ReplicaSet hash and the pod suffix);
  * StatefulSet pods `db-0` → `db`; anything else unchanged.
@@ -164,7 +171,7 @@ export function workloadFromPodName(pod: string): string {
   const prev = pod.lastIndexOf('-', last - 1);
   // The Deployment shape is tested first: its random 5-char suffix can be all digits (the alphabet
   // `bcdfghjklmnpqrstvwxz2456789` includes digits), which the StatefulSet check would misread as an ordinal.
-  if (suffix.length === 5 && prev > 0 && /^[a-z0-9]{6,10}$/.test(pod.slice(prev + 1, last))) {
+  if (suffix.length === 5 && prev > 0 && RS_HASH.test(pod.slice(prev + 1, last))) {
     return pod.slice(0, prev); // Deployment: <name>-<rs hash>-<5 chars>
   }
   if (/^\d+$/.test(suffix)) return pod.slice(0, last); // StatefulSet ordinal

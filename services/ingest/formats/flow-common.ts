@@ -72,10 +72,11 @@ export function parseRfc3339(s: string): number | undefined {
 }
 
 /**
- * The Kubernetes name generator's alphabet (`k8s.io/apimachinery/pkg/util/rand`, no vowels, no 0/1/3):
- * ReplicaSet hashes (`pod-template-hash`) and pod suffixes are drawn from it.
+ * A ReplicaSet hash (`pod-template-hash`): the Kubernetes name generator's alphabet
+ * (`k8s.io/apimachinery/pkg/util/rand`, no vowels, no 0/1/3), or decimal before Kubernetes 1.11. The same
+ * rule as lib/model's workloadFromPodName.
  */
-const HASH = /^[bcdfghjklmnpqrstvwxz2456789]{6,10}$/;
+const HASH = /^(?:[bcdfghjklmnpqrstvwxz2456789]{6,10}|\d{6,10})$/;
 
 /**
  * A workload from a pod name or a Calico aggregated name: `cart-7b9c6d5f4-*` → `cart` (the ReplicaSet's pods

@@ -1,0 +1,89 @@
+/**
+ * The lib/model scanners run on every access-log line, on whatever a sidecar, a shipper or an attacker
+ * sends: they must never throw, and what they return must stay inside its vocabulary.
+ */
+import fc from 'fast-check';
+import { parseSni, parseUpstreamCluster, serviceFromHost } from './cluster';
+import { normalizeFlags } from './flags';
+import { parseRbacDenial } from './outcome';
+
+/** Arbitrary text, plus text built from the tokens the scanners look for, so the odd paths are reached. */
+const TOKENS = ['outbound', 'inbound', 'inbound-vip', '|', '_.', '_', '.', ';', '-', '9080', '0', '99999', 'v1', 'http/', 'svc', '.svc.', 'cluster.local',
+  'reviews', 'rbac_access_denied_matched_policy[', 'ns[', ']-policy[', ']-rule[', ']', '[', 'none', 'UF', 'UpstreamConnectionFailure', ','];
+const text = fc.oneof(
+  fc.string(),
+  fc.string({ unit: 'binary' }),
+  fc.array(fc.constantFrom(...TOKENS), { maxLength: 12 }).map((a) => a.join('')),
+);
+const DIRECTIONS = new Set(['outbound', 'inbound', 'inbound-vip', 'special', 'none']);
+
+describe('lib/model scanners on arbitrary strings', () => {
+  it('parseUpstreamCluster never throws and returns a valid reference', () => {
+    fc.assert(
+      fc.property(text, (s) => {
+        const c = parseUpstreamCluster(s);
+        expect(DIRECTIONS.has(c.direction)).toBe(true);
+        expect(Number.isInteger(c.port) && c.port >= 0 && c.port <= 65535).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('parseSni never throws; what it accepts has a port and a host', () => {
+    fc.assert(
+      fc.property(text, (s) => {
+        const sni = parseSni(s);
+        if (sni) expect(sni.port > 0 && sni.port <= 65535 && sni.host.length > 0).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('serviceFromHost never throws and keeps the host', () => {
+    fc.assert(
+      fc.property(text, (s) => {
+        expect(serviceFromHost(s).host).toBe(s);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('parseRbacDenial never throws; a rule is -1 or a non-negative integer', () => {
+    fc.assert(
+      fc.property(text, (s) => {
+        const d = parseRbacDenial(s);
+        if (d) expect(d.rule === -1 || (Number.isInteger(d.rule) && d.rule >= 0)).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('normalizeFlags never throws and is idempotent', () => {
+    fc.assert(
+      fc.property(text, (s) => {
+        const once = normalizeFlags(s);
+        expect(normalizeFlags(once)).toBe(once);
+      }),
+      { numRuns: 500 },
+    );
+  });
+});
+
+describe('cluster names round-trip', () => {
+  const label = fc.stringMatching(/^[a-z][a-z0-9-]{0,8}[a-z0-9]$/);
+  const host = fc.array(label, { minLength: 1, maxLength: 4 }).map((a) => a.join('.'));
+  const subset = fc.oneof(fc.constant(''), label);
+  const port = fc.integer({ min: 1, max: 65535 });
+
+  it('outbound|port|subset|host and its SNI form give back port, subset and host', () => {
+    fc.assert(
+      fc.property(port, subset, host, fc.boolean(), (p, s, h, altStat) => {
+        const suffix = altStat ? ';' : '';
+        const want = { direction: 'outbound', port: p, subset: s, host: h };
+        expect(parseUpstreamCluster(`outbound|${p}|${s}|${h}${suffix}`)).toEqual(want);
+        expect(parseSni(`outbound_.${p}_.${s || '_'}_.${h}${suffix}`)).toEqual(want);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

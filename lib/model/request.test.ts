@@ -1,0 +1,182 @@
+/**
+ * Reporter, destination and subset derived from the cluster columns (CONTRACT.md §4, telemetry-formats.md §1.4,
+ * §3), and the emitting workload named by envelope/OTLP metadata.
+ */
+import type { MeshRequest } from './records';
+import { UNKNOWN, applyEmitter, emptyRequest, finishRequest, workloadFromPodName } from './request';
+
+function req(over: Partial<MeshRequest>): MeshRequest {
+  return Object.assign(emptyRequest(), { responseCode: 200, responseCodeDetails: 'via_upstream', ...over });
+}
+
+describe('finishRequest', () => {
+  it('client side (outbound cluster): reporter source, destination and subset from the cluster', () => {
+    // telemetry-formats.md §1.4, the G3 outbound line.
+    const r = finishRequest(req({ upstreamCluster: 'outbound|7070||checkout.shop.svc.cluster.local', authority: 'checkout.shop:7070', responseCode: 201 }));
+    expect(r).toMatchObject({
+      reporter: 'source',
+      destinationHost: 'checkout.shop.svc.cluster.local',
+      destinationService: 'checkout',
+      destinationNamespace: 'shop',
+      destinationSubset: '',
+      destinationPort: 7070,
+      outcome: 'ok',
+    });
+  });
+
+  it('client side with a DestinationRule subset, also behind the alt_stat_name `;`', () => {
+    for (const upstreamCluster of ['outbound|9080|v2|reviews.default.svc.cluster.local', 'outbound|9080|v2|reviews.default.svc.cluster.local;']) {
+      expect(finishRequest(req({ upstreamCluster }))).toMatchObject({ reporter: 'source', destinationService: 'reviews', destinationSubset: 'v2', destinationPort: 9080 });
+    }
+  });
+
+  it('client side through an SNI-routed cluster', () => {
+    expect(finishRequest(req({ upstreamCluster: 'outbound_.9080_.v1_.reviews.default.svc.cluster.local' }))).toMatchObject({
+      reporter: 'source',
+      destinationService: 'reviews',
+      destinationSubset: 'v1',
+    });
+  });
+
+  it('server side ≥ 1.8: destination from the mTLS SNI, not the empty inbound cluster', () => {
+    // telemetry-formats.md §1.4, the matching inbound line.
+    const r = finishRequest(
+      req({ upstreamCluster: 'inbound|7070||', requestedServerName: 'outbound_.7070_._.checkout.shop.svc.cluster.local', authority: 'checkout.shop:7070' }),
+    );
+    expect(r).toMatchObject({
+      reporter: 'destination',
+      destinationHost: 'checkout.shop.svc.cluster.local',
+      destinationService: 'checkout',
+      destinationNamespace: 'shop',
+      destinationSubset: '',
+      destinationPort: 7070,
+    });
+  });
+
+  it('server side: the SNI carries the subset the client routed to, and the service port', () => {
+    const r = finishRequest(req({ upstreamCluster: 'inbound|8080||', requestedServerName: 'outbound_.9080_.v2_.reviews.default.svc.cluster.local' }));
+    expect(r).toMatchObject({ reporter: 'destination', destinationService: 'reviews', destinationSubset: 'v2', destinationPort: 9080 });
+  });
+
+  it('server side without SNI (plaintext): destination from :authority, port from the inbound cluster', () => {
+    const fqdn = finishRequest(req({ upstreamCluster: 'inbound|9080||', authority: 'reviews.default.svc.cluster.local:9080' }));
+    expect(fqdn).toMatchObject({ reporter: 'destination', destinationService: 'reviews', destinationNamespace: 'default', destinationSubset: '', destinationPort: 9080 });
+    const short = finishRequest(req({ upstreamCluster: 'inbound|9080||', authority: 'reviews:9080' }));
+    expect(short).toMatchObject({ reporter: 'destination', destinationHost: 'reviews', destinationService: 'reviews', destinationNamespace: '', destinationPort: 9080 });
+  });
+
+  it('server side pre-1.8: destination from the cluster host, the port name is not a subset', () => {
+    expect(finishRequest(req({ upstreamCluster: 'inbound|9080|http|reviews.default.svc.cluster.local' }))).toMatchObject({
+      reporter: 'destination',
+      destinationService: 'reviews',
+      destinationNamespace: 'default',
+      destinationSubset: '',
+      destinationPort: 9080,
+    });
+  });
+
+  it('waypoint: subset from the inbound-vip cluster', () => {
+    expect(finishRequest(req({ upstreamCluster: 'inbound-vip|9080|http/v1|reviews.default.svc.cluster.local' }))).toMatchObject({
+      reporter: 'destination',
+      destinationService: 'reviews',
+      destinationSubset: 'v1',
+    });
+  });
+
+  it('undeclared inbound port (InboundPassthroughClusterIpv4): destination from :authority', () => {
+    expect(finishRequest(req({ upstreamCluster: 'InboundPassthroughClusterIpv4', authority: 'checkout.shop.svc.cluster.local:7071' }))).toMatchObject({
+      reporter: 'destination',
+      destinationService: 'checkout',
+      destinationNamespace: 'shop',
+    });
+  });
+
+  it('PassthroughCluster is a destination of its own on the client side', () => {
+    expect(finishRequest(req({ upstreamCluster: 'PassthroughCluster', responseCode: 0, responseCodeDetails: '' }))).toMatchObject({
+      reporter: 'source',
+      destinationHost: 'PassthroughCluster',
+      destinationService: 'PassthroughCluster',
+      destinationNamespace: '',
+      outcome: 'ok',
+    });
+  });
+
+  it('BlackHoleCluster and the block_all route are denied on the client side', () => {
+    expect(finishRequest(req({ upstreamCluster: 'BlackHoleCluster;', responseCode: 0, responseFlags: 'UH', responseCodeDetails: '' }))).toMatchObject({
+      reporter: 'source',
+      destinationService: 'BlackHoleCluster',
+      outcome: 'denied',
+      denyReason: 'blackhole',
+    });
+    expect(finishRequest(req({ upstreamCluster: '-', routeName: 'block_all', responseCode: 502, authority: 'api.partner.example' }))).toMatchObject({
+      reporter: 'source',
+      destinationService: 'BlackHoleCluster',
+      outcome: 'denied',
+      denyReason: 'blackhole',
+    });
+  });
+
+  it('no cluster: destination side when the SNI is Istio`s (e.g. an RBAC denial before routing)', () => {
+    const r = finishRequest(
+      req({
+        upstreamCluster: '-',
+        requestedServerName: 'outbound_.7070_._.checkout.shop.svc.cluster.local',
+        responseCode: 403,
+        responseCodeDetails: 'rbac_access_denied_matched_policy[none]',
+      }),
+    );
+    expect(r).toMatchObject({ reporter: 'destination', destinationService: 'checkout', outcome: 'denied', denyReason: 'rbac' });
+  });
+
+  it('no cluster and no SNI: reporter unknown, destination from :authority', () => {
+    const r = finishRequest(req({ upstreamCluster: '-', authority: 'nosuch.shop.svc.cluster.local', responseCode: 404, responseFlags: 'NR', responseCodeDetails: 'route_not_found' }));
+    expect(r).toMatchObject({ reporter: 'unknown', destinationService: 'nosuch', destinationNamespace: 'shop', outcome: 'ok' });
+    expect(finishRequest(req({ upstreamCluster: '' }))).toMatchObject({ reporter: 'unknown', destinationService: UNKNOWN });
+  });
+});
+
+describe('applyEmitter', () => {
+  const emitter = { workload: 'reviews-v2', namespace: 'default', version: 'v2' };
+
+  it('names the source of a client-side record', () => {
+    const r = applyEmitter(finishRequest(req({ upstreamCluster: 'outbound|9080|v2|reviews.default.svc.cluster.local' })), {
+      workload: 'productpage-v1',
+      namespace: 'default',
+      version: 'v1',
+    });
+    expect(r).toMatchObject({ sourceWorkload: 'productpage-v1', sourceNamespace: 'default', destinationWorkload: UNKNOWN, destinationVersion: '' });
+  });
+
+  it('names the destination of a server-side record, filling only an unknown namespace', () => {
+    const r = applyEmitter(finishRequest(req({ upstreamCluster: 'inbound|9080||', authority: 'reviews:9080' })), emitter);
+    expect(r).toMatchObject({ destinationWorkload: 'reviews-v2', destinationVersion: 'v2', destinationNamespace: 'default', sourceWorkload: UNKNOWN });
+    const known = applyEmitter(
+      finishRequest(req({ upstreamCluster: 'inbound|9080||', requestedServerName: 'outbound_.9080_._.reviews.bookinfo.svc.cluster.local' })),
+      emitter,
+    );
+    expect(known.destinationNamespace).toBe('bookinfo'); // the SNI's namespace wins over the emitter's
+  });
+
+  it('leaves fields the metadata does not give', () => {
+    const r = applyEmitter(finishRequest(req({ upstreamCluster: 'inbound|9080||' })), { workload: '', namespace: '', version: '' });
+    expect(r).toMatchObject({ destinationWorkload: UNKNOWN, destinationVersion: '' });
+  });
+});
+
+describe('workloadFromPodName', () => {
+  it.each([
+    ['Deployment', 'reviews-v2-5b64f47978-x8k9q', 'reviews-v2'],
+    ['Deployment, all-digit pod suffix', 'reviews-v2-5b64f47978-24567', 'reviews-v2'],
+    ['Deployment, pre-1.11 decimal hash', 'reviews-v1-1234567890-x8k9q', 'reviews-v1'],
+    ['Deployment (Cilium docs)', 'deathstar-7848d6c4d5-th9v2', 'deathstar'],
+    ['StatefulSet', 'db-0', 'db'],
+    ['StatefulSet, hyphenated name', 'web-server-12', 'web-server'],
+    ['DaemonSet', 'fluentd-x7k2p', 'fluentd'],
+    ['DaemonSet, hyphenated name', 'calico-node-4kgbv', 'calico-node'],
+    ['DaemonSet whose name ends in a word of hash length', 'node-exporter-x7k2p', 'node-exporter'],
+    ['bare pod', 'xwing', 'xwing'],
+    ['bare hyphenated pod', 'my-debug-pod', 'my-debug-pod'],
+  ])('%s: %s → %s', (_kind, pod, want) => {
+    expect(workloadFromPodName(pod)).toBe(want);
+  });
+});
