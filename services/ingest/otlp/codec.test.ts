@@ -1,0 +1,409 @@
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
+import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
+import { JsonLogsSerializer, JsonTraceSerializer, ProtobufLogsSerializer, ProtobufTraceSerializer } from '@opentelemetry/otlp-transformer';
+import fc from 'fast-check';
+import protobuf from 'protobufjs';
+import { REJECT_REASONS, type Result } from '../../../lib/model';
+import {
+  anyValueToString,
+  decodeExportLogsRequest,
+  decodeExportLogsRequestJson,
+  decodeExportTraceRequest,
+  decodeExportTraceRequestJson,
+  encodeExportLogsResponse,
+  encodeExportLogsResponseJson,
+  encodeExportTraceResponse,
+  encodeExportTraceResponseJson,
+  keyValuesToRecord,
+  logRecordToOtlpJson,
+  PROTO_FILES,
+  PROTO_ROOT,
+  type ExportLogsRequest,
+  type ExportTraceRequest,
+} from './codec';
+import { sdkLogsJson, sdkLogsProtobuf, sdkTracesJson, sdkTracesProtobuf, type SdkLogResource, type SdkSpanResource } from './testing/otel-sdk';
+
+const FIXTURES = path.join(__dirname, '../../../test/fixtures/otlp');
+const fixture = (name: string): Buffer => readFileSync(path.join(FIXTURES, name));
+
+function must<T>(r: Result<T>): T {
+  if (!r.ok) throw new Error(`expected ok, got ${r.reason}: ${r.message}`);
+  return r.value;
+}
+
+const LOGS: SdkLogResource[] = [
+  {
+    attributes: { log_name: 'otel_envoy_accesslog', cluster_name: 'httpbin.default' },
+    logs: [
+      {
+        body: 'line one\n',
+        timeUnixNano: '1669789437284677123',
+        attributes: { pod: 'httpbin-847f64cc8d-rsfmj', retries: 2, sampled: true, ratio: 0.25 },
+        traceId: '9a1c3e5f7b2d4f6a8c0e2a4c6e8f0b1d',
+        spanId: 'c47e1a9b2d5f8036',
+      },
+      { body: { response_code: '503', upstream_cluster: 'outbound|80||x' }, timeUnixNano: '1669789437810077000' },
+    ],
+  },
+  { attributes: { cluster_name: 'fortio.default' }, logs: [{ body: 'line three', timeUnixNano: '1669789437900000000' }] },
+];
+
+const SPANS: SdkSpanResource[] = [
+  {
+    attributes: { 'service.name': 'sleep.default' },
+    spans: [
+      {
+        traceId: '71f86e637c9ad592296688596eea6ee8',
+        spanId: 'cf77a1e7d50cfad8',
+        name: 'httpbin:8000/*',
+        kind: SpanKind.CLIENT,
+        startTimeUnixNano: '1707149433975948000',
+        endTimeUnixNano: '1707149433978480800',
+        attributes: { upstream_cluster: 'outbound|8000|v1|httpbin.default.svc.cluster.local', 'http.status_code': '503' },
+        status: SpanStatusCode.ERROR,
+      },
+    ],
+  },
+  {
+    attributes: { 'service.name': 'httpbin.default' },
+    spans: [
+      {
+        traceId: '71f86e637c9ad592296688596eea6ee8',
+        spanId: '17adc8f2065d73ce',
+        parentSpanId: 'cf77a1e7d50cfad8',
+        name: 'httpbin.default.svc.cluster.local:8000/*',
+        kind: SpanKind.SERVER,
+        startTimeUnixNano: '1707149433976323100',
+        endTimeUnixNano: '1707149433978102000',
+        attributes: { 'http.response.status_code': 503 },
+      },
+    ],
+  },
+];
+
+describe('vendored protos', () => {
+  it('load with protobufjs from PROTO_ROOT, as the gRPC server will load them', () => {
+    const root = new protobuf.Root();
+    root.resolvePath = (_o, target) => path.join(PROTO_ROOT, target);
+    root.loadSync(PROTO_FILES as string[]);
+    expect(root.lookupService('opentelemetry.proto.collector.logs.v1.LogsService').methods.Export).toBeDefined();
+    expect(root.lookupService('opentelemetry.proto.collector.trace.v1.TraceService').methods.Export).toBeDefined();
+  });
+});
+
+describe('decodeExportLogsRequest (protobuf from the OTel JS SDK)', () => {
+  const decoded = must(decodeExportLogsRequest(sdkLogsProtobuf(LOGS)));
+
+  it('keeps resources, scopes and records in order', () => {
+    expect(decoded.resourceLogs).toHaveLength(2);
+    expect(keyValuesToRecord(decoded.resourceLogs[0]!.resource.attributes)).toEqual({
+      log_name: 'otel_envoy_accesslog',
+      cluster_name: 'httpbin.default',
+    });
+    expect(decoded.resourceLogs[0]!.scopeLogs[0]!.scope.name).toBe('envoy');
+    expect(decoded.resourceLogs[0]!.scopeLogs[0]!.logRecords).toHaveLength(2);
+    expect(decoded.resourceLogs[1]!.scopeLogs[0]!.logRecords).toHaveLength(1);
+  });
+
+  it('decodes 64-bit times exactly, ids as hex, and every AnyValue kind the SDK writes', () => {
+    const [first, second] = decoded.resourceLogs[0]!.scopeLogs[0]!.logRecords;
+    expect(first!.timeUnixNano).toBe(1669789437284677123n);
+    expect(first!.traceId).toBe('9a1c3e5f7b2d4f6a8c0e2a4c6e8f0b1d');
+    expect(first!.spanId).toBe('c47e1a9b2d5f8036');
+    expect(first!.body).toEqual({ kind: 'string', value: 'line one\n' });
+    const attrs = Object.fromEntries(first!.attributes.map((kv) => [kv.key, kv.value]));
+    expect(attrs.pod).toEqual({ kind: 'string', value: 'httpbin-847f64cc8d-rsfmj' });
+    expect(attrs.retries).toEqual({ kind: 'int', value: 2n });
+    expect(attrs.sampled).toEqual({ kind: 'bool', value: true });
+    expect(attrs.ratio).toEqual({ kind: 'double', value: 0.25 });
+    expect(second!.body.kind).toBe('kvlist');
+    expect(anyValueToString(second!.body)).toBe('{"response_code":"503","upstream_cluster":"outbound|80||x"}');
+    expect(second!.traceId).toBe('');
+  });
+
+  it('decodes the same request from OTLP/JSON (SDK JsonLogsSerializer) to the same value', () => {
+    const json = must(decodeExportLogsRequestJson(sdkLogsJson(LOGS)));
+    // observedTimeUnixNano is set by the SDK at emit time, so it differs between the two emits.
+    const strip = (r: ExportLogsRequest) =>
+      r.resourceLogs.map((rl) => ({ ...rl, scopeLogs: rl.scopeLogs.map((sl) => ({ ...sl, logRecords: sl.logRecords.map((l) => ({ ...l, observedTimeUnixNano: 0n })) })) }));
+    expect(strip(json)).toEqual(strip(decoded));
+  });
+});
+
+describe('decodeExportTraceRequest (protobuf from the OTel JS SDK)', () => {
+  const decoded = must(decodeExportTraceRequest(sdkTracesProtobuf(SPANS)));
+
+  it('decodes ids, kind, times, status and attributes', () => {
+    const client = decoded.resourceSpans[0]!.scopeSpans[0]!.spans[0]!;
+    expect(client).toMatchObject({
+      traceId: '71f86e637c9ad592296688596eea6ee8',
+      spanId: 'cf77a1e7d50cfad8',
+      parentSpanId: '',
+      kind: 3,
+      startTimeUnixNano: 1707149433975948000n,
+      endTimeUnixNano: 1707149433978480800n,
+      status: { code: 2, message: '' },
+    });
+    expect(keyValuesToRecord(client.attributes)).toEqual({
+      upstream_cluster: 'outbound|8000|v1|httpbin.default.svc.cluster.local',
+      'http.status_code': '503',
+    });
+    const server = decoded.resourceSpans[1]!.scopeSpans[0]!.spans[0]!;
+    expect(server).toMatchObject({ kind: 2, parentSpanId: 'cf77a1e7d50cfad8', spanId: '17adc8f2065d73ce' });
+    expect(server.attributes[0]!.value).toEqual({ kind: 'int', value: 503n });
+  });
+
+  it('decodes the same request from OTLP/JSON (SDK JsonTraceSerializer) to the same value', () => {
+    expect(must(decodeExportTraceRequestJson(sdkTracesJson(SPANS)))).toEqual(decoded);
+  });
+});
+
+describe('OTLP/JSON specifics', () => {
+  it('reads the opentelemetry-proto example (numbers for 64-bit times, uppercase hex ids, all AnyValue kinds)', () => {
+    const r = must(decodeExportLogsRequestJson(fixture('opentelemetry-proto-examples-logs.json')));
+    const rec = r.resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!;
+    expect(rec.invalid).toBeUndefined();
+    expect(rec.timeUnixNano).toBe(1544712660300000000n);
+    expect(rec.traceId).toBe('5b8efff798038103d269b633813fc60c');
+    expect(rec.spanId).toBe('eee19b7ec3c1b174');
+    expect(keyValuesToRecord(rec.attributes)).toEqual({
+      'string.attribute': 'some string',
+      'boolean.attribute': 'true',
+      'int.attribute': '10',
+      'double.attribute': '637.704',
+      'array.attribute': '["many","values"]',
+      'map.attribute': '{"some.map.key":"some value"}',
+    });
+    expect(r.resourceLogs[0]!.scopeLogs[0]!.scope).toEqual({
+      name: 'my.library',
+      version: '1.0.0',
+      attributes: [{ key: 'my.scope.attribute', value: { kind: 'string', value: 'some scope attribute' } }],
+    });
+    const t = must(decodeExportTraceRequestJson(fixture('opentelemetry-proto-examples-trace.json')));
+    expect(t.resourceSpans[0]!.scopeSpans[0]!.spans[0]).toMatchObject({
+      traceId: '5b8efff798038103d269b633813fc60c',
+      parentSpanId: 'eee19b7ec3c1b173',
+      kind: 2,
+      startTimeUnixNano: 1544712660000000000n,
+      endTimeUnixNano: 1544712661000000000n,
+    });
+  });
+
+  it('accepts snake_case (proto field names) the same as lowerCamelCase', () => {
+    const snakeCase = (v: unknown): unknown =>
+      Array.isArray(v)
+        ? v.map(snakeCase)
+        : v !== null && typeof v === 'object'
+          ? Object.fromEntries(Object.entries(v).map(([k, x]) => [k.replace(/[A-Z]/g, (c) => '_' + c.toLowerCase()), snakeCase(x)]))
+          : v;
+    const camel = JSON.parse(sdkTracesJson(SPANS).toString());
+    expect(must(decodeExportTraceRequestJson(JSON.stringify(snakeCase(camel))))).toEqual(must(decodeExportTraceRequestJson(JSON.stringify(camel))));
+    const logs = JSON.parse(fixture('opentelemetry-proto-examples-logs.json').toString());
+    expect(JSON.stringify(snakeCase(logs))).toContain('"resource_logs"');
+    expect(must(decodeExportLogsRequestJson(JSON.stringify(snakeCase(logs))))).toEqual(must(decodeExportLogsRequestJson(JSON.stringify(logs))));
+  });
+
+  it('accepts enum names and 64-bit values as strings or numbers, bytes as base64', () => {
+    const body = {
+      resourceSpans: [
+        {
+          scopeSpans: [
+            {
+              spans: [
+                {
+                  traceId: '71f86e637c9ad592296688596eea6ee8',
+                  spanId: 'cf77a1e7d50cfad8',
+                  kind: 'SPAN_KIND_CLIENT',
+                  startTimeUnixNano: 1707149433975948000,
+                  endTimeUnixNano: '1707149433978480800',
+                  status: { code: 'STATUS_CODE_ERROR' },
+                  attributes: [
+                    { key: 'big', value: { intValue: '9007199254740993' } },
+                    { key: 'neg', value: { intValue: -5 } },
+                    { key: 'raw', value: { bytesValue: 'AQID' } },
+                    { key: 'nan', value: { doubleValue: 'NaN' } },
+                  ],
+                },
+              ],
+            },
+          ],
+        },
+      ],
+    };
+    const span = must(decodeExportTraceRequestJson(JSON.stringify(body))).resourceSpans[0]!.scopeSpans[0]!.spans[0]!;
+    expect(span.invalid).toBeUndefined();
+    expect(span.kind).toBe(3);
+    expect(span.status.code).toBe(2);
+    expect(span.endTimeUnixNano).toBe(1707149433978480800n);
+    expect(keyValuesToRecord(span.attributes)).toEqual({ big: '9007199254740993', neg: '-5', raw: 'AQID', nan: 'NaN' });
+  });
+
+  it('reads the pre-1.0 instrumentationLibraryLogs key', () => {
+    const body = { resourceLogs: [{ instrumentationLibraryLogs: [{ instrumentationLibrary: { name: 'old' }, logRecords: [{ body: { stringValue: 'x' } }] }] }] };
+    const r = must(decodeExportLogsRequestJson(JSON.stringify(body)));
+    expect(r.resourceLogs[0]!.scopeLogs[0]!.scope.name).toBe('old');
+    expect(r.resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!.body).toEqual({ kind: 'string', value: 'x' });
+  });
+
+  it('marks one malformed record and keeps its neighbours; the dead-letter raw is the record as received', () => {
+    const bad = { timeUnixNano: 'yesterday', body: { stringValue: 'x' } };
+    const body = { resourceLogs: [{ scopeLogs: [{ logRecords: [{ body: { stringValue: 'a' } }, bad, { attributes: [{ key: 1 }] }, 'nope'] }] }] };
+    const recs = must(decodeExportLogsRequestJson(JSON.stringify(body))).resourceLogs[0]!.scopeLogs[0]!.logRecords;
+    expect(recs.map((r) => r.invalid?.reason)).toEqual([undefined, 'invalid_timestamp', 'malformed_json', 'malformed_json']);
+    expect(JSON.parse(logRecordToOtlpJson(recs[1]!))).toEqual(bad);
+    expect(logRecordToOtlpJson(recs[3]!)).toBe('"nope"');
+  });
+
+  it('rejects bodies whose structure above the records is wrong', () => {
+    expect(decodeExportLogsRequestJson('{"resourceLogs": {}}')).toMatchObject({ ok: false, reason: 'malformed_json' });
+    expect(decodeExportLogsRequestJson('[1,2]')).toMatchObject({ ok: false, reason: 'malformed_json' });
+    expect(decodeExportLogsRequestJson('{"resourceLogs":[{"scopeLogs":[7]}]}')).toMatchObject({ ok: false, reason: 'malformed_json' });
+    expect(decodeExportTraceRequestJson('not json')).toMatchObject({ ok: false, reason: 'malformed_json' });
+    expect(decodeExportTraceRequestJson('{"resourceSpans":[{"resource":"x"}]}')).toMatchObject({ ok: false, reason: 'malformed_json' });
+  });
+
+  it('stops at deeply nested AnyValues instead of exhausting the stack', () => {
+    const depth = 2000;
+    const deep = '{"arrayValue":{"values":['.repeat(depth) + '{"stringValue":"leaf"}' + ']}}'.repeat(depth);
+    const body = `{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":${deep}},{"body":{"stringValue":"ok"}}]}]}]}`;
+    const recs = must(decodeExportLogsRequestJson(body)).resourceLogs[0]!.scopeLogs[0]!.logRecords;
+    expect(recs[0]!.invalid?.reason).toBe('malformed_json');
+    expect(recs[1]!.invalid).toBeUndefined();
+  });
+});
+
+describe('protobuf failures', () => {
+  it('garbage is malformed_protobuf, with a message', () => {
+    const r = decodeExportLogsRequest(Buffer.from('this is not protobuf at all'));
+    expect(r).toMatchObject({ ok: false, reason: 'malformed_protobuf' });
+    expect(!r.ok && r.message.length).toBeGreaterThan(0);
+    expect(decodeExportTraceRequest(Buffer.from([0x0a, 0xff, 0xff, 0xff, 0x0f]))).toMatchObject({ ok: false, reason: 'malformed_protobuf' });
+  });
+
+  it('a truncated SDK body is malformed_protobuf', () => {
+    const full = sdkLogsProtobuf(LOGS);
+    expect(decodeExportLogsRequest(full.subarray(0, full.length - 3))).toMatchObject({ ok: false, reason: 'malformed_protobuf' });
+  });
+
+  it('a record with AnyValues nested past the limit is marked invalid; the others decode', () => {
+    // Arrays cost two message levels each, so 40 of them stay under protobufjs's own limit of 100 levels.
+    let deep: unknown = 'leaf';
+    for (let i = 0; i < 40; i++) deep = [deep];
+    const body = sdkLogsProtobuf([{ attributes: {}, logs: [{ body: { v: deep } as never, timeUnixNano: '1' }, { body: 'fine', timeUnixNano: '2' }] }]);
+    const recs = must(decodeExportLogsRequest(body)).resourceLogs[0]!.scopeLogs[0]!.logRecords;
+    expect(recs[0]!.invalid?.reason).toBe('malformed_protobuf');
+    expect(recs[1]).toMatchObject({ body: { kind: 'string', value: 'fine' }, timeUnixNano: 2n });
+  });
+
+  it("a message nested past protobufjs's limit (100 levels, protoc's default) fails the body", () => {
+    let deep: Record<string, unknown> = { leaf: 'x' };
+    for (let i = 0; i < 40; i++) deep = { nested: deep };
+    const body = sdkLogsProtobuf([{ attributes: {}, logs: [{ body: deep as never, timeUnixNano: '1' }] }]);
+    expect(decodeExportLogsRequest(body)).toMatchObject({ ok: false, reason: 'malformed_protobuf' });
+  });
+
+  it('an empty body is an empty request (protobuf has no framing to break)', () => {
+    expect(must(decodeExportLogsRequest(Buffer.alloc(0)))).toEqual({ resourceLogs: [] });
+  });
+});
+
+describe('response encoders', () => {
+  it('partialSuccess decodes with the SDK serializers', () => {
+    const logs = ProtobufLogsSerializer.deserializeResponse(encodeExportLogsResponse({ rejectedLogRecords: 3, errorMessage: 'record 2: unknown_layout' }));
+    expect(Number(logs.partialSuccess?.rejectedLogRecords)).toBe(3);
+    expect(logs.partialSuccess?.errorMessage).toBe('record 2: unknown_layout');
+    const traces = ProtobufTraceSerializer.deserializeResponse(encodeExportTraceResponse({ rejectedSpans: 1, errorMessage: 'span 1: invalid_field' }));
+    expect(Number(traces.partialSuccess?.rejectedSpans)).toBe(1);
+    expect(traces.partialSuccess?.errorMessage).toBe('span 1: invalid_field');
+  });
+
+  it('full success leaves partialSuccess unset (an empty message)', () => {
+    const buf = encodeExportLogsResponse({ rejectedLogRecords: 0, errorMessage: '' });
+    expect(buf.length).toBe(0);
+    expect(ProtobufLogsSerializer.deserializeResponse(buf).partialSuccess).toBeFalsy();
+    expect(encodeExportTraceResponse({ rejectedSpans: 0, errorMessage: '' }).length).toBe(0);
+  });
+
+  it('a warning with nothing rejected is still sent (the spec allows error_message with rejected = 0)', () => {
+    const r = ProtobufLogsSerializer.deserializeResponse(encodeExportLogsResponse({ rejectedLogRecords: 0, errorMessage: 'note' }));
+    expect(r.partialSuccess?.errorMessage).toBe('note');
+  });
+
+  it('JSON responses decode with the SDK JSON serializers', () => {
+    expect(JsonLogsSerializer.deserializeResponse(encodeExportLogsResponseJson({ rejectedLogRecords: 2, errorMessage: 'x' }))).toEqual({
+      partialSuccess: { rejectedLogRecords: 2, errorMessage: 'x' },
+    });
+    expect(JsonTraceSerializer.deserializeResponse(encodeExportTraceResponseJson({ rejectedSpans: 0, errorMessage: '' }))).toEqual({});
+  });
+});
+
+describe('decoders never throw (fast-check)', () => {
+  const reasons = new Set<string>(REJECT_REASONS);
+  const wellFormed = (r: Result<ExportLogsRequest | ExportTraceRequest>): void => {
+    if (!r.ok) {
+      expect(reasons.has(r.reason)).toBe(true);
+      expect(r.message.length).toBeGreaterThan(0);
+    }
+  };
+  const logsBody = sdkLogsProtobuf(LOGS);
+  const traceBody = sdkTracesProtobuf(SPANS);
+
+  it('random bytes', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 512 }), (bytes) => {
+        const b = Buffer.from(bytes);
+        wellFormed(decodeExportLogsRequest(b));
+        wellFormed(decodeExportTraceRequest(b));
+        wellFormed(decodeExportLogsRequestJson(b));
+        wellFormed(decodeExportTraceRequestJson(b));
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('truncated and mutated valid protobuf', () => {
+    fc.assert(
+      fc.property(fc.nat(), fc.nat(), fc.integer({ min: 0, max: 255 }), fc.boolean(), (cut, at, byte, truncate) => {
+        for (const [body, decode] of [
+          [logsBody, decodeExportLogsRequest],
+          [traceBody, decodeExportTraceRequest],
+        ] as const) {
+          const b = Buffer.from(body);
+          if (truncate) {
+            wellFormed(decode(b.subarray(0, cut % b.length)));
+          } else {
+            b[at % b.length] = byte;
+            wellFormed(decode(b));
+          }
+        }
+      }),
+      { numRuns: 400 },
+    );
+  });
+
+  it('random JSON, and OTLP-shaped JSON with random leaves', () => {
+    const leaf = fc.jsonValue({ maxDepth: 3 });
+    const record = fc.dictionary(
+      fc.constantFrom('timeUnixNano', 'body', 'attributes', 'traceId', 'spanId', 'kind', 'startTimeUnixNano', 'status', 'flags', 'severityNumber'),
+      leaf,
+    );
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 4 }), fc.array(record, { maxLength: 4 }), (anyJson, records) => {
+        wellFormed(decodeExportLogsRequestJson(JSON.stringify(anyJson)));
+        wellFormed(decodeExportTraceRequestJson(JSON.stringify(anyJson)));
+        const logs = decodeExportLogsRequestJson(JSON.stringify({ resourceLogs: [{ scopeLogs: [{ logRecords: records }] }] }));
+        expect(logs.ok).toBe(true);
+        for (const rec of logs.ok ? logs.value.resourceLogs[0]!.scopeLogs[0]!.logRecords : []) {
+          if (rec.invalid) {
+            expect(reasons.has(rec.invalid.reason)).toBe(true);
+            expect(rec.invalid.message.length).toBeGreaterThan(0);
+          }
+        }
+        const spans = decodeExportTraceRequestJson(JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: records }] }] }));
+        expect(spans.ok).toBe(true);
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
