@@ -1,3 +1,9 @@
+export { parseIstioText, parseIstioTextWithLayout, parseRfc3339Millis } from './istio-text';
+export type { TextLayout, TextParse } from './istio-text';
+export { parseIstioJson, parseIstioJsonObject } from './istio-json';
+export { ISTIO_PROXY_CONTAINER, isEnvelope, parseEnvelope, parseEnvelopeObject } from './envelope';
+export { MAX_LINE_BYTES, parseAccessLogLine } from './accesslog';
+export type { AccessLogParse } from './accesslog';
 export { parseHubbleFlow } from './hubble';
 export { parseCalicoFlow } from './calico';
 export { parseFlowLine } from './flows';

@@ -1,0 +1,65 @@
+/**
+ * The per-line dispatcher behind `POST /v1/accesslogs` (CONTRACT.md §3): one line in, one record or one
+ * rejection out, plus the format label for `meshlens_ingest_records_total{format}`.
+ *
+ * - a line starting with `{` (after whitespace) is JSON: a shipper envelope when it carries Kubernetes
+ *   metadata with a line or a merged record (Fluent Bit / Vector), else an Istio JSON access-log record;
+ * - anything else is Istio/Envoy TEXT.
+ *
+ * The line is decoded as JSON once and handed to the object parsers, so envelopes cost one `JSON.parse`.
+ */
+import { reject, type IngestFormat, type MeshRequest, type Result } from '../../../lib/model';
+import { isEnvelope, parseEnvelopeObject } from './envelope';
+import { parseIstioJsonObject } from './istio-json';
+import { parseIstioText } from './istio-text';
+
+/**
+ * Longest accepted line, in UTF-8 bytes. Envoy truncates nothing, so a longer line is a runaway query
+ * string or a concatenation accident; it is rejected whole (`line_too_long`) rather than half-parsed.
+ */
+export const MAX_LINE_BYTES = 64 * 1024;
+
+export interface AccessLogParse {
+  format: IngestFormat;
+  result: Result<MeshRequest>;
+}
+
+function utf8Length(line: string): number {
+  // Each UTF-16 unit is 1–3 UTF-8 bytes: only lines near the limit need counting.
+  if (line.length * 3 <= MAX_LINE_BYTES) return line.length;
+  return Buffer.byteLength(line, 'utf8');
+}
+
+function firstNonSpace(s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    if (c !== 32 && c !== 9 && c !== 10 && c !== 13 && c !== 0xfeff) return c;
+  }
+  return -1;
+}
+
+/** Parse one access-log line of any supported kind. Never throws. */
+export function parseAccessLogLine(line: string): AccessLogParse {
+  const json = firstNonSpace(line) === 123; /* { */
+  if (line.length > MAX_LINE_BYTES || utf8Length(line) > MAX_LINE_BYTES) {
+    return {
+      format: json ? 'istio_json' : 'istio_text',
+      result: reject('line_too_long', `line is over ${MAX_LINE_BYTES} bytes`),
+    };
+  }
+  if (!json) return { format: 'istio_text', result: parseIstioText(line) };
+
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch (e) {
+    return { format: 'istio_json', result: reject('malformed_json', `not JSON: ${(e as Error).message}`) };
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) {
+    // Unreachable for a line starting with `{`, kept so the function's contract does not hang on that.
+    return { format: 'istio_json', result: reject('malformed_json', 'a JSON value that is not an object') };
+  }
+  const obj = v as Record<string, unknown>;
+  if (isEnvelope(obj)) return { format: 'envelope', result: parseEnvelopeObject(obj) };
+  return { format: 'istio_json', result: parseIstioJsonObject(obj) };
+}

@@ -1,0 +1,301 @@
+/**
+ * Istio's JSON access-log encoding (`meshConfig.accessLogEncoding: JSON`), shared/reference/telemetry-formats.md §2.
+ *
+ * Key sets: 1.2's 22 keys (with `istio_policy_status`, the Mixer status), 1.3–1.8's 23 (adds `route_name`),
+ * and the current 24 (`response_code_details`, `connection_termination_details`, no mixer) — istio/istio
+ * release-1.3 listener.go `EnvoyJSONLogFormat12/13`, master telemetry_logging.go `EnvoyJSONLogFormatIstio`.
+ * Keys arrive in any order; a record may carry any subset of them (JSON-shaped TEXT templates pick their
+ * own), and unknown extra keys are kept in `attributes` as strings.
+ *
+ * Two value styles, both accepted (§2.2):
+ * - typed (Envoy v3 `json_format`, Istio 1.9+): `response_code`, `bytes_*`, `duration` are JSON numbers,
+ *   unset values are `null`; header-derived values such as `upstream_service_time` stay strings;
+ * - all-strings (older `json_format`, JSON-shaped TEXT templates): every value a string, unset is `"-"`.
+ */
+import {
+  emptyRequest,
+  finishRequest,
+  normalizeFlags,
+  ok,
+  reject,
+  stripAltStatSuffix,
+  type MeshRequest,
+  type RejectReason,
+  type Result,
+} from '../../../lib/model';
+import { parseRfc3339Millis } from './istio-text';
+
+enum K {
+  StartTime,
+  RouteName,
+  Method,
+  Path,
+  Protocol,
+  ResponseCode,
+  ResponseFlags,
+  ResponseCodeDetails,
+  ConnectionTerminationDetails,
+  BytesReceived,
+  BytesSent,
+  Duration,
+  UpstreamServiceTime,
+  XForwardedFor,
+  UserAgent,
+  RequestId,
+  Authority,
+  UpstreamHost,
+  UpstreamCluster,
+  UpstreamLocalAddress,
+  DownstreamLocalAddress,
+  DownstreamRemoteAddress,
+  RequestedServerName,
+  UpstreamTransportFailureReason,
+  IstioPolicyStatus,
+}
+
+/** Key → id: one hash lookup per key instead of a chain of string compares. */
+const KEYS = new Map<string, K>([
+  ['start_time', K.StartTime],
+  ['route_name', K.RouteName],
+  ['method', K.Method],
+  ['path', K.Path],
+  ['protocol', K.Protocol],
+  ['response_code', K.ResponseCode],
+  ['response_flags', K.ResponseFlags],
+  ['response_code_details', K.ResponseCodeDetails],
+  ['connection_termination_details', K.ConnectionTerminationDetails],
+  ['bytes_received', K.BytesReceived],
+  ['bytes_sent', K.BytesSent],
+  ['duration', K.Duration],
+  ['upstream_service_time', K.UpstreamServiceTime],
+  ['x_forwarded_for', K.XForwardedFor],
+  ['user_agent', K.UserAgent],
+  ['request_id', K.RequestId],
+  ['authority', K.Authority],
+  ['upstream_host', K.UpstreamHost],
+  ['upstream_cluster', K.UpstreamCluster],
+  ['upstream_local_address', K.UpstreamLocalAddress],
+  ['downstream_local_address', K.DownstreamLocalAddress],
+  ['downstream_remote_address', K.DownstreamRemoteAddress],
+  ['requested_server_name', K.RequestedServerName],
+  ['upstream_transport_failure_reason', K.UpstreamTransportFailureReason],
+  ['istio_policy_status', K.IstioPolicyStatus],
+]);
+
+class Bad {
+  constructor(
+    readonly reason: RejectReason,
+    readonly message: string,
+  ) {}
+}
+
+/** A string field: `"-"`, `null` and absence are unset (''); numbers and booleans are printed. */
+function str(key: string, v: unknown): string | Bad {
+  if (typeof v === 'string') return v.length === 1 && v.charCodeAt(0) === 45 ? '' : v;
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  return new Bad('invalid_field', `${key} is ${Array.isArray(v) ? 'an array' : 'an object'}, not a string`);
+}
+
+/** A non-negative integer field, typed (number) or all-strings (`"201"`); unset (`null`, `"-"`, `""`) → -1. */
+function uint(key: string, v: unknown): number | Bad {
+  if (typeof v === 'number') {
+    if (Number.isSafeInteger(v) && v >= 0) return v;
+    return new Bad('invalid_number', `${key} is not a non-negative integer: ${String(v)}`);
+  }
+  if (v === null || v === undefined) return -1;
+  if (typeof v === 'string') {
+    const len = v.length;
+    if (len === 0 || (len === 1 && v.charCodeAt(0) === 45)) return -1;
+    if (len <= 15) {
+      let n = 0;
+      let i = 0;
+      for (; i < len; i++) {
+        const c = v.charCodeAt(i) - 48;
+        if (c < 0 || c > 9) break;
+        n = n * 10 + c;
+      }
+      if (i === len) return n;
+    }
+    return new Bad('invalid_number', `${key} is not a non-negative integer: ${JSON.stringify(v.slice(0, 40))}`);
+  }
+  return new Bad('invalid_number', `${key} is ${typeof v}, not a number`);
+}
+
+/** Unknown extra keys are kept as strings (model: `attributes`). */
+function attributeValue(v: unknown): string | Bad {
+  if (typeof v === 'string') return v;
+  if (v === null || v === undefined) return '';
+  if (typeof v === 'number' || typeof v === 'boolean') return String(v);
+  try {
+    return JSON.stringify(v);
+  } catch {
+    // Only nesting deep enough to exhaust the stack gets here (JSON.parse output has no cycles or BigInts).
+    return new Bad('invalid_field', 'an extra key holds a value nested too deeply to keep');
+  }
+}
+
+function setAttribute(attrs: Record<string, string>, key: string, value: string): void {
+  // `__proto__` as a plain assignment would hit Object.prototype's setter instead of creating a key.
+  if (key === '__proto__') {
+    Object.defineProperty(attrs, key, { value, enumerable: true, writable: true, configurable: true });
+  } else {
+    attrs[key] = value;
+  }
+}
+
+/**
+ * Build a MeshRequest from an already-parsed Istio JSON record. `ignore` names keys that are not part of
+ * the record (a shipper's own keys when it merged the record into its envelope) so they are not kept as
+ * attributes.
+ */
+export function parseIstioJsonObject(obj: Record<string, unknown>, ignore?: ReadonlySet<string>): Result<MeshRequest> {
+  const r = emptyRequest();
+  let startTime: unknown = undefined;
+  let method = '';
+  let path = '';
+  let protocol = '';
+  for (const key in obj) {
+    if (!Object.prototype.hasOwnProperty.call(obj, key)) continue;
+    const v = obj[key];
+    const id = KEYS.get(key);
+    if (id === undefined) {
+      if (ignore !== undefined && ignore.has(key)) continue;
+      const a = attributeValue(v);
+      if (a instanceof Bad) return reject(a.reason, a.message);
+      setAttribute(r.attributes, key, a);
+      continue;
+    }
+    let n: number | Bad = 0;
+    let s: string | Bad = '';
+    switch (id) {
+      case K.StartTime:
+        startTime = v;
+        continue;
+      case K.ResponseCode:
+        n = uint(key, v);
+        if (n instanceof Bad) return reject(n.reason, n.message);
+        if (n > 999) return reject('invalid_number', `response_code out of range: ${n}`);
+        r.responseCode = n < 0 ? 0 : n;
+        continue;
+      case K.BytesReceived:
+        n = uint(key, v);
+        if (n instanceof Bad) return reject(n.reason, n.message);
+        r.bytesReceived = n < 0 ? 0 : n;
+        continue;
+      case K.BytesSent:
+        n = uint(key, v);
+        if (n instanceof Bad) return reject(n.reason, n.message);
+        r.bytesSent = n < 0 ? 0 : n;
+        continue;
+      case K.Duration:
+        n = uint(key, v);
+        if (n instanceof Bad) return reject(n.reason, n.message);
+        r.durationMs = n < 0 ? 0 : n;
+        continue;
+      case K.UpstreamServiceTime:
+        n = uint(key, v);
+        if (n instanceof Bad) return reject(n.reason, n.message);
+        r.upstreamServiceTimeMs = n; // -1 = absent, as in the model
+        continue;
+      default:
+        break;
+    }
+    s = str(key, v);
+    if (s instanceof Bad) return reject(s.reason, s.message);
+    switch (id) {
+      case K.RouteName:
+        r.routeName = s;
+        break;
+      case K.Method:
+        method = s;
+        break;
+      case K.Path:
+        path = s;
+        break;
+      case K.Protocol:
+        protocol = s;
+        break;
+      case K.ResponseFlags:
+        r.responseFlags = normalizeFlags(s);
+        break;
+      case K.ResponseCodeDetails:
+        r.responseCodeDetails = s;
+        break;
+      case K.ConnectionTerminationDetails:
+        r.connectionTerminationDetails = s;
+        break;
+      case K.UserAgent:
+        r.userAgent = s;
+        break;
+      case K.RequestId:
+        r.requestId = s;
+        break;
+      case K.Authority:
+        r.authority = s;
+        break;
+      case K.UpstreamHost:
+        r.destinationAddress = s;
+        break;
+      case K.UpstreamCluster:
+        // `%UPSTREAM_CLUSTER%` printed alt_stat_name with a trailing `;` until istio/istio#54224 (#54219).
+        r.upstreamCluster = stripAltStatSuffix(s);
+        break;
+      case K.DownstreamRemoteAddress:
+        r.sourceAddress = s;
+        break;
+      case K.RequestedServerName:
+        r.requestedServerName = s;
+        break;
+      case K.UpstreamTransportFailureReason:
+        r.upstreamTransportFailureReason = s;
+        break;
+      case K.IstioPolicyStatus:
+        // The Mixer policy status (1.2–1.8): kept when set, it explains old UAEX rejections (§4).
+        if (s.length > 0) setAttribute(r.attributes, key, s);
+        break;
+      default:
+        // x_forwarded_for, upstream_local_address, downstream_local_address: known, not modelled.
+        break;
+    }
+  }
+
+  if (startTime === undefined || startTime === null || startTime === '' || startTime === '-') {
+    return reject('missing_field', 'start_time is missing');
+  }
+  if (typeof startTime !== 'string') {
+    return reject('invalid_timestamp', `start_time is ${typeof startTime}, not an RFC 3339 string`);
+  }
+  const t = parseRfc3339Millis(startTime);
+  if (Number.isNaN(t)) return reject('invalid_timestamp', `bad start_time ${JSON.stringify(startTime.slice(0, 40))}`);
+  r.startTimeMs = t;
+
+  // TCP records have no method, path or protocol (`"-"`/null; typed TCP records may print protocol `"-"`).
+  if (method === '' && path === '' && protocol === '') {
+    r.protocol = 'tcp';
+  } else {
+    r.protocol = 'http';
+    r.method = method;
+    r.path = path;
+    r.httpVersion = protocol;
+  }
+  return ok(finishRequest(r));
+}
+
+function isPlainObject(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** Parse one Istio JSON access-log line. Never throws. */
+export function parseIstioJson(line: string): Result<MeshRequest> {
+  let v: unknown;
+  try {
+    v = JSON.parse(line);
+  } catch (e) {
+    return reject('malformed_json', `not JSON: ${(e as Error).message}`);
+  }
+  if (!isPlainObject(v)) {
+    return reject('malformed_json', `a JSON ${v === null ? 'null' : Array.isArray(v) ? 'array' : typeof v}, not an object`);
+  }
+  return parseIstioJsonObject(v);
+}
