@@ -8,3 +8,8 @@ export { parseHubbleFlow } from './hubble';
 export { parseCalicoFlow } from './calico';
 export { parseFlowLine } from './flows';
 export type { FlowFormat, FlowLineResult } from './flows';
+export type { Batch, RecordReject } from './batch';
+export { emitterFromResource, parseNodeName, parseOtlpLogs } from './otlp-logs';
+export type { OtlpEncoding } from './otlp-logs';
+export { parseOtlpTraces } from './otlp-traces';
+export { parseZipkin } from './zipkin';

@@ -39,7 +39,7 @@ const LOGS: SdkLogResource[] = [
       {
         body: 'line one\n',
         timeUnixNano: '1669789437284677123',
-        attributes: { pod: 'httpbin-847f64cc8d-rsfmj', retries: 2, sampled: true, ratio: 0.25 },
+        attributes: { pod: 'httpbin-847f64cc8d-rsfmj', retries: 2, offset: -5, sampled: true, ratio: 0.25 },
         traceId: '9a1c3e5f7b2d4f6a8c0e2a4c6e8f0b1d',
         spanId: 'c47e1a9b2d5f8036',
       },
@@ -115,6 +115,8 @@ describe('decodeExportLogsRequest (protobuf from the OTel JS SDK)', () => {
     const attrs = Object.fromEntries(first!.attributes.map((kv) => [kv.key, kv.value]));
     expect(attrs.pod).toEqual({ kind: 'string', value: 'httpbin-847f64cc8d-rsfmj' });
     expect(attrs.retries).toEqual({ kind: 'int', value: 2n });
+    // int64 is signed: -5 arrives as a ten-byte varint.
+    expect(attrs.offset).toEqual({ kind: 'int', value: -5n });
     expect(attrs.sampled).toEqual({ kind: 'bool', value: true });
     expect(attrs.ratio).toEqual({ kind: 'double', value: 0.25 });
     expect(second!.body.kind).toBe('kvlist');
