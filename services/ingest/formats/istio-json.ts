@@ -12,17 +12,11 @@
  *   unset values are `null`; header-derived values such as `upstream_service_time` stay strings;
  * - all-strings (older `json_format`, JSON-shaped TEXT templates): every value a string, unset is `"-"`.
  */
-import {
-  emptyRequest,
-  finishRequest,
-  normalizeFlags,
-  ok,
-  reject,
-  stripAltStatSuffix,
-  type MeshRequest,
-  type RejectReason,
-  type Result,
-} from '../../../lib/model';
+import * as model from '../../../lib/model';
+import type { MeshRequest, RejectReason, Result } from '../../../lib/model';
+
+// Bound once at load: CommonJS re-exports compile to property getters, and these run once per line.
+const { emptyRequest, finishRequest, normalizeFlags, ok, reject, stripAltStatSuffix } = model;
 import { parseRfc3339Millis } from './istio-text';
 
 enum K {
@@ -155,8 +149,9 @@ export function parseIstioJsonObject(obj: Record<string, unknown>, ignore?: Read
   let method = '';
   let path = '';
   let protocol = '';
-  for (const key in obj) {
-    if (!Object.prototype.hasOwnProperty.call(obj, key)) continue;
+  const keys = Object.keys(obj);
+  for (let ki = 0; ki < keys.length; ki++) {
+    const key = keys[ki]!;
     const v = obj[key];
     const id = KEYS.get(key);
     if (id === undefined) {
