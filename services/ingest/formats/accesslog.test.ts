@@ -26,6 +26,15 @@ describe('parseAccessLogLine', () => {
     expect(parseAccessLogLine('  \t{"start_time":"2020-10-29T03:22:16.126Z"}')).toMatchObject({ format: 'istio_json', result: { ok: true } });
   });
 
+  it('sees a JSON line behind a kubectl --timestamps prefix', () => {
+    const json = fixtureLine('istio-json-strings.ndjson', 2);
+    const prefixed = parseAccessLogLine(`2020-03-07T16:06:58.481234567Z ${json}`);
+    expect(prefixed).toMatchObject({ format: 'istio_json', result: { ok: true } });
+    expect(prefixed.result).toEqual(parseIstioJson(json));
+    // An application line behind the prefix is still no access log.
+    expect(parseAccessLogLine(fixtureLine('wrapped-text.log', 4)).result).toMatchObject({ ok: false, reason: 'not_an_access_log' });
+  });
+
   it('gives the same records as the format parsers', () => {
     const text = fixtureLine('denials.log', 1);
     expect(parseAccessLogLine(text).result).toEqual(parseIstioText(text));

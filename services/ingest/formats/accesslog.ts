@@ -11,7 +11,7 @@
 import { reject, type IngestFormat, type MeshRequest, type Result } from '../../../lib/model';
 import { isEnvelope, parseEnvelopeObject } from './envelope';
 import { parseIstioJsonObject } from './istio-json';
-import { parseIstioText } from './istio-text';
+import { afterTimestampPrefix, parseIstioText } from './istio-text';
 
 /**
  * Longest accepted line, in UTF-8 bytes. Envoy truncates nothing, so a longer line is a runaway query
@@ -40,7 +40,16 @@ function firstNonSpace(s: string): number {
 
 /** Parse one access-log line of any supported kind. Never throws. */
 export function parseAccessLogLine(line: string): AccessLogParse {
-  const json = firstNonSpace(line) === 123; /* { */
+  const first = firstNonSpace(line);
+  let json = first === 123; /* { */
+  if (first >= 48 && first <= 57) {
+    // `kubectl logs --timestamps` in front of a JSON line: `2026-03-14T09:26:53.589412345Z {"start_time":…}`.
+    const rest = afterTimestampPrefix(line);
+    if (rest >= 0 && line.charCodeAt(rest) === 123) {
+      line = line.slice(rest);
+      json = true;
+    }
+  }
   if (line.length > MAX_LINE_BYTES || utf8Length(line) > MAX_LINE_BYTES) {
     return {
       format: json ? 'istio_json' : 'istio_text',

@@ -326,6 +326,17 @@ function timestampPrefix(s: string, i: number, end: number): number {
 }
 
 /**
+ * Where the line behind a leading `kubectl logs --timestamps` timestamp starts, or -1 when the line does not
+ * start with one (or is an application log line). Lets the dispatcher see JSON lines behind the prefix.
+ */
+export function afterTimestampPrefix(line: string): number {
+  let i = 0;
+  while (i < line.length && isSpace(line.charCodeAt(i))) i++;
+  const p = timestampPrefix(line, i, line.length);
+  return p >= 0 ? p : -1;
+}
+
+/**
  * Log-viewer tags in front of the line (telemetry-formats §1.2): `kubectl logs --prefix` writes
  * `[pod/<pod>/<container>] `, stern and `docker compose logs` write one or two plain words (`<pod>
  * <container> `). Returns where the bracketed access log starts, or NO_PREFIX.
