@@ -165,6 +165,20 @@ const RS_HASH = /^(?:[bcdfghjklmnpqrstvwxz2456789]{6,10}|\d{6,10})$/;
  * StatefulSet pods `db-0` → `db`; anything else unchanged.
  */
 export function workloadFromPodName(pod: string): string {
+  // Envelope and OTLP records name the same few pods over and over: the regexes run once per pod.
+  let workload = workloadCache.get(pod);
+  if (workload === undefined) {
+    if (workloadCache.size >= WORKLOAD_CACHE_MAX) workloadCache.clear();
+    workload = deriveWorkload(pod);
+    workloadCache.set(pod, workload);
+  }
+  return workload;
+}
+
+const WORKLOAD_CACHE_MAX = 10_000;
+const workloadCache = new Map<string, string>();
+
+function deriveWorkload(pod: string): string {
   const last = pod.lastIndexOf('-');
   if (last <= 0) return pod;
   const suffix = pod.slice(last + 1);
