@@ -115,13 +115,23 @@ describe('metadata edge cases', () => {
     expect(rejection(parseEnvelope('{"start_time":"2020-10-29T03:22:16.126Z"}')).reason).toBe('missing_field');
   });
 
-  it('isEnvelope needs Kubernetes metadata and a line or a merged record', () => {
+  it('isEnvelope: Kubernetes metadata with a line or a merged record, or a bare shipper line wrapper', () => {
     expect(isEnvelope({ log: 'x', kubernetes: {} })).toBe(true);
     expect(isEnvelope({ message: 'x', 'kubernetes.pod_name': 'p' })).toBe(true);
     expect(isEnvelope({ start_time: 'x', kubernetes: { pod_name: 'p' } })).toBe(true);
-    expect(isEnvelope({ log: 'x' })).toBe(false);
-    expect(isEnvelope({ kubernetes: 'not an object', log: 'x' })).toBe(false);
+    // Fluent Bit `tail` + docker parser and Vector `file` wrap the line without Kubernetes metadata.
+    expect(isEnvelope({ log: 'x', stream: 'stdout', time: '2026-03-14T09:26:53.589Z' })).toBe(true);
+    expect(isEnvelope({ message: 'x', file: '/var/log/pods/x.log' })).toBe(true);
+    // An Istio JSON record is never a wrapper, nor is a line that is not a string.
+    expect(isEnvelope({ start_time: 'x', log: 'x' })).toBe(false);
+    expect(isEnvelope({ log: 42 })).toBe(false);
     expect(isEnvelope({ kubernetes: {} })).toBe(false);
+  });
+
+  it('unwraps a bare shipper line with no metadata: the record, with no emitting workload named', () => {
+    const line = fixtureLine('istio-1.9-text.log', 0);
+    const r = accepted(parseEnvelopeObject({ log: line + '\n', stream: 'stdout' }));
+    expect(r).toEqual(accepted(parseIstioText(line)));
   });
 
   it('workloadFromPodName handles the pod name shapes the envelopes carry', () => {

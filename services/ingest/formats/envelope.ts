@@ -96,7 +96,10 @@ function podMeta(obj: Record<string, unknown>): PodMeta | undefined {
 export function isEnvelope(obj: Record<string, unknown>): boolean {
   const hasMeta =
     isObject(obj.kubernetes) || 'kubernetes.pod_name' in obj || 'kubernetes.pod_namespace' in obj;
-  return hasMeta && ('log' in obj || 'message' in obj || 'start_time' in obj);
+  if (hasMeta) return 'log' in obj || 'message' in obj || 'start_time' in obj;
+  // A shipper without Kubernetes metadata (Fluent Bit `tail` + docker parser, Vector `file`) still wraps the
+  // line in `log`/`message`; Istio's own JSON records never carry those keys.
+  return !('start_time' in obj) && (typeof obj.log === 'string' || typeof obj.message === 'string');
 }
 
 function label(labels: Record<string, unknown> | undefined, names: readonly string[]): string {

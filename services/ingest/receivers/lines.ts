@@ -5,6 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TOPICS, type Topic } from '../../../lib/bus/types';
+import type { IngestFormat } from '../../../lib/model';
 import { HttpError } from '../../../lib/runtime/body';
 import { parseAccessLogLine } from '../formats/accesslog';
 import { parseFlowLine } from '../formats/flows';
@@ -34,6 +35,8 @@ export function statusOf(reply: IngestReply): number {
 async function ingest<T>(
   deps: LineRoutesDeps,
   receiver: ReceiverName,
+  /** Format label for a JSON-array body that is not JSON at all. */
+  arrayFormat: IngestFormat,
   request: FastifyRequest,
   parse: LineParser<T>,
   topic: Topic<T[]>,
@@ -49,7 +52,7 @@ async function ingest<T>(
     try {
       items = JSON.parse(body.toString('utf8'));
     } catch (err) {
-      return deps.pipeline.rejectBody(receiver, 'istio_json', 'malformed_json', `body is not a JSON array: ${(err as Error).message}`, body);
+      return deps.pipeline.rejectBody(receiver, arrayFormat, 'malformed_json', `body is not a JSON array: ${(err as Error).message}`, body);
     }
     if (Array.isArray(items)) return deps.pipeline.jsonArray(receiver, items, parse, topic, keyOf);
   }
@@ -66,11 +69,11 @@ function firstNonSpace(body: Buffer): number {
 
 export function registerLineRoutes(app: FastifyInstance, deps: LineRoutesDeps): void {
   app.post('/v1/accesslogs', { onRequest: deps.onRequest }, async (request, reply) => {
-    const result = await ingest(deps, 'accesslog', request, parseAccessLogLine, TOPICS.requests, (r) => r.destinationHost);
+    const result = await ingest(deps, 'accesslog', 'istio_json', request, parseAccessLogLine, TOPICS.requests, (r) => r.destinationHost);
     return reply.code(statusOf(result)).send(result);
   });
   app.post('/v1/flows', { onRequest: deps.onRequest }, async (request, reply) => {
-    const result = await ingest(deps, 'flows', request, parseFlowLine, TOPICS.flows, (f) => f.destinationHost);
+    const result = await ingest(deps, 'flows', 'hubble', request, parseFlowLine, TOPICS.flows, (f) => f.destinationHost);
     return reply.code(statusOf(result)).send(result);
   });
 }
