@@ -25,5 +25,5 @@ export { RESPONSE_FLAGS, forEachFlag, hasFlag, hasMeshFailureFlag, normalizeFlag
 export type { FlagCategory, ResponseFlag } from './flags';
 export { BLACKHOLE_ROUTE, applyOutcome, classifyOutcome, parseRbacDenial } from './outcome';
 export type { OutcomeInput, PolicyRef } from './outcome';
-export { UNKNOWN, applyEmitter, emptyRequest, finishRequest, workloadFromPodName } from './request';
+export { UNKNOWN, applyEmitter, emptyRequest, finishRequest, isReplicaSetHash, workloadFromPodName } from './request';
 export type { Emitter } from './request';

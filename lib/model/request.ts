@@ -159,6 +159,10 @@ export function applyEmitter(r: MeshRequest, e: Emitter): MeshRequest {
  */
 const RS_HASH = /^(?:[bcdfghjklmnpqrstvwxz2456789]{6,10}|\d{6,10})$/;
 
+export function isReplicaSetHash(s: string): boolean {
+  return RS_HASH.test(s);
+}
+
 /**
  * Kubernetes pod name → workload name, as Istio derives `source_workload` for Deployments:
  * `reviews-v2-5b64f47978-x8k9q` → `reviews-v2` (drop the ReplicaSet hash and the pod suffix);

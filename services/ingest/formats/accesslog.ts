@@ -12,6 +12,7 @@ import { reject, type IngestFormat, type MeshRequest, type Result } from '../../
 import { isEnvelope, parseEnvelopeObject } from './envelope';
 import { parseIstioJsonObject } from './istio-json';
 import { afterTimestampPrefix, parseIstioText } from './istio-text';
+import { firstNonSpace } from './json-values';
 
 /**
  * Longest accepted line, in UTF-8 bytes. Envoy truncates nothing, so a longer line is a runaway query
@@ -28,14 +29,6 @@ function utf8Length(line: string): number {
   // Each UTF-16 unit is 1–3 UTF-8 bytes: only lines near the limit need counting.
   if (line.length * 3 <= MAX_LINE_BYTES) return line.length;
   return Buffer.byteLength(line, 'utf8');
-}
-
-function firstNonSpace(s: string): number {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c !== 32 && c !== 9 && c !== 10 && c !== 13 && c !== 0xfeff) return c;
-  }
-  return -1;
 }
 
 /** Parse one access-log line of any supported kind. Never throws. */

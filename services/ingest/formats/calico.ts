@@ -33,7 +33,6 @@ import {
   appLabel,
   emptyFlow,
   int,
-  isObject,
   labelValue,
   parseRfc3339,
   setClusterDestination,
@@ -42,8 +41,8 @@ import {
   transportName,
   uint,
   workloadFromName,
-  type JsonObject,
 } from './flow-common';
+import { isObject, type JsonObject } from './json-values';
 
 /** The Calico tier name of profiles in Enterprise policy strings. */
 const PROFILE_TIER = '__PROFILE__';

@@ -26,6 +26,7 @@ import {
 } from '../../../lib/model';
 import { parseIstioJson, parseIstioJsonObject } from './istio-json';
 import { parseIstioText } from './istio-text';
+import { firstNonSpace, isObject } from './json-values';
 
 /** The container Istio injects (sidecars) and runs (gateways, waypoints) Envoy in. */
 export const ISTIO_PROXY_CONTAINER = 'istio-proxy';
@@ -55,10 +56,6 @@ interface PodMeta {
   namespace: string;
   container: string;
   labels: Record<string, unknown> | undefined;
-}
-
-function isObject(v: unknown): v is Record<string, unknown> {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 function strOrEmpty(v: unknown): string {
@@ -116,14 +113,6 @@ function emitterOf(meta: PodMeta): Emitter {
   // app labels may differ from it (one app, several Deployments), so they only stand in when there is no pod name.
   const workload = meta.podName ? workloadFromPodName(meta.podName) : label(meta.labels, WORKLOAD_HINT_LABELS);
   return { workload, namespace: meta.namespace, version: label(meta.labels, VERSION_LABELS) };
-}
-
-function firstNonSpace(s: string): number {
-  for (let i = 0; i < s.length; i++) {
-    const c = s.charCodeAt(i);
-    if (c !== 32 && c !== 9 && c !== 10 && c !== 13 && c !== 0xfeff) return c;
-  }
-  return -1;
 }
 
 function parseInner(obj: Record<string, unknown>): Result<MeshRequest> {

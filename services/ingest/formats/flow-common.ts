@@ -5,7 +5,8 @@
  * turn an endpoint into a workload and a destination service. Nothing here throws on input.
  */
 import type { Flow } from '../../../lib/model';
-import { UNKNOWN, workloadFromPodName } from '../../../lib/model';
+import { UNKNOWN, isReplicaSetHash, workloadFromPodName } from '../../../lib/model';
+import { parseRfc3339Millis } from './istio-text';
 
 /**
  * Kubernetes' cluster domain. Flow records name a Service as `name` + `namespace` only; meshlens builds the
@@ -14,12 +15,6 @@ import { UNKNOWN, workloadFromPodName } from '../../../lib/model';
  * service + namespace; only the host string differs.
  */
 export const CLUSTER_DOMAIN = 'cluster.local';
-
-export type JsonObject = Record<string, unknown>;
-
-export function isObject(v: unknown): v is JsonObject {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 /** A string field; '' for absent, non-string, `"-"` and `null`. */
 export function str(v: unknown): string {
@@ -43,40 +38,15 @@ export function int(v: unknown): number | undefined {
   return undefined;
 }
 
-const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))$/;
-
 /**
  * RFC 3339 → Unix milliseconds, for Hubble's nanosecond timestamps (`2023-08-21T12:12:18.510175415Z`) and
- * Goldmane's second ones. Fractions beyond milliseconds are truncated. undefined when it does not parse.
+ * Goldmane's second ones; undefined when it does not parse. The access-log scanner's parser serves both, so
+ * flows and requests agree on what a valid (and plausible) time is.
  */
 export function parseRfc3339(s: string): number | undefined {
-  const m = RFC3339.exec(s);
-  if (!m) return undefined;
-  const year = Number(m[1]);
-  const month = Number(m[2]);
-  const day = Number(m[3]);
-  const hour = Number(m[4]);
-  const minute = Number(m[5]);
-  const second = Number(m[6]);
-  if (month < 1 || month > 12 || day < 1 || day > 31 || hour > 23 || minute > 59 || second > 60) return undefined;
-  const frac = m[7] ?? '';
-  const ms = frac.length === 0 ? 0 : Number((frac + '00').slice(0, 3));
-  let t = Date.UTC(year, month - 1, day, hour, minute, second, ms);
-  // Date.UTC rolls 31 February over into March: a date that does not exist is not a timestamp.
-  if (new Date(t).getUTCDate() !== day && second !== 60) return undefined;
-  if (m[9]) {
-    const offset = (Number(m[10]) * 60 + Number(m[11])) * 60_000;
-    t += m[9] === '+' ? -offset : offset;
-  }
-  return t;
+  const t = parseRfc3339Millis(s);
+  return Number.isNaN(t) ? undefined : t;
 }
-
-/**
- * A ReplicaSet hash (`pod-template-hash`): the Kubernetes name generator's alphabet
- * (`k8s.io/apimachinery/pkg/util/rand`, no vowels, no 0/1/3), or decimal before Kubernetes 1.11. The same
- * rule as lib/model's workloadFromPodName.
- */
-const HASH = /^(?:[bcdfghjklmnpqrstvwxz2456789]{6,10}|\d{6,10})$/;
 
 /**
  * A workload from a pod name or a Calico aggregated name: `cart-7b9c6d5f4-*` → `cart` (the ReplicaSet's pods
@@ -90,7 +60,7 @@ export function workloadFromName(name: string, podTemplateHash = ''): string {
     const base = name.slice(0, -2);
     if (podTemplateHash && base.endsWith('-' + podTemplateHash)) return base.slice(0, -(podTemplateHash.length + 1));
     const dash = base.lastIndexOf('-');
-    if (dash > 0 && HASH.test(base.slice(dash + 1))) return base.slice(0, dash);
+    if (dash > 0 && isReplicaSetHash(base.slice(dash + 1))) return base.slice(0, dash);
     return base;
   }
   if (podTemplateHash) {

@@ -13,7 +13,7 @@
 import type { Flow, Result } from '../../../lib/model';
 import { reject } from '../../../lib/model';
 import { parseCalicoFlow } from './calico';
-import { isObject } from './flow-common';
+import { isObject } from './json-values';
 import { HUBBLE_NON_FLOW_KEYS, parseHubbleFlow } from './hubble';
 
 export type FlowFormat = 'hubble' | 'calico';

@@ -39,15 +39,14 @@ import { UNKNOWN, ok, reject, workloadFromPodName } from '../../../lib/model';
 import {
   appLabel,
   emptyFlow,
-  isObject,
   labelValue,
   parseRfc3339,
   setClusterDestination,
   setExternalDestination,
   str,
   uint,
-  type JsonObject,
 } from './flow-common';
+import { isObject, type JsonObject } from './json-values';
 
 const VERDICTS = ['VERDICT_UNKNOWN', 'FORWARDED', 'DROPPED', 'ERROR', 'AUDIT', 'REDIRECTED', 'TRACED', 'TRANSLATED'] as const;
 type Verdict = (typeof VERDICTS)[number];

@@ -11,6 +11,7 @@
 import { reject, type Result, type Span, type SpanKind } from '../../../lib/model';
 import { setOwn } from '../otlp/codec';
 import type { Batch } from './batch';
+import { isObject } from './json-values';
 import { applyMeshTags, emptySpan, isValidId, MAX_PLAUSIBLE_MS, MIN_PLAUSIBLE_MS } from './mesh-span';
 
 const KINDS: Readonly<Record<string, SpanKind>> = Object.freeze({
@@ -20,11 +21,6 @@ const KINDS: Readonly<Record<string, SpanKind>> = Object.freeze({
   CONSUMER: 'consumer',
 });
 
-type Json = Record<string, unknown>;
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
-}
 
 function quote(v: unknown): string {
   const s = typeof v === 'string' ? v : JSON.stringify(v) ?? String(v);

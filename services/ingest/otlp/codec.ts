@@ -16,6 +16,7 @@
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import { ok, reject, type RejectReason, type Result } from '../../../lib/model';
+import { isObject } from '../formats/json-values';
 
 /** Include root of the vendored protos; imports inside them are relative to it. */
 export const PROTO_ROOT = path.join(__dirname, 'proto');
@@ -409,10 +410,6 @@ class JsonShapeError extends Error {
   ) {
     super(message);
   }
-}
-
-function isObject(v: unknown): v is Json {
-  return typeof v === 'object' && v !== null && !Array.isArray(v);
 }
 
 /** A field by its lowerCamelCase JSON name or its proto (snake_case) name. */
