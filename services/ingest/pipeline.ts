@@ -25,6 +25,11 @@ export interface IngestReply {
   errors: ReplyError[];
 }
 
+/** The reply's first errors as one line: OTLP's `partialSuccess.errorMessage`. */
+export function describeRejections(reply: IngestReply): string {
+  return reply.errors.map((e) => `record ${e.line}: ${e.reason}: ${e.message}`).join('; ');
+}
+
 export type LineParser<T> = (line: string) => { format: IngestFormat; result: Result<T> };
 
 /** Accumulates one request's outcome before anything is published. */

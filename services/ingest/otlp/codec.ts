@@ -364,36 +364,29 @@ export function decodeExportTraceRequest(buf: Buffer | Uint8Array): Result<Expor
  * spec says an empty one "is equivalent to it not being set" and full success leaves it out.
  */
 export function encodeExportLogsResponse(r: ExportLogsResponseInput): Buffer {
-  const body =
-    r.rejectedLogRecords > 0 || r.errorMessage.length > 0
-      ? { partialSuccess: { rejectedLogRecords: r.rejectedLogRecords, errorMessage: r.errorMessage } }
-      : {};
+  const body = partialSuccess('rejectedLogRecords', r.rejectedLogRecords, r.errorMessage);
   return Buffer.from(LOGS_RESPONSE.encode(LOGS_RESPONSE.fromObject(body)).finish());
 }
 
 /** `ExportTraceServiceResponse`, same rules as the logs response. */
 export function encodeExportTraceResponse(r: ExportTraceResponseInput): Buffer {
-  const body =
-    r.rejectedSpans > 0 || r.errorMessage.length > 0
-      ? { partialSuccess: { rejectedSpans: r.rejectedSpans, errorMessage: r.errorMessage } }
-      : {};
+  const body = partialSuccess('rejectedSpans', r.rejectedSpans, r.errorMessage);
   return Buffer.from(TRACE_RESPONSE.encode(TRACE_RESPONSE.fromObject(body)).finish());
 }
 
 /** OTLP/JSON `ExportLogsServiceResponse` (the reply uses the request's encoding). */
 export function encodeExportLogsResponseJson(r: ExportLogsResponseInput): Buffer {
-  const body =
-    r.rejectedLogRecords > 0 || r.errorMessage.length > 0
-      ? { partialSuccess: { rejectedLogRecords: r.rejectedLogRecords, errorMessage: r.errorMessage } }
-      : {};
-  return Buffer.from(JSON.stringify(body));
+  return Buffer.from(JSON.stringify(partialSuccess('rejectedLogRecords', r.rejectedLogRecords, r.errorMessage)));
 }
 
 /** OTLP/JSON `ExportTraceServiceResponse`. */
 export function encodeExportTraceResponseJson(r: ExportTraceResponseInput): Buffer {
-  const body =
-    r.rejectedSpans > 0 || r.errorMessage.length > 0 ? { partialSuccess: { rejectedSpans: r.rejectedSpans, errorMessage: r.errorMessage } } : {};
-  return Buffer.from(JSON.stringify(body));
+  return Buffer.from(JSON.stringify(partialSuccess('rejectedSpans', r.rejectedSpans, r.errorMessage)));
+}
+
+/** The response object: `partialSuccess` only when something was rejected or there is something to say. */
+function partialSuccess(field: 'rejectedLogRecords' | 'rejectedSpans', rejected: number, errorMessage: string): object {
+  return rejected > 0 || errorMessage.length > 0 ? { partialSuccess: { [field]: rejected, errorMessage } } : {};
 }
 
 // ---------------------------------------------------------------------------------------------------------

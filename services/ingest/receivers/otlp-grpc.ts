@@ -6,7 +6,6 @@
  * Status codes follow https://opentelemetry.io/docs/specs/otlp/#failures: a full pipeline is UNAVAILABLE,
  * which OTLP clients retry with backoff.
  */
-import { timingSafeEqual } from 'node:crypto';
 import {
   Server,
   ServerCredentials,
@@ -18,12 +17,13 @@ import {
 } from '@grpc/grpc-js';
 import { TOPICS } from '../../../lib/bus/types';
 import type { IngestFormat, Rejection } from '../../../lib/model';
+import { checkBearer } from '../../../lib/runtime/http';
 import type { Logger } from '../../../lib/runtime/logger';
 import type { Batch } from '../formats/batch';
 import { parseOtlpLogs } from '../formats/otlp-logs';
 import { parseOtlpTraces } from '../formats/otlp-traces';
 import { encodeExportLogsResponse, encodeExportTraceResponse } from '../otlp/codec';
-import type { IngestPipeline, IngestReply } from '../pipeline';
+import { describeRejections, type IngestPipeline, type IngestReply } from '../pipeline';
 
 const identity = (b: Buffer): Buffer => b;
 
@@ -55,9 +55,7 @@ export interface OtlpGrpcDeps {
 function authorized(call: ServerUnaryCall<Buffer, Buffer>, expected: Buffer | undefined): boolean {
   if (expected === undefined) return true;
   const got = call.metadata.get('authorization')[0];
-  if (typeof got !== 'string') return false;
-  const bytes = Buffer.from(got);
-  return bytes.length === expected.length && timingSafeEqual(bytes, expected);
+  return typeof got === 'string' && checkBearer(got, expected);
 }
 
 function handler<T>(
@@ -77,8 +75,7 @@ function handler<T>(
     const parsed = parse(body, 'protobuf');
     const run = parsed.ok
       ? publish(parsed.value).then((r) => {
-          const message = r.errors.map((e) => `record ${e.line}: ${e.reason}: ${e.message}`).join('; ');
-          callback(null, encodeResponse(r.rejected, message));
+          callback(null, encodeResponse(r.rejected, describeRejections(r)));
         })
       : deps.pipeline.rejectBody('otlp_grpc', format, parsed.reason, parsed.message, body).then(() => {
           callback({ code: status.INVALID_ARGUMENT, details: `${parsed.reason}: ${parsed.message}` });

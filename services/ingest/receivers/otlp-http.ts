@@ -12,8 +12,13 @@ import { HttpError } from '../../../lib/runtime/body';
 import type { Batch } from '../formats/batch';
 import { parseOtlpLogs } from '../formats/otlp-logs';
 import { parseOtlpTraces } from '../formats/otlp-traces';
-import { encodeExportLogsResponse, encodeExportTraceResponse } from '../otlp/codec';
-import type { IngestPipeline, IngestReply } from '../pipeline';
+import {
+  encodeExportLogsResponse,
+  encodeExportLogsResponseJson,
+  encodeExportTraceResponse,
+  encodeExportTraceResponseJson,
+} from '../otlp/codec';
+import { describeRejections, type IngestPipeline, type IngestReply } from '../pipeline';
 import type { ReceiverName } from '../metrics';
 
 type Encoding = 'protobuf' | 'json';
@@ -40,10 +45,6 @@ function statusBody(encoding: Encoding, code: number, message: string): Buffer |
   return Buffer.from(Writer.create().uint32(8).int32(code).uint32(18).string(message).finish());
 }
 
-function partialSuccessMessage(result: IngestReply): string {
-  return result.errors.map((e) => `record ${e.line}: ${e.reason}: ${e.message}`).join('; ');
-}
-
 async function handle<T>(
   deps: OtlpHttpDeps,
   request: FastifyRequest,
@@ -51,8 +52,7 @@ async function handle<T>(
   format: IngestFormat,
   parse: (body: Buffer, encoding: Encoding) => { ok: true; value: Batch<T> } | Rejection,
   publish: (batch: Batch<T>) => Promise<IngestReply>,
-  encodeResponse: (rejected: number, errorMessage: string) => Buffer,
-  rejectedField: string,
+  encodeResponse: Record<Encoding, (rejected: number, errorMessage: string) => Buffer>,
 ): Promise<FastifyReply> {
   const encoding = encodingOf(request);
   const body = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
@@ -63,12 +63,7 @@ async function handle<T>(
     return reply.code(400).header('content-type', contentType).send(statusBody(encoding, INVALID_ARGUMENT, `${parsed.reason}: ${parsed.message}`));
   }
   const result = await publish(parsed.value);
-  const message = result.rejected > 0 ? partialSuccessMessage(result) : '';
-  if (encoding === 'json') {
-    const payload = result.rejected > 0 ? { partialSuccess: { [rejectedField]: result.rejected, errorMessage: message } } : {};
-    return reply.code(200).header('content-type', contentType).send(JSON.stringify(payload));
-  }
-  return reply.code(200).header('content-type', contentType).send(encodeResponse(result.rejected, message));
+  return reply.code(200).header('content-type', contentType).send(encodeResponse[encoding](result.rejected, describeRejections(result)));
 }
 
 export function registerOtlpHttpRoutes(app: FastifyInstance, deps: OtlpHttpDeps): void {
@@ -80,8 +75,10 @@ export function registerOtlpHttpRoutes(app: FastifyInstance, deps: OtlpHttpDeps)
       'otlp_logs',
       parseOtlpLogs,
       (batch) => deps.pipeline.batch(RECEIVER, 'otlp_logs', batch, TOPICS.requests, (r) => r.destinationHost),
-      (rejected, errorMessage) => encodeExportLogsResponse({ rejectedLogRecords: rejected, errorMessage }),
-      'rejectedLogRecords',
+      {
+        protobuf: (rejected, errorMessage) => encodeExportLogsResponse({ rejectedLogRecords: rejected, errorMessage }),
+        json: (rejected, errorMessage) => encodeExportLogsResponseJson({ rejectedLogRecords: rejected, errorMessage }),
+      },
     ),
   );
   app.post('/v1/traces', { onRequest: deps.onRequest }, (request, reply) =>
@@ -92,8 +89,10 @@ export function registerOtlpHttpRoutes(app: FastifyInstance, deps: OtlpHttpDeps)
       'otlp_traces',
       parseOtlpTraces,
       (batch) => deps.pipeline.batch(RECEIVER, 'otlp_traces', batch, TOPICS.spans, (s) => s.traceId),
-      (rejected, errorMessage) => encodeExportTraceResponse({ rejectedSpans: rejected, errorMessage }),
-      'rejectedSpans',
+      {
+        protobuf: (rejected, errorMessage) => encodeExportTraceResponse({ rejectedSpans: rejected, errorMessage }),
+        json: (rejected, errorMessage) => encodeExportTraceResponseJson({ rejectedSpans: rejected, errorMessage }),
+      },
     ),
   );
 }
