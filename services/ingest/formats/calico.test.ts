@@ -1,26 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Flow, Result } from '../../../lib/model';
 import { parseCalicoFlow } from './calico';
-
-const FIXTURES = join(__dirname, '../../../test/fixtures/flows');
-
-function records(file: string): Record<string, unknown>[] {
-  return readFileSync(join(FIXTURES, file), 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
-
-function accepted(r: Result<Flow>): Flow {
-  if (!r.ok) throw new Error(`rejected ${r.reason}: ${r.message}`);
-  return r.value;
-}
-
-function rejection(r: Result<Flow>): string {
-  if (r.ok) throw new Error(`accepted ${JSON.stringify(r.value)}`);
-  return r.reason;
-}
+import { accepted, records, rejection } from './flows.testutil';
 
 const [CLINIC_DENY, FRONTEND_TO_CART_PROFILE] = records('calico-enterprise.ndjson');
 const [ALLOW_AFTER_PASS, PASS_ACTION, GLOBAL_DENY_EXTERNAL, KNP_ALLOW] = records('calico-enterprise-derived.ndjson');

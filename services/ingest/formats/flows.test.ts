@@ -1,17 +1,8 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import fc from 'fast-check';
 import { REJECT_REASONS } from '../../../lib/model';
 import { parseRfc3339, workloadFromName } from './flow-common';
 import { parseFlowLine } from './flows';
-
-const FIXTURES = join(__dirname, '../../../test/fixtures/flows');
-
-function lines(file: string): string[] {
-  return readFileSync(join(FIXTURES, file), 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '');
-}
+import { fixtureLines as lines } from './flows.testutil';
 
 describe('parseFlowLine', () => {
   it('routes every Hubble fixture to the Hubble parser and every Calico fixture to the Calico parser', () => {

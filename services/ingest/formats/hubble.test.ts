@@ -1,16 +1,5 @@
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
-import type { Flow, Result } from '../../../lib/model';
 import { parseHubbleFlow } from './hubble';
-
-const FIXTURES = join(__dirname, '../../../test/fixtures/flows');
-
-function records(file: string): Record<string, unknown>[] {
-  return readFileSync(join(FIXTURES, file), 'utf8')
-    .split('\n')
-    .filter((l) => l.trim() !== '')
-    .map((l) => JSON.parse(l) as Record<string, unknown>);
-}
+import { accepted, records, rejection } from './flows.testutil';
 
 /** Real records (test/fixtures/SOURCES.md, "Flows"), in file order. */
 const [ICMP_INVALID_SOURCE, XWING_POLICY_DENIED, APISERVER_REPLY, HOST_TO_WORLD_SYN, HOST_TO_WORLD_ESTABLISHED, EGRESS_POLICY_DENY, AUDIT_TO_APISERVER] =
@@ -32,16 +21,6 @@ const [
   VERDICT_TRACED,
   VERDICT_REDIRECTED,
 ] = records('hubble-derived.ndjson');
-
-function accepted(r: Result<Flow>): Flow {
-  if (!r.ok) throw new Error(`rejected ${r.reason}: ${r.message}`);
-  return r.value;
-}
-
-function rejection(r: Result<Flow>): string {
-  if (r.ok) throw new Error(`accepted ${JSON.stringify(r.value)}`);
-  return r.reason;
-}
 
 describe('parseHubbleFlow on real records', () => {
   it('turns a policy drop from the Cilium exporter docs into a denied network_policy flow', () => {
