@@ -25,6 +25,10 @@ export interface Config {
   maxSeries: number;
   /** In-memory bus: un-committed messages a topic may hold before publishers are told to retry. */
   busCapacity: number;
+  /** Days raw requests, flows and spans stay in ClickHouse (table TTL). */
+  rawRetentionDays: number;
+  /** Days the per-minute rollups stay in ClickHouse (table TTL). */
+  rollupRetentionDays: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
 
@@ -103,8 +107,16 @@ export function loadConfig(env: Env): Config {
     maxBodyBytes: int('MESHLENS_MAX_BODY_BYTES', 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     maxSeries: int('MESHLENS_MAX_SERIES', 50_000, 10, 10_000_000),
     busCapacity: int('MESHLENS_BUS_CAPACITY', 10_000, 1, 10_000_000),
+    rawRetentionDays: int('MESHLENS_RAW_RETENTION_DAYS', 7, 1, 3650),
+    rollupRetentionDays: int('MESHLENS_ROLLUP_RETENTION_DAYS', 90, 1, 3650),
     logLevel: logLevelRaw as Config['logLevel'],
   };
+  if (config.clickhouseUrl !== undefined) {
+    const db = new URL(config.clickhouseUrl).pathname.replace(/^\/+|\/+$/g, '');
+    if (db !== '' && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(db)) {
+      problems.push(`MESHLENS_CLICKHOUSE_URL: database ${JSON.stringify(db)} must be a plain identifier`);
+    }
+  }
   if (config.jaegerProtocol === 'thrift' && config.jaegerEndpoint === undefined) {
     problems.push('MESHLENS_JAEGER_PROTOCOL=thrift needs MESHLENS_JAEGER_ENDPOINT');
   }

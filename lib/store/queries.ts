@@ -1,0 +1,233 @@
+/**
+ * The query API's SQL (CONTRACT.md §6). Parameters only: user input reaches ClickHouse as typed query
+ * parameters (`{name:Type}`), never as SQL text; the database name is a validated identifier from config.
+ *
+ * Exact answers for any window: whole minutes come from the per-minute rollups, the partial minutes at the
+ * window's edges from the raw tables, and both are merged as aggregate states (`-State` / `-Merge`), so a
+ * 30 s window and a 30-day window use the same rules. `reporter=all` needs the raw rows: a request both
+ * sidecars reported is one request (same `x-request-id` on the same hop), and the destination's verdict wins.
+ */
+import type { Connection } from './client';
+
+export type ReporterFilter = 'source' | 'destination' | 'all';
+
+export interface QueryScope {
+  fromMs: number;
+  toMs: number;
+  /** Destination namespace; '' for all. */
+  namespace: string;
+  /** Destination service name; '' for all. */
+  service: string;
+  reporter: ReporterFilter;
+}
+
+export interface SubsetRow {
+  namespace: string;
+  service: string;
+  host: string;
+  subset: string;
+  requests: number;
+  errors: number;
+  denied: number;
+  latencyMs: { p50: number; p90: number; p99: number };
+}
+
+export interface EdgeRow {
+  sourceNamespace: string;
+  sourceWorkload: string;
+  destinationNamespace: string;
+  destinationService: string;
+  destinationHost: string;
+  subset: string;
+  requests: number;
+  errors: number;
+  denied: number;
+  p99Ms: number;
+}
+
+export type Layer = 'L7' | 'L4';
+
+/** One row per (flow, verdict, deny reason, policy, rule); the API folds them into ledger entries. */
+export interface LedgerRow {
+  layer: Layer;
+  sourceNamespace: string;
+  sourceWorkload: string;
+  destinationNamespace: string;
+  destinationService: string;
+  destinationHost: string;
+  subset: string;
+  port: number;
+  denied: boolean;
+  denyReason: string;
+  policy: string;
+  rule: number;
+  count: number;
+}
+
+const MINUTE_MS = 60_000;
+const QUANTILES = '0.5, 0.9, 0.99';
+
+interface Split {
+  /** Whole minutes [rollupFrom, rollupTo) in seconds, empty when rollupFrom >= rollupTo. */
+  rollupFrom: number;
+  rollupTo: number;
+  /** Raw ranges [from, rawA) and [rawB, to) in milliseconds. */
+  rawA: number;
+  rawB: number;
+}
+
+/** Where a window is read from: whole minutes from rollups, the rest from raw rows. */
+export function splitWindow(fromMs: number, toMs: number): Split {
+  const ceil = Math.ceil(fromMs / MINUTE_MS) * MINUTE_MS;
+  const floor = Math.floor(toMs / MINUTE_MS) * MINUTE_MS;
+  if (ceil >= floor) return { rollupFrom: 0, rollupTo: 0, rawA: toMs, rawB: toMs };
+  return { rollupFrom: ceil / 1000, rollupTo: floor / 1000, rawA: ceil, rawB: floor };
+}
+
+function params(scope: QueryScope): Record<string, unknown> {
+  const s = splitWindow(scope.fromMs, scope.toMs);
+  return {
+    from: scope.fromMs,
+    to: scope.toMs,
+    rollupFrom: s.rollupFrom,
+    rollupTo: s.rollupTo,
+    rawA: s.rawA,
+    rawB: s.rawB,
+    namespace: scope.namespace,
+    service: scope.service,
+    reporter: scope.reporter,
+  };
+}
+
+const DEST_FILTER =
+  `({namespace:String} = '' OR destinationNamespace = {namespace:String})` +
+  ` AND ({service:String} = '' OR destinationService = {service:String})`;
+const RAW_TIME = (col = 'timestamp'): string =>
+  `${col} >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') AND ${col} < fromUnixTimestamp64Milli({to:Int64}, 'UTC')`;
+const RAW_EDGES =
+  `((timestamp >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') AND timestamp < fromUnixTimestamp64Milli({rawA:Int64}, 'UTC'))` +
+  ` OR (timestamp >= fromUnixTimestamp64Milli({rawB:Int64}, 'UTC') AND timestamp < fromUnixTimestamp64Milli({to:Int64}, 'UTC')))`;
+const ROLLUP_TIME = `minute >= toDateTime({rollupFrom:UInt32}, 'UTC') AND minute < toDateTime({rollupTo:UInt32}, 'UTC')`;
+
+/**
+ * Requests of one hop, once: rows grouped by (request id, destination service); the source side names the
+ * caller, subset and client-observed latency, the destination side the verdict (CONTRACT.md §6). Rows
+ * without a request id (TCP) stay one request each.
+ */
+function dedupedRequests(db: string): string {
+  const prefer = (col: string, side: string): string =>
+    `if(countIf(reporter = '${side}') > 0, anyIf(${col}, reporter = '${side}'), any(${col}))`;
+  return `
+    SELECT
+      ${prefer('sourceWorkload', 'source')} AS sourceWorkload,
+      ${prefer('sourceNamespace', 'source')} AS sourceNamespace,
+      any(destinationNamespace) AS destinationNamespace,
+      any(destinationService) AS destinationService,
+      ${prefer('destinationHost', 'source')} AS destinationHost,
+      if(countIf(destinationSubset != '') > 0, anyIf(destinationSubset, destinationSubset != ''), '') AS destinationSubset,
+      ${prefer('destinationPort', 'source')} AS destinationPort,
+      ${prefer('protocol', 'source')} AS protocol,
+      ${prefer('durationMs', 'source')} AS durationMs,
+      ${prefer('outcome', 'destination')} AS outcome,
+      ${prefer('denyReason', 'destination')} AS denyReason,
+      ${prefer('policy', 'destination')} AS policy,
+      ${prefer('rule', 'destination')} AS rule
+    FROM ${db}.requests
+    WHERE ${RAW_TIME()} AND ${DEST_FILTER}
+    GROUP BY if(requestId = '', concat('#', toString(rowNumberInAllBlocks())), requestId), destinationNamespace, destinationService`;
+}
+
+/** Per-group RED as aggregate states, merged from rollups (whole minutes) and raw rows (edges) or from deduped raw rows. */
+function redStates(db: string, keys: string[], reporter: ReporterFilter): string {
+  const k = keys.join(', ');
+  const rawStates = `countState() AS requests, countIfState(outcome = 'error') AS errors, countIfState(outcome = 'denied') AS denied,
+      quantilesTDigestState(${QUANTILES})(durationMs) AS latencyMs`;
+  if (reporter === 'all') {
+    return `SELECT ${k}, ${rawStates} FROM (${dedupedRequests(db)}) GROUP BY ${k}`;
+  }
+  return `
+    SELECT ${k}, requests, errors, denied, latencyMs FROM ${db}.requests_1m
+    WHERE ${ROLLUP_TIME} AND reporter = {reporter:String} AND ${DEST_FILTER}
+    UNION ALL
+    SELECT ${k}, ${rawStates} FROM ${db}.requests
+    WHERE ${RAW_EDGES} AND reporter = {reporter:String} AND ${DEST_FILTER}
+    GROUP BY ${k}`;
+}
+
+async function rows<T>(conn: Connection, query: string, scope: QueryScope): Promise<T[]> {
+  const rs = await conn.client.query({ query, query_params: params(scope), format: 'JSONEachRow' });
+  return rs.json<T>();
+}
+
+const quantiles = (q: number[]): { p50: number; p90: number; p99: number } => ({
+  p50: q[0] ?? 0,
+  p90: q[1] ?? 0,
+  p99: q[2] ?? 0,
+});
+
+export async function querySubsets(conn: Connection, scope: QueryScope): Promise<SubsetRow[]> {
+  const keys = ['destinationNamespace', 'destinationService', 'destinationHost', 'destinationSubset'];
+  const query = `
+    SELECT destinationNamespace AS namespace, destinationService AS service, destinationHost AS host, destinationSubset AS subset,
+      countMerge(requests) AS requests, countIfMerge(errors) AS errors, countIfMerge(denied) AS denied,
+      quantilesTDigestMerge(${QUANTILES})(latencyMs) AS q
+    FROM (${redStates(conn.database, keys, scope.reporter)})
+    GROUP BY namespace, service, host, subset
+    ORDER BY namespace, service, host, subset`;
+  const result = await rows<Omit<SubsetRow, 'latencyMs'> & { q: number[] }>(conn, query, scope);
+  return result.map(({ q, ...r }) => ({ ...r, latencyMs: quantiles(q) }));
+}
+
+export async function queryEdges(conn: Connection, scope: QueryScope): Promise<EdgeRow[]> {
+  const keys = ['sourceNamespace', 'sourceWorkload', 'destinationNamespace', 'destinationService', 'destinationHost', 'destinationSubset'];
+  const query = `
+    SELECT sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationSubset AS subset,
+      countMerge(requests) AS requests, countIfMerge(errors) AS errors, countIfMerge(denied) AS denied,
+      quantilesTDigestMerge(${QUANTILES})(latencyMs)[3] AS p99Ms
+    FROM (${redStates(conn.database, keys, scope.reporter)})
+    GROUP BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset
+    ORDER BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, subset`;
+  return rows<EdgeRow>(conn, query, scope);
+}
+
+/**
+ * The allowed/denied ledger: L7 from access logs (TCP access-log records count as L4) and L4 from flow logs,
+ * one row per verdict detail. Flow logs name where the verdict was taken; `reporter=all` counts every
+ * flow record (Hubble and Calico report a policy verdict once, where it is enforced).
+ */
+export async function queryLedger(conn: Connection, scope: QueryScope): Promise<LedgerRow[]> {
+  const db = conn.database;
+  const requestRows =
+    scope.reporter === 'all'
+      ? `(${dedupedRequests(db)})`
+      : `(SELECT * FROM ${db}.requests WHERE ${RAW_TIME()} AND ${DEST_FILTER} AND reporter = {reporter:String})`;
+  const query = `
+    SELECT if(protocol = 'tcp', 'L4', 'L7') AS layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService,
+      destinationHost, destinationSubset AS subset, destinationPort AS port, outcome = 'denied' AS denied, denyReason, policy, rule,
+      count() AS count
+    FROM ${requestRows}
+    GROUP BY layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset, port,
+      denied, denyReason, policy, rule
+    UNION ALL
+    SELECT 'L4' AS layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, '' AS subset,
+      destinationPort AS port, verdict = 'denied' AS denied, denyReason, policy, rule, sum(count) AS count
+    FROM (
+      SELECT sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationPort,
+        verdict, denyReason, policy, rule, sumMerge(connections) AS count
+      FROM ${db}.flows_1m
+      WHERE ${ROLLUP_TIME} AND ${DEST_FILTER} AND ({reporter:String} = 'all' OR reporter = {reporter:String})
+      GROUP BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationPort,
+        verdict, denyReason, policy, rule
+      UNION ALL
+      SELECT sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationPort,
+        verdict, denyReason, policy, rule, sum(count) AS count
+      FROM ${db}.flows
+      WHERE ${RAW_EDGES} AND ${DEST_FILTER} AND ({reporter:String} = 'all' OR reporter = {reporter:String})
+      GROUP BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationPort,
+        verdict, denyReason, policy, rule
+    )
+    GROUP BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, port,
+      denied, denyReason, policy, rule`;
+  const result = await rows<Omit<LedgerRow, 'denied'> & { denied: number | boolean }>(conn, query, scope);
+  return result.map((r) => ({ ...r, denied: r.denied === true || r.denied === 1 }));
+}
