@@ -2,6 +2,7 @@
 export { BusError, TOPICS } from './types';
 export type {
   BatchHandler,
+  BatchPolicy,
   Bus,
   BusErrorCode,
   BusLogger,
@@ -9,6 +10,7 @@ export type {
   Codec,
   DeadLetter,
   DeliveredMessage,
+  SubscribeOptions,
   Subscription,
   Topic,
 } from './types';

@@ -40,7 +40,7 @@
 import { Kafka, Partitioners, logLevel as KafkaLogLevel } from 'kafkajs';
 import type { Admin, Consumer, ConsumerConfig, EachBatchPayload, KafkaConfig, KafkaMessage, LogEntry, Producer } from 'kafkajs';
 import { BusError, TOPICS } from './types';
-import type { BatchHandler, Bus, BusErrorCode, BusLogger, BusMessage, DeadLetter, DeliveredMessage, Subscription, Topic } from './types';
+import type { BatchHandler, Bus, BusErrorCode, BusLogger, BusMessage, DeadLetter, DeliveredMessage, SubscribeOptions, Subscription, Topic } from './types';
 
 export interface UndecodableEvent {
   topic: string;
@@ -374,7 +374,7 @@ export function createKafkaBus(options: KafkaBusOptions): KafkaBus {
     }
   }
 
-  async function subscribe<T>(topic: Topic<T>, group: string, handler: BatchHandler<T>): Promise<Subscription> {
+  async function subscribe<T>(topic: Topic<T>, group: string, handler: BatchHandler<T>, subscribeOptions?: SubscribeOptions<T>): Promise<Subscription> {
     if (closed) throw closedError(`subscribe to ${topic.name}`);
     await connect();
     try {
@@ -382,7 +382,11 @@ export function createKafkaBus(options: KafkaBusOptions): KafkaBus {
     } catch (err) {
       throw toBusError(err, `cannot create topic ${topic.name}`);
     }
-    const consumer: Consumer = kafka.consumer({ ...options.consumer, groupId: group });
+    // A batch policy becomes the broker-side fetch wait: Kafka counts bytes, not records, so the minimum is
+    // an estimate (about 256 bytes per unit of `sizeOf`, capped at 8 MiB).
+    const batch = subscribeOptions?.batch;
+    const fetchWait = batch ? { minBytes: Math.min(batch.minSize * 256, 8 << 20), maxWaitTimeInMs: batch.maxWaitMs } : {};
+    const consumer: Consumer = kafka.consumer({ ...options.consumer, ...fetchWait, groupId: group });
     const state: SubState = { stopping: false, wake: null };
     consumer.on(consumer.events.CRASH, (event) => {
       const { error, restart } = event.payload;

@@ -278,3 +278,51 @@ describe('memory bus', () => {
     expect(fullRejections).toBeGreaterThan(0);
   }, 30_000);
 });
+
+describe('memory bus batching and exact redelivery', () => {
+  let bus: Bus;
+  afterEach(async () => {
+    await bus?.close();
+  });
+
+  it('waits for minSize (weighed by sizeOf) up to maxWaitMs, then delivers what it has in one batch', async () => {
+    bus = createMemoryBus();
+    const t = topic();
+    const batches: number[][] = [];
+    await bus.subscribe(t, 'g', async (batch) => void batches.push(batch.map((m) => m.value.seq)), {
+      batch: { minSize: 1000, maxWaitMs: 150, sizeOf: () => 100 },
+    });
+    const started = Date.now();
+    await bus.publish(t, items('a', 0, 1));
+    await sleep(20);
+    await bus.publish(t, items('a', 1, 2));
+    await until(() => batches.length > 0);
+    expect(Date.now() - started).toBeGreaterThanOrEqual(140);
+    expect(batches).toEqual([[0, 1, 2]]);
+
+    // Enough weight delivers at once, without waiting.
+    const before = Date.now();
+    await bus.publish(t, items('a', 3, 10));
+    await until(() => batches.length > 1);
+    expect(Date.now() - before).toBeLessThan(120);
+    expect(batches[1]).toEqual([3, 4, 5, 6, 7, 8, 9, 10, 11, 12]);
+  });
+
+  it('redelivers exactly the failed batch even when more messages arrived meanwhile', async () => {
+    bus = createMemoryBus({ retryInitialMs: 30 });
+    const t = topic();
+    const seen: number[][] = [];
+    let fail = true;
+    await bus.subscribe(t, 'g', async (batch) => {
+      seen.push(batch.map((m) => m.value.seq));
+      if (fail) {
+        fail = false;
+        await bus.publish(t, items('a', 3, 2));
+        throw new Error('insert failed');
+      }
+    });
+    await bus.publish(t, items('a', 0, 3));
+    await until(() => seen.flat().includes(4));
+    expect(seen).toEqual([[0, 1, 2], [0, 1, 2], [3, 4]]);
+  });
+});

@@ -29,7 +29,7 @@
  * backoffs, cleared on `close()` and when a group loses its last subscriber.
  */
 import { BusError } from './types';
-import type { BatchHandler, Bus, BusLogger, BusMessage, DeliveredMessage, Subscription, Topic } from './types';
+import type { BatchHandler, BatchPolicy, Bus, BusLogger, BusMessage, DeliveredMessage, SubscribeOptions, Subscription, Topic } from './types';
 
 export interface MemoryBusOptions {
   /** Most un-committed messages a topic holds; a publish that would exceed it rejects with BUS_FULL. Default 10,000. */
@@ -70,6 +70,13 @@ interface Group {
   inFlightBy: Subscriber | null;
   failures: number;
   retryTimer: NodeJS.Timeout | null;
+  /** From the group's first subscribe; the group waits for this much before a delivery. */
+  batch: BatchPolicy<unknown> | undefined;
+  /** Running while a delivery waits for `batch.minSize`; fires at `batch.maxWaitMs` at the latest. */
+  waitTimer: NodeJS.Timeout | null;
+  waitingSince: number;
+  /** After a failure: the absolute end offset of the failed batch, so the redelivery is exactly that batch. */
+  retryEnd: number;
 }
 
 interface TopicLog {
@@ -131,11 +138,39 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
     return Math.min(retryMaxMs, retryInitialMs * 2 ** Math.min(failures - 1, 30));
   }
 
-  function deliver(t: TopicLog, g: Group): void {
+  /** True when the group should wait for more messages; arms the wait timer once per wait. */
+  function shouldWait(t: TopicLog, g: Group, from: number, to: number): boolean {
+    const policy = g.batch;
+    if (policy === undefined || to - from >= maxBatchSize) return false;
+    let size = 0;
+    for (let i = from; i < to && size < policy.minSize; i++) {
+      size += policy.sizeOf ? policy.sizeOf((t.entries[i] as AnyMessage).value) : 1;
+    }
+    if (size >= policy.minSize) return false;
+    const now = Date.now();
+    if (g.waitTimer === null) {
+      if (g.waitingSince === 0) g.waitingSince = now;
+      const left = g.waitingSince + policy.maxWaitMs - now;
+      if (left <= 0) return false;
+      g.waitTimer = setTimeout(() => {
+        g.waitTimer = null;
+        deliver(t, g, true);
+      }, left);
+    }
+    return true;
+  }
+
+  function deliver(t: TopicLog, g: Group, waited = false): void {
     if (closed || g.inFlight !== null || g.retryTimer !== null || g.subscribers.length === 0) return;
     const from = g.committed - t.base;
     if (from >= t.entries.length) return;
-    const to = Math.min(t.entries.length, from + maxBatchSize);
+    // A redelivery (failures > 0) is exactly the failed batch, never more: consumers derive idempotency
+    // tokens from the batch's first and last offset. It never waits either.
+    const to = g.failures > 0 ? g.retryEnd - t.base : Math.min(t.entries.length, from + maxBatchSize);
+    if (!waited && g.failures === 0 && shouldWait(t, g, from, to)) return;
+    if (g.waitTimer !== null) clearTimeout(g.waitTimer);
+    g.waitTimer = null;
+    g.waitingSince = 0;
     const batch = t.entries.slice(from, to) as AnyMessage[];
     const end = t.base + to;
     const sub = g.subscribers[g.turn++ % g.subscribers.length] as Subscriber;
@@ -160,6 +195,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
         g.inFlight = null;
         g.inFlightBy = null;
         g.failures++;
+        g.retryEnd = end;
         const delay = backoffMs(g.failures);
         logger?.error(
           {
@@ -205,6 +241,11 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       clearTimeout(g.retryTimer);
       g.retryTimer = null;
     }
+    if (g.subscribers.length === 0 && g.waitTimer !== null) {
+      clearTimeout(g.waitTimer);
+      g.waitTimer = null;
+      g.waitingSince = 0;
+    }
     const inFlight = g.inFlightBy === sub ? g.inFlight : null;
     sub.stopping = inFlight ?? Promise.resolve();
     return sub.stopping;
@@ -232,7 +273,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       schedule(t);
     },
 
-    async subscribe<T>(topic: Topic<T>, group: string, handler: BatchHandler<T>): Promise<Subscription> {
+    async subscribe<T>(topic: Topic<T>, group: string, handler: BatchHandler<T>, options?: SubscribeOptions<T>): Promise<Subscription> {
       if (closed) throw new BusError('BUS_CLOSED', `bus is closed; cannot subscribe to ${topic.name}`, false);
       const t = topicLog(topic.name);
       let g = t.groups.get(group);
@@ -246,6 +287,10 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
           inFlightBy: null,
           failures: 0,
           retryTimer: null,
+          batch: options?.batch as BatchPolicy<unknown> | undefined,
+          waitTimer: null,
+          waitingSince: 0,
+          retryEnd: 0,
         };
         t.groups.set(group, g);
       }
@@ -271,6 +316,8 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
         for (const g of t.groups.values()) {
           if (g.retryTimer !== null) clearTimeout(g.retryTimer);
           g.retryTimer = null;
+          if (g.waitTimer !== null) clearTimeout(g.waitTimer);
+          g.waitTimer = null;
           if (g.inFlight) inFlight.push(g.inFlight);
         }
       }

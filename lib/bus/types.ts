@@ -30,6 +30,22 @@ export interface DeliveredMessage<T> extends BusMessage<T> {
 /** Called with a batch of messages; resolving commits them, rejecting redelivers them later. */
 export type BatchHandler<T> = (messages: DeliveredMessage<T>[]) => Promise<void>;
 
+/**
+ * How large a delivery a consumer wants (Kafka's `fetch.min.bytes` / `fetch.max.wait.ms`): the bus waits
+ * until the pending messages weigh at least `minSize`, or until `maxWaitMs` passed since it started
+ * waiting, whichever comes first. A storage consumer asks for big batches (few large inserts).
+ */
+export interface BatchPolicy<T> {
+  minSize: number;
+  maxWaitMs: number;
+  /** Weight of one message; default 1 (count messages). E.g. `(records) => records.length`. */
+  sizeOf?: (value: T) => number;
+}
+
+export interface SubscribeOptions<T> {
+  batch?: BatchPolicy<T>;
+}
+
 export interface Subscription {
   /** Stops fetching, waits for the in-flight handler, commits what it finished. */
   stop(): Promise<void>;
@@ -42,7 +58,7 @@ export interface Bus {
    * receivers turn it into 429/503 with `Retry-After`.
    */
   publish<T>(topic: Topic<T>, messages: BusMessage<T>[]): Promise<void>;
-  subscribe<T>(topic: Topic<T>, group: string, handler: BatchHandler<T>): Promise<Subscription>;
+  subscribe<T>(topic: Topic<T>, group: string, handler: BatchHandler<T>, options?: SubscribeOptions<T>): Promise<Subscription>;
   /** False while the bus cannot take writes (kafka disconnected); feeds `/readyz`. */
   ready(): boolean;
   close(): Promise<void>;
