@@ -27,3 +27,33 @@ export { BLACKHOLE_ROUTE, applyOutcome, classifyOutcome, parseRbacDenial } from 
 export type { OutcomeInput, PolicyRef } from './outcome';
 export { UNKNOWN, applyEmitter, emptyRequest, finishRequest, isReplicaSetHash, workloadFromPodName } from './request';
 export type { Emitter } from './request';
+export {
+  MESH_CONFIG_PROBLEM_CODES,
+  STABLE_SUBSET_ANNOTATION,
+  configuredWeights,
+  emptyMeshConfig,
+  parseMeshConfig,
+  stableSubset,
+  subsetForVersion,
+} from './mesh-config';
+export type {
+  ConditionalRoute,
+  HostRouting,
+  MeshConfig,
+  MeshConfigProblem,
+  MeshConfigProblemCode,
+  MeshConfigResult,
+  MeshConfigSource,
+  MeshDestinationRule,
+  MeshHost,
+  MeshPolicy,
+  MeshRoute,
+  MeshRouteDestination,
+  MeshSubset,
+  MeshVirtualService,
+  ParseMeshConfigOptions,
+  PolicyAction,
+  RouteProtocol,
+  SubsetWeight,
+  WorkloadLabels,
+} from './mesh-config';

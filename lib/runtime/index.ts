@@ -7,3 +7,4 @@ export type { ReadinessCheck } from './health';
 export { HttpError, readBody } from './body';
 export { RETRY_AFTER_SECONDS, addOpsRoutes, bearerAuth, checkBearer, createHttpServer } from './http';
 export type { HttpServerOptions } from './http';
+export { loadMeshConfig } from './mesh-config';
