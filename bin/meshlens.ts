@@ -7,7 +7,7 @@ import { createLogger } from '../lib/runtime/logger';
 import { start, TARGETS, type Target } from './start';
 
 /** Targets of CONTRACT.md §1 that later versions add; named so the CLI can say so instead of "unknown". */
-const PLANNED = ['aggregator', 'provisioner', 'tracer', 'demo'];
+const PLANNED = ['provisioner', 'tracer', 'demo'];
 /** Forced exit when a graceful stop hangs (compose's default stop_grace_period is 10 s). */
 const SHUTDOWN_TIMEOUT_MS = 8000;
 
@@ -32,16 +32,18 @@ async function main(argv: string[]): Promise<void> {
   const running = await start({ config, target, logger });
   const { ports } = running;
   const h = config.listenHost;
-  process.stdout.write(
-    [
-      `meshlens ${target} ready (${config.kafkaBrokers.length > 0 ? 'kafka bus' : 'in-memory bus'})`,
-      `  http        http://${h}:${ports.http}   (/v1/accesslogs, /v1/flows, /metrics, /readyz)`,
-      `  otlp grpc   ${h}:${ports.otlpGrpc}`,
-      `  otlp http   http://${h}:${ports.otlpHttp}   (/v1/logs, /v1/traces)`,
-      `  zipkin      http://${h}:${ports.zipkin}   (/api/v2/spans)`,
-      '',
-    ].join('\n'),
-  );
+  const store = running.aggregator
+    ? `, ClickHouse ${running.aggregator.conn.kind}: ${running.aggregator.conn.location}`
+    : '';
+  const lines = [
+    `meshlens ${target} ready (${config.kafkaBrokers.length > 0 ? 'kafka bus' : 'in-memory bus'}${store})`,
+    `  http        http://${h}:${ports.http}   (${running.aggregator ? '/api/v1/*, ' : ''}${ports.zipkin ? '/v1/accesslogs, /v1/flows, ' : ''}/metrics, /readyz)`,
+  ];
+  // 0 = the target does not serve that receiver (the aggregator target serves HTTP only).
+  if (ports.otlpGrpc) lines.push(`  otlp grpc   ${h}:${ports.otlpGrpc}`);
+  if (ports.otlpHttp) lines.push(`  otlp http   http://${h}:${ports.otlpHttp}   (/v1/logs, /v1/traces)`);
+  if (ports.zipkin) lines.push(`  zipkin      http://${h}:${ports.zipkin}   (/api/v2/spans)`);
+  process.stdout.write(`${lines.join('\n')}\n`);
 
   const stop = (signal: string): void => {
     logger.info({ signal }, 'shutting down');

@@ -10,11 +10,19 @@ import type { Config } from '../lib/runtime/config';
 import { Health } from '../lib/runtime/health';
 import { addOpsRoutes, createHttpServer } from '../lib/runtime/http';
 import type { Logger } from '../lib/runtime/logger';
+import { emptyMeshConfig } from '../lib/model';
+import type { MeshConfig } from '../lib/model';
+import { loadMeshConfig } from '../lib/runtime';
+import { createAggregator } from '../services/aggregator';
+import type { Aggregator } from '../services/aggregator';
 import { bindGrpc, createIngest, startDeadLetterFileSink } from '../services/ingest';
 
 /** Targets available in this build. `all` is every one of them in one process. */
-export const TARGETS = ['all', 'ingest'] as const;
+export const TARGETS = ['all', 'ingest', 'aggregator'] as const;
 export type Target = (typeof TARGETS)[number];
+
+/** How long a graceful stop waits for consumers to store what the bus holds (the CLI allows 8 s in all). */
+const SHUTDOWN_DRAIN_MS = 5_000;
 
 export interface Ports {
   http: number;
@@ -28,6 +36,8 @@ export interface Running {
   bus: Bus;
   health: Health;
   registry: Registry;
+  /** The aggregator (targets `all` and `aggregator`). */
+  aggregator: Aggregator | undefined;
   /** Graceful stop: not ready, stop intake, drain consumers, close the bus. */
   close(): Promise<void>;
 }
@@ -40,6 +50,17 @@ export interface StartOptions {
   bus?: Bus;
   /** Collect Node.js process metrics on /metrics (off in tests that start several instances). */
   processMetrics?: boolean;
+  /** Aggregator insert batching; tests shorten the wait so records are queryable sooner. */
+  batchWaitMs?: number;
+}
+
+/** Reads MESHLENS_MESH_CONFIG; problems in the files are logged, a missing path stops the start. */
+async function meshConfigFor(config: Config, logger: Logger): Promise<MeshConfig> {
+  if (config.meshConfigPath === undefined) return emptyMeshConfig();
+  const { config: mesh, problems } = await loadMeshConfig(config.meshConfigPath);
+  for (const p of problems) logger.warn({ problem: p }, 'mesh config problem');
+  logger.info({ path: config.meshConfigPath, hosts: mesh.hosts.size, problems: problems.length }, 'mesh config loaded');
+  return mesh;
 }
 
 export async function start(opts: StartOptions): Promise<Running> {
@@ -62,19 +83,40 @@ export async function start(opts: StartOptions): Promise<Running> {
 
   const http = createHttpServer({ logger, maxBodyBytes: config.maxBodyBytes });
   addOpsRoutes(http, health, registry);
+
+  let aggregator: Aggregator | undefined;
+  if (opts.target === 'all' || opts.target === 'aggregator') {
+    aggregator = await createAggregator({
+      bus,
+      registry,
+      logger,
+      meshConfig: await meshConfigFor(config, logger),
+      clickhouseUrl: config.clickhouseUrl,
+      dataDir: config.dataDir,
+      rawRetentionDays: config.rawRetentionDays,
+      rollupRetentionDays: config.rollupRetentionDays,
+      maxSeries: config.maxSeries,
+      batchWaitMs: opts.batchWaitMs,
+    });
+    const agg = aggregator;
+    health.register('store', () => agg.ready());
+    aggregator.registerRoutes(http);
+  }
+  const withIngest = opts.target === 'all' || opts.target === 'ingest';
   const ingest = createIngest({ bus, registry, logger, ingestToken: config.ingestToken, maxBodyBytes: config.maxBodyBytes });
-  ingest.registerHttpRoutes(http);
+  if (withIngest) ingest.registerHttpRoutes(http);
 
   const host = config.listenHost;
   const listen = async (app: typeof http, port: number): Promise<number> => {
     await app.listen({ host, port });
     return (app.server.address() as AddressInfo).port;
   };
+  // The aggregator target serves only HTTP (query API, /metrics, health); 0 = that receiver is not served.
   const ports: Ports = {
     http: await listen(http, config.httpPort),
-    otlpHttp: await listen(ingest.otlpHttp, config.otlpHttpPort),
-    zipkin: await listen(ingest.zipkin, config.zipkinPort),
-    otlpGrpc: await bindGrpc(ingest.grpc, host, config.otlpGrpcPort),
+    otlpHttp: withIngest ? await listen(ingest.otlpHttp, config.otlpHttpPort) : 0,
+    zipkin: withIngest ? await listen(ingest.zipkin, config.zipkinPort) : 0,
+    otlpGrpc: withIngest ? await bindGrpc(ingest.grpc, host, config.otlpGrpcPort) : 0,
   };
   health.markStarted();
 
@@ -87,11 +129,14 @@ export async function start(opts: StartOptions): Promise<Running> {
         ingest.zipkin.close(),
         new Promise<void>((resolve) => ingest.grpc.tryShutdown(() => resolve())),
       ]);
+      // Intake is closed; what the memory bus still holds is delivered and stored before the consumers stop.
+      if (!(await bus.drain(SHUTDOWN_DRAIN_MS))) logger.warn({}, 'stopping with records not yet stored');
       await http.close();
       for (const s of subscriptions) await s.stop();
+      await aggregator?.close();
       await bus.close();
     })();
     return closing;
   };
-  return { ports, bus, health, registry, close };
+  return { ports, bus, health, registry, aggregator, close };
 }

@@ -374,6 +374,11 @@ export function createKafkaBus(options: KafkaBusOptions): KafkaBus {
     }
   }
 
+  /** Kafka keeps what is not committed; a restarted consumer picks it up. Nothing to drain here. */
+  async function drain(): Promise<boolean> {
+    return true;
+  }
+
   async function subscribe<T>(topic: Topic<T>, group: string, handler: BatchHandler<T>, subscribeOptions?: SubscribeOptions<T>): Promise<Subscription> {
     if (closed) throw closedError(`subscribe to ${topic.name}`);
     await connect();
@@ -456,6 +461,7 @@ export function createKafkaBus(options: KafkaBusOptions): KafkaBus {
   return {
     publish,
     subscribe,
+    drain,
     connect,
     ready: () => producerConnected && !closed,
     close(): Promise<void> {

@@ -107,6 +107,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
   const topics = new Map<string, TopicLog>();
   let closed = false;
   let closing: Promise<void> | null = null;
+  let draining = false;
 
   // One immediate per event-loop turn pumps every topic that got messages or subscribers since the last one.
   const dirty = new Set<TopicLog>();
@@ -141,7 +142,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
   /** True when the group should wait for more messages; arms the wait timer once per wait. */
   function shouldWait(t: TopicLog, g: Group, from: number, to: number): boolean {
     const policy = g.batch;
-    if (policy === undefined || to - from >= maxBatchSize) return false;
+    if (policy === undefined || draining || to - from >= maxBatchSize) return false;
     let size = 0;
     for (let i = from; i < to && size < policy.minSize; i++) {
       size += policy.sizeOf ? policy.sizeOf((t.entries[i] as AnyMessage).value) : 1;
@@ -299,6 +300,30 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       schedule(t);
       const grp = g;
       return { stop: () => stopSubscriber(t, grp, sub) };
+    },
+
+    async drain(timeoutMs: number): Promise<boolean> {
+      draining = true;
+      try {
+        const deadline = Date.now() + timeoutMs;
+        for (;;) {
+          let pending = false;
+          for (const t of topics.values()) {
+            for (const g of t.groups.values()) {
+              if (g.subscribers.length === 0 || g.committed >= t.base + t.entries.length) continue;
+              pending = true;
+              if (g.waitTimer !== null) clearTimeout(g.waitTimer);
+              g.waitTimer = null;
+              deliver(t, g);
+            }
+          }
+          if (!pending) return true;
+          if (closed || Date.now() >= deadline) return false;
+          await new Promise((resolve) => setTimeout(resolve, 5));
+        }
+      } finally {
+        draining = false;
+      }
     },
 
     ready(): boolean {

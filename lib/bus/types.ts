@@ -59,6 +59,12 @@ export interface Bus {
    */
   publish<T>(topic: Topic<T>, messages: BusMessage<T>[]): Promise<void>;
   subscribe<T>(topic: Topic<T>, group: string, handler: BatchHandler<T>, options?: SubscribeOptions<T>): Promise<Subscription>;
+  /**
+   * Delivers everything published so far without batch waits, and resolves once every subscribed group
+   * committed it, or after `timeoutMs` (resolving false). For a graceful stop of a process whose bus is
+   * not durable (memory); a durable bus (kafka) keeps what is uncommitted and resolves true at once.
+   */
+  drain(timeoutMs: number): Promise<boolean>;
   /** False while the bus cannot take writes (kafka disconnected); feeds `/readyz`. */
   ready(): boolean;
   close(): Promise<void>;

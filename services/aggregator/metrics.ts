@@ -1,0 +1,184 @@
+/**
+ * The mesh metrics of CONTRACT.md §5, kept as aggregated state (series.ts) and updated once per consumed
+ * batch, plus the aggregator's own health metrics.
+ */
+import { Counter, Histogram } from 'prom-client';
+import type { Registry } from 'prom-client';
+import type { Flow, MeshRequest } from '../../lib/model';
+import { CounterFamily, HistogramFamily } from './series';
+import type { Labels } from './series';
+
+/** Istio's `istio_request_duration_milliseconds` buckets, in seconds, so dashboards compare like with like. */
+export const DURATION_BUCKETS_SECONDS = [
+  0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600, 1800, 3600,
+] as const;
+
+const REQUEST_LABELS = [
+  'reporter',
+  'source_workload',
+  'source_workload_namespace',
+  'destination_service',
+  'destination_service_name',
+  'destination_service_namespace',
+  'destination_subset',
+  'response_code',
+  'outcome',
+] as const;
+const DURATION_LABELS = [
+  'reporter',
+  'destination_service',
+  'destination_service_name',
+  'destination_service_namespace',
+  'destination_subset',
+] as const;
+const FLOW_LABELS = [
+  'source_workload',
+  'source_workload_namespace',
+  'destination_service',
+  'destination_service_name',
+  'destination_service_namespace',
+  'verdict',
+  'reason',
+  'policy',
+] as const;
+/** What an overflow series forgets; reporter, code, outcome and verdict are bounded and stay. */
+const HIGH_CARDINALITY = [
+  'source_workload',
+  'source_workload_namespace',
+  'destination_service',
+  'destination_service_name',
+  'destination_service_namespace',
+  'destination_subset',
+  'policy',
+];
+
+const SEP = '\u0001';
+const orUnknown = (v: string): string => (v === '' ? 'unknown' : v);
+
+export class MeshMetrics {
+  private readonly requests: CounterFamily;
+  private readonly durations: HistogramFamily;
+  private readonly flows: CounterFamily;
+
+  constructor(registry: Registry, maxSeries: number) {
+    const overflowCounter = new Counter({
+      name: 'meshlens_series_overflow_total',
+      help: 'Observations folded into a metric\'s __overflow__ series because it reached MESHLENS_MAX_SERIES label sets.',
+      labelNames: ['metric'],
+      registers: [registry],
+    });
+    const family = (name: string, help: string, labelNames: readonly string[]) => ({
+      name,
+      help,
+      labelNames,
+      maxSeries,
+      overflowLabels: HIGH_CARDINALITY,
+      overflowCounter,
+    });
+    this.requests = new CounterFamily(
+      family('meshlens_requests_total', 'Requests seen in mesh access logs, by reporter, source, destination subset, code and outcome.', REQUEST_LABELS),
+    );
+    this.durations = new HistogramFamily(
+      family('meshlens_request_duration_seconds', 'Request duration as the reporting sidecar measured it.', DURATION_LABELS),
+      DURATION_BUCKETS_SECONDS,
+    );
+    this.flows = new CounterFamily(
+      family('meshlens_flows_total', 'L3/L4 connections from flow logs, by verdict and deciding policy.', FLOW_LABELS),
+    );
+    for (const m of [this.requests, this.durations, this.flows]) registry.registerMetric(m as never);
+  }
+
+  /** Adds a consumed batch of requests; one map lookup per record and family, no prom-client call per record. */
+  addRequests(records: readonly MeshRequest[]): void {
+    for (const r of records) {
+      const dest = r.destinationHost + SEP + r.destinationService + SEP + r.destinationNamespace + SEP + r.destinationSubset;
+      const durationKey = r.reporter + SEP + dest;
+      this.requests.add(
+        durationKey + SEP + r.sourceWorkload + SEP + r.sourceNamespace + SEP + r.responseCode + SEP + r.outcome,
+        () => requestLabels(r),
+        1,
+      );
+      this.durations.observe(durationKey, () => durationLabels(r), r.durationMs / 1000);
+    }
+  }
+
+  addFlows(flows: readonly Flow[]): void {
+    for (const f of flows) {
+      const key =
+        f.sourceWorkload + SEP + f.sourceNamespace + SEP + f.destinationHost + SEP + f.destinationService + SEP +
+        f.destinationNamespace + SEP + f.verdict + SEP + f.denyReason + SEP + f.policy;
+      this.flows.add(key, () => flowLabels(f), f.count);
+    }
+  }
+
+  /** Label sets held per family (for the benchmark's memory-per-series figure and tests). */
+  seriesCounts(): Record<string, number> {
+    return { requests: this.requests.size, durations: this.durations.size, flows: this.flows.size };
+  }
+}
+
+function requestLabels(r: MeshRequest): Labels {
+  return {
+    reporter: r.reporter,
+    source_workload: orUnknown(r.sourceWorkload),
+    source_workload_namespace: orUnknown(r.sourceNamespace),
+    ...destinationLabels(r),
+    response_code: String(r.responseCode),
+    outcome: r.outcome,
+  };
+}
+
+function durationLabels(r: MeshRequest): Labels {
+  return { reporter: r.reporter, ...destinationLabels(r) };
+}
+
+function destinationLabels(r: MeshRequest): Labels {
+  return {
+    destination_service: orUnknown(r.destinationHost),
+    destination_service_name: orUnknown(r.destinationService),
+    destination_service_namespace: orUnknown(r.destinationNamespace),
+    destination_subset: r.destinationSubset,
+  };
+}
+
+function flowLabels(f: Flow): Labels {
+  return {
+    source_workload: orUnknown(f.sourceWorkload),
+    source_workload_namespace: orUnknown(f.sourceNamespace),
+    destination_service: orUnknown(f.destinationHost),
+    destination_service_name: orUnknown(f.destinationService),
+    destination_service_namespace: orUnknown(f.destinationNamespace),
+    verdict: f.verdict,
+    reason: f.denyReason,
+    policy: f.policy,
+  };
+}
+
+/** The storage consumer's own metrics. */
+export class StoreMetrics {
+  readonly rows: Counter<'table'>;
+  readonly failures: Counter<'table'>;
+  readonly insertSeconds: Histogram<'table'>;
+
+  constructor(registry: Registry) {
+    this.rows = new Counter({
+      name: 'meshlens_store_rows_total',
+      help: 'Rows handed to ClickHouse per table (a redelivered batch counts again here; ClickHouse drops the repeat).',
+      labelNames: ['table'],
+      registers: [registry],
+    });
+    this.failures = new Counter({
+      name: 'meshlens_store_insert_failures_total',
+      help: 'Failed ClickHouse inserts; the bus redelivers the batch.',
+      labelNames: ['table'],
+      registers: [registry],
+    });
+    this.insertSeconds = new Histogram({
+      name: 'meshlens_store_insert_duration_seconds',
+      help: 'Time per ClickHouse insert of one consumed batch.',
+      labelNames: ['table'],
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers: [registry],
+    });
+  }
+}
