@@ -371,7 +371,8 @@ describe('ingest limits, auth and backpressure', () => {
 
   it('tells callers to retry with Retry-After when the bus is full, and takes nothing from that request', async () => {
     const bus = createMemoryBus({ capacity: 2 });
-    const running = await start({ config: testConfig(), target: 'all', logger, bus, processMetrics: false });
+    // The ingest target alone: no aggregator drains the topic, so the bus fills as a slow consumer would let it.
+    const running = await start({ config: testConfig(), target: 'ingest', logger, bus, processMetrics: false });
     try {
       const url = `http://127.0.0.1:${running.ports.http}/v1/accesslogs`;
       const statuses: number[] = [];

@@ -1,0 +1,244 @@
+/**
+ * lib/store on real ClickHouse: embedded chDB in a temporary data dir (DESIGN.md: real components).
+ * One chDB engine per process, so the suite shares one connection and reopens it for the restart case.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { emptyRequest } from '../model';
+import type { Flow, MeshRequest } from '../model';
+import { connect } from './client';
+import type { Connection } from './client';
+import { migrate, readMigrations, splitStatements } from './migrations';
+import { queryEdges, queryLedger, querySubsets, splitWindow } from './queries';
+import type { QueryScope } from './queries';
+import { StoreWriter } from './writer';
+
+const T0 = Date.UTC(2026, 10, 25, 10, 0, 0); // a whole minute
+const RETENTION = { rawDays: 3650, rollupDays: 3650 };
+
+function request(over: Partial<MeshRequest>): MeshRequest {
+  return {
+    ...emptyRequest(),
+    reporter: 'source',
+    sourceWorkload: 'productpage-v1',
+    sourceNamespace: 'default',
+    destinationHost: 'reviews.default.svc.cluster.local',
+    destinationService: 'reviews',
+    destinationNamespace: 'default',
+    destinationPort: 9080,
+    protocol: 'http',
+    responseCode: 200,
+    outcome: 'ok',
+    ...over,
+  };
+}
+
+function flow(over: Partial<Flow>): Flow {
+  return {
+    startTimeMs: T0,
+    reporter: 'destination',
+    sourceWorkload: 'sleep',
+    sourceNamespace: 'default',
+    sourceAddress: '10.0.0.1:40000',
+    destinationHost: 'mysql.default.svc.cluster.local',
+    destinationService: 'mysql',
+    destinationNamespace: 'default',
+    destinationWorkload: 'mysql-v1',
+    destinationAddress: '10.0.0.2:3306',
+    destinationPort: 3306,
+    transport: 'tcp',
+    verdict: 'allowed',
+    denyReason: '',
+    detail: '',
+    policy: '',
+    rule: -1,
+    count: 1,
+    bytes: 0,
+    packets: 0,
+    attributes: {},
+    ...over,
+  };
+}
+
+const scope = (over: Partial<QueryScope> = {}): QueryScope => ({
+  fromMs: T0,
+  toMs: T0 + 10 * 60_000,
+  namespace: '',
+  service: '',
+  reporter: 'source',
+  ...over,
+});
+
+/** Exact q-quantile by rank, for comparing against the sketch. */
+function exactQuantile(values: number[], q: number): number {
+  const s = [...values].sort((a, b) => a - b);
+  return s[Math.min(s.length - 1, Math.max(0, Math.ceil(q * s.length) - 1))] as number;
+}
+
+describe('lib/store on embedded ClickHouse', () => {
+  let dir: string;
+  let conn: Connection;
+  let writer: StoreWriter;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'meshlens-store-'));
+    conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+    await migrate(conn, RETENTION);
+    writer = new StoreWriter(conn);
+  });
+  afterAll(async () => {
+    await conn.client.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  const count = async (sql: string): Promise<number> => {
+    const rs = await conn.client.query({ query: sql, format: 'JSONEachRow' });
+    return Number(Object.values((await rs.json<Record<string, number>>())[0] ?? {})[0] ?? 0);
+  };
+  const clear = async (): Promise<void> => {
+    for (const t of ['requests', 'flows', 'spans', 'requests_1m', 'flows_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
+  };
+  beforeEach(clear);
+
+  it('splits statements and applies migrations once, in order, with retention TTLs; an edited migration stops the start', async () => {
+    expect(splitStatements('-- c\nCREATE TABLE a (x UInt8) ENGINE = Memory;\n\nSELECT 1;\n')).toEqual(['CREATE TABLE a (x UInt8) ENGINE = Memory', 'SELECT 1']);
+    expect(await migrate(conn, RETENTION)).toEqual([]);
+    expect(await count(`SELECT count() FROM ${conn.database}.schema_migrations`)).toBe(readMigrations().length);
+
+    await migrate(conn, { rawDays: 5, rollupDays: 30 });
+    const rs = await conn.client.query({ query: `SELECT name, engine_full FROM system.tables WHERE database = '${conn.database}' AND name IN ('requests', 'requests_1m')`, format: 'JSONEachRow' });
+    const engines = Object.fromEntries((await rs.json<{ name: string; engine_full: string }>()).map((r) => [r.name, r.engine_full]));
+    expect(engines.requests).toMatch(/toIntervalDay\(5\)/);
+    expect(engines.requests_1m).toMatch(/toIntervalDay\(30\)/);
+    await migrate(conn, RETENTION);
+
+    const edited = readMigrations().map((m, i) => (i === 0 ? { ...m, checksum: 'edited' } : m));
+    await expect(migrate(conn, RETENTION, edited)).rejects.toThrow(/changed after it was applied/);
+  });
+
+  it('counts a batch delivered twice once, in the raw table and in every rollup; another token counts again', async () => {
+    const batch = Array.from({ length: 300 }, (_, i) =>
+      request({ startTimeMs: T0 + i * 1000, requestId: `r${i}`, outcome: i % 10 === 0 ? 'error' : 'ok', responseCode: i % 10 === 0 ? 503 : 200, durationMs: i }),
+    );
+    const flows = [flow({ count: 3 }), flow({ verdict: 'denied', denyReason: 'network_policy', policy: 'default/deny-sleep', rule: 0 })];
+    await writer.insert('requests', batch, 'g/meshlens.requests/0/10-12');
+    await writer.insert('requests', batch, 'g/meshlens.requests/0/10-12');
+    await writer.insert('flows', flows, 'g/meshlens.flows/0/4-4');
+    await writer.insert('flows', flows, 'g/meshlens.flows/0/4-4');
+    const db = conn.database;
+    expect(await count(`SELECT count() FROM ${db}.requests`)).toBe(300);
+    expect(await count(`SELECT countMerge(requests) FROM ${db}.requests_1m`)).toBe(300);
+    expect(await count(`SELECT countIfMerge(errors) FROM ${db}.requests_1m`)).toBe(30);
+    expect(await count(`SELECT count() FROM ${db}.flows`)).toBe(2);
+    expect(await count(`SELECT sumMerge(connections) FROM ${db}.flows_1m`)).toBe(4);
+    const [subset] = await querySubsets(conn, scope());
+    expect(subset).toMatchObject({ requests: 300, errors: 30 });
+
+    await writer.insert('requests', batch, 'g/meshlens.requests/0/13-15');
+    expect(await count(`SELECT count() FROM ${db}.requests`)).toBe(600);
+    expect(await count(`SELECT countMerge(requests) FROM ${db}.requests_1m`)).toBe(600);
+  });
+
+  it('answers any window exactly: whole minutes from rollups, the partial minutes at the edges from raw rows', async () => {
+    const rows: MeshRequest[] = [];
+    for (let i = 0; i < 2400; i++) {
+      const subset = i % 20 === 0 ? 'v3' : 'v1';
+      const error = subset === 'v3' ? i % 3 === 0 : i % 97 === 0;
+      rows.push(request({ startTimeMs: T0 + i * 125, requestId: `w${i}`, destinationSubset: subset, outcome: error ? 'error' : 'ok', durationMs: 1 + ((i * 7919) % 500) }));
+    }
+    await writer.insert('requests', rows, 'window-test');
+    const windows: [number, number][] = [
+      [T0, T0 + 300_000], // aligned
+      [T0 + 15_500, T0 + 250_250], // both edges partial
+      [T0 + 61_000, T0 + 62_000], // inside one minute
+      [T0 - 30_000, T0 + 30_000],
+    ];
+    expect(splitWindow(T0 + 15_500, T0 + 250_250)).toEqual({ rollupFrom: (T0 + 60_000) / 1000, rollupTo: (T0 + 240_000) / 1000, rawA: T0 + 60_000, rawB: T0 + 240_000 });
+    for (const [fromMs, toMs] of windows) {
+      const inWindow = rows.filter((r) => r.startTimeMs >= fromMs && r.startTimeMs < toMs);
+      const got = await querySubsets(conn, scope({ fromMs, toMs }));
+      for (const subset of ['v1', 'v3']) {
+        const want = inWindow.filter((r) => r.destinationSubset === subset);
+        const row = got.find((g) => g.subset === subset);
+        expect({ subset, requests: row?.requests ?? 0, errors: row?.errors ?? 0 }).toEqual({
+          subset,
+          requests: want.length,
+          errors: want.filter((r) => r.outcome === 'error').length,
+        });
+        if (want.length >= 100) {
+          // The t-digest's promise: a quantile within 1 % rank of the exact one.
+          const d = want.map((r) => r.durationMs);
+          for (const [q, v] of [[0.5, row?.latencyMs.p50], [0.9, row?.latencyMs.p90], [0.99, row?.latencyMs.p99]] as const) {
+            expect(v).toBeGreaterThanOrEqual(exactQuantile(d, Math.max(0, q - 0.01)) - 1e-3);
+            expect(v).toBeLessThanOrEqual(exactQuantile(d, Math.min(1, q + 0.01)) + 1e-3);
+          }
+        }
+      }
+    }
+  });
+
+  it('counts a request both sidecars reported once for reporter=all, with the destination verdict; per reporter otherwise', async () => {
+    const denied = { responseCode: 403, responseCodeDetails: '' };
+    await writer.insert(
+      'requests',
+      [
+        // sleep → ratings: the client sidecar sees a plain 403, the server sidecar's RBAC filter denied it.
+        request({ startTimeMs: T0 + 1000, requestId: 'a', sourceWorkload: 'sleep', destinationService: 'ratings', destinationHost: 'ratings.default.svc.cluster.local', destinationSubset: 'v1', ...denied }),
+        request({ startTimeMs: T0 + 1001, requestId: 'a', reporter: 'destination', sourceWorkload: 'unknown', destinationService: 'ratings', destinationHost: 'ratings.default.svc.cluster.local', ...denied, outcome: 'denied', denyReason: 'rbac', policy: 'default/deny-sleep', rule: 0 }),
+        // The same x-request-id one hop further is another request.
+        request({ startTimeMs: T0 + 1002, requestId: 'a', sourceWorkload: 'reviews-v2', destinationService: 'mysql', destinationHost: 'mysql.default.svc.cluster.local', protocol: 'tcp', destinationPort: 3306 }),
+        // Only the destination reported this one.
+        request({ startTimeMs: T0 + 2000, requestId: 'b', reporter: 'destination', sourceWorkload: 'sleep', destinationService: 'ratings', destinationHost: 'ratings.default.svc.cluster.local', destinationSubset: 'v1' }),
+      ],
+      'dedup-test',
+    );
+    await writer.insert('flows', [flow({ verdict: 'denied', denyReason: 'network_policy', policy: 'default/db-only', rule: 1, count: 2 })], 'dedup-flows');
+
+    const ledger = await queryLedger(conn, scope({ reporter: 'all' }));
+    const ratings = ledger.filter((r) => r.destinationService === 'ratings');
+    expect(ratings).toHaveLength(2);
+    expect(ratings).toEqual(
+      expect.arrayContaining([
+        // Request b: only the destination saw it, allowed.
+        expect.objectContaining({ layer: 'L7', sourceWorkload: 'sleep', subset: 'v1', denied: false, count: 1 }),
+        // Request a: named by the source side (caller, subset), judged by the destination side (denied by RBAC).
+        expect.objectContaining({ layer: 'L7', sourceWorkload: 'sleep', subset: 'v1', denied: true, denyReason: 'rbac', policy: 'default/deny-sleep', rule: 0, count: 1 }),
+      ]),
+    );
+    expect(ratings.reduce((n, r) => n + r.count, 0)).toBe(2);
+    expect(ledger.filter((r) => r.destinationService === 'mysql')).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ layer: 'L4', sourceWorkload: 'reviews-v2', denied: false, count: 1 }),
+        expect.objectContaining({ layer: 'L4', sourceWorkload: 'sleep', denied: true, denyReason: 'network_policy', policy: 'default/db-only', rule: 1, count: 2 }),
+      ]),
+    );
+
+    const bySource = await queryLedger(conn, scope({ reporter: 'source' }));
+    expect(bySource.filter((r) => r.destinationService === 'ratings')).toEqual([expect.objectContaining({ denied: false, count: 1 })]);
+    const subsets = await querySubsets(conn, scope({ reporter: 'all', service: 'ratings' }));
+    expect(subsets).toEqual([expect.objectContaining({ service: 'ratings', subset: 'v1', requests: 2, denied: 1 })]);
+    const edges = await queryEdges(conn, scope({ reporter: 'destination', service: 'ratings' }));
+    expect(edges.map((e) => [e.sourceWorkload, e.requests, e.denied])).toEqual([
+      ['sleep', 1, 0],
+      ['unknown', 1, 1],
+    ]);
+  });
+
+  it('keeps history across a restart on the same data dir, unchanged', async () => {
+    const rows = Array.from({ length: 500 }, (_, i) => request({ startTimeMs: T0 + i * 500, requestId: `h${i}`, durationMs: i % 50, outcome: i % 25 === 0 ? 'error' : 'ok' }));
+    await writer.insert('requests', rows, 'restart-test');
+    const before = { subsets: await querySubsets(conn, scope()), ledger: await queryLedger(conn, scope({ reporter: 'all' })) };
+    await conn.client.close();
+
+    conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+    expect(await migrate(conn, RETENTION)).toEqual([]);
+    writer = new StoreWriter(conn);
+    const after = { subsets: await querySubsets(conn, scope()), ledger: await queryLedger(conn, scope({ reporter: 'all' })) };
+    expect(after).toEqual(before);
+    expect(after.subsets[0]).toMatchObject({ requests: 500, errors: 20 });
+    // The dedup log survives too: the same batch after the restart still counts once.
+    await writer.insert('requests', rows, 'restart-test');
+    expect((await querySubsets(conn, scope()))[0]).toMatchObject({ requests: 500 });
+  });
+});
