@@ -1,0 +1,200 @@
+/**
+ * `npm run demo` (CONTRACT.md §1): continuous Bookinfo traffic in real time (event time ≈ now) through
+ * meshlens's real receivers, and a terminal summary that refreshes. The caller starts meshlens first and
+ * hands over its URLs; this module knows nothing of how meshlens was started.
+ */
+import { writeFile } from 'node:fs/promises';
+import type { Logger } from '../../lib/runtime/logger';
+import { createTrafficGenerator } from './generator';
+import { createTelemetrySender, type DeliveryCounts } from './sender';
+import { startSummaryLoop } from './summary';
+
+export interface DemoOptions {
+  /** meshlens HTTP base URL (receivers and query API), e.g. `http://127.0.0.1:8080`. */
+  httpBaseUrl: string;
+  /** Zipkin receiver base URL, e.g. `http://127.0.0.1:9411`. */
+  zipkinBaseUrl: string;
+  seed: number;
+  /** Root requests (page loads and sleep calls) per second. */
+  rps: number;
+  logger: Pick<Logger, 'info' | 'warn'>;
+  /** Where the summary is drawn (a terminal: redrawn in place). */
+  out: NodeJS.WritableStream;
+  /** When set, `stop()` writes the ground truth of everything generated here, as JSON. */
+  truthFile?: string;
+  /** `MESHLENS_INGEST_TOKEN`, when set. */
+  token?: string;
+  /** How often traffic is generated and sent. Default 500 ms. */
+  tickMs?: number;
+  /** How often the summary is redrawn. Default 3000 ms. */
+  refreshMs?: number;
+  /** Summary query window. Default `30s`. */
+  window?: string;
+  fetch?: typeof fetch;
+}
+
+export interface DemoHandle {
+  /** Stop generating and drawing, give up on pending retries, write the truth file; resolves when done. */
+  stop(): Promise<void>;
+}
+
+export interface DemoArgs {
+  seed: number;
+  rps: number;
+  truthFile: string | undefined;
+  help: boolean;
+}
+
+export const DEMO_USAGE = `Usage: meshlens demo [--seed N] [--rps N] [--truth FILE]
+
+  --seed N      seed of the traffic simulator (integer, 0 to 4294967295; default 1):
+                the same seed gives the same requests
+  --rps N       root requests per second: page loads through the gateway and the
+                sleep client's calls (default 20)
+  --truth FILE  on exit, write the ground truth of everything sent (JSON)
+`;
+
+const DEFAULT_SEED = 1;
+const DEFAULT_RPS = 20;
+const MAX_RPS = 10_000;
+
+/** Parse the demo's flags (`--seed 7`, `--seed=7`, ...). Bad input is a value: every problem is named. */
+export function parseDemoArgs(argv: readonly string[]): { ok: true; value: DemoArgs } | { ok: false; message: string } {
+  const args: DemoArgs = { seed: DEFAULT_SEED, rps: DEFAULT_RPS, truthFile: undefined, help: false };
+  const problems: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (arg === '-h' || arg === '--help') {
+      args.help = true;
+      continue;
+    }
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 && arg.startsWith('--') ? arg.slice(0, eq) : arg;
+    if (flag !== '--seed' && flag !== '--rps' && flag !== '--truth') {
+      problems.push(`unknown argument ${JSON.stringify(arg)}`);
+      continue;
+    }
+    let value: string | undefined;
+    if (eq > 0 && arg.startsWith('--')) {
+      value = arg.slice(eq + 1);
+    } else {
+      value = argv[i + 1];
+      if (value === undefined || value.startsWith('--')) {
+        problems.push(`${flag} needs a value`);
+        continue;
+      }
+      i++;
+    }
+    if (flag === '--truth') {
+      if (value === '') problems.push('--truth needs a file name');
+      else args.truthFile = value;
+    } else if (flag === '--seed') {
+      const n = /^\d+$/.test(value) ? Number(value) : NaN;
+      if (!(n >= 0 && n <= 0xffffffff)) problems.push(`--seed ${JSON.stringify(value)}: expected an integer from 0 to 4294967295`);
+      else args.seed = n;
+    } else {
+      const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
+      if (!(n > 0 && n <= MAX_RPS)) problems.push(`--rps ${JSON.stringify(value)}: expected a number above 0, at most ${MAX_RPS}`);
+      else args.rps = n;
+    }
+  }
+  return problems.length > 0 ? { ok: false, message: problems.join('; ') } : { ok: true, value: args };
+}
+
+function deliveryLine(name: string, c: DeliveryCounts): string {
+  return `${name} ${c.accepted} accepted${c.rejected ? `, ${c.rejected} rejected` : ''}${c.failed ? `, ${c.failed} FAILED` : ''}`;
+}
+
+function sleep(ms: number, signal: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    if (signal.aborted) return resolve();
+    const timer = setTimeout(() => {
+      signal.removeEventListener('abort', onAbort);
+      resolve();
+    }, ms);
+    const onAbort = (): void => {
+      clearTimeout(timer);
+      resolve();
+    };
+    signal.addEventListener('abort', onAbort, { once: true });
+  });
+}
+
+/**
+ * Start the demo: every `tickMs`, generate the root requests whose event time has come and send them; every
+ * `refreshMs`, redraw the summary. Returns at once; `stop()` ends it.
+ */
+export function runDemo(options: DemoOptions): DemoHandle {
+  const { logger } = options;
+  const tickMs = options.tickMs ?? 500;
+  const abort = new AbortController();
+  const startedMs = Date.now();
+  const generator = createTrafficGenerator({ seed: options.seed, startTimeMs: startedMs, rps: options.rps });
+  const sender = createTelemetrySender({
+    httpBaseUrl: options.httpBaseUrl,
+    zipkinBaseUrl: options.zipkinBaseUrl,
+    token: options.token,
+    signal: abort.signal,
+    fetch: options.fetch,
+  });
+  logger.info({ seed: options.seed, rps: options.rps }, 'demo traffic started');
+
+  let lastFailure = '';
+  const pump = (async () => {
+    while (!abort.signal.aborted) {
+      try {
+        await sender.send(generator.until(Date.now()));
+      } catch (err) {
+        // The sender turns HTTP outcomes into counts; anything thrown here is a bug, not a reason to stop the demo.
+        logger.warn({ err }, 'demo traffic: sending failed');
+      }
+      const totals = sender.totals();
+      for (const c of [totals.accessLogs, totals.flows, totals.spans]) {
+        if (c.lastFailure && c.lastFailure !== lastFailure) {
+          lastFailure = c.lastFailure;
+          logger.warn({ failure: c.lastFailure }, 'demo traffic could not be delivered');
+        }
+      }
+      await sleep(tickMs, abort.signal);
+    }
+  })();
+
+  const summary = startSummaryLoop({
+    httpBaseUrl: options.httpBaseUrl,
+    out: options.out,
+    intervalMs: options.refreshMs,
+    window: options.window,
+    token: options.token,
+    fetch: options.fetch,
+    header: () => {
+      const t = sender.totals();
+      const e = generator.emitted();
+      const seconds = Math.round((Date.now() - startedMs) / 1000);
+      return [
+        `meshlens demo · seed ${options.seed} · ${options.rps} root requests/s · ${seconds}s · ${e.root_requests} root requests, ${e.requests} hops sent`,
+        `delivered: ${deliveryLine('access logs', t.accessLogs)} · ${deliveryLine('flows', t.flows)} · ${deliveryLine('spans', t.spans)}`,
+      ].join('\n');
+    },
+  });
+
+  let stopping: Promise<void> | undefined;
+  return {
+    stop() {
+      stopping ??= (async () => {
+        abort.abort();
+        await pump;
+        await summary.stop();
+        const totals = sender.totals();
+        logger.info({ delivered: { accessLogs: totals.accessLogs, flows: totals.flows, spans: totals.spans } }, 'demo traffic stopped');
+        if (options.truthFile) {
+          await writeFile(options.truthFile, JSON.stringify(generator.truth()) + '\n');
+          const undelivered = totals.accessLogs.failed + totals.flows.failed + totals.accessLogs.rejected + totals.flows.rejected;
+          // The truth describes everything generated; records meshlens did not take make it unreachable.
+          if (undelivered > 0) logger.warn({ truthFile: options.truthFile, undelivered }, 'ground truth written, but some records were not accepted');
+          else logger.info({ truthFile: options.truthFile }, 'ground truth written');
+        }
+      })();
+      return stopping;
+    },
+  };
+}
