@@ -4,10 +4,15 @@
  * hands over its URLs; this module knows nothing of how meshlens was started.
  */
 import { writeFile } from 'node:fs/promises';
-import type { Logger } from '../../lib/runtime/logger';
 import { createTrafficGenerator } from './generator';
 import { createTelemetrySender, type DeliveryCounts } from './sender';
 import { startSummaryLoop } from './summary';
+
+/** What the demo logs through; a pino logger (lib/runtime/logger) is one. */
+export interface DemoLogger {
+  info(obj: object, msg: string): void;
+  warn(obj: object, msg: string): void;
+}
 
 export interface DemoOptions {
   /** meshlens HTTP base URL (receivers and query API), e.g. `http://127.0.0.1:8080`. */
@@ -17,7 +22,7 @@ export interface DemoOptions {
   seed: number;
   /** Root requests (page loads and sleep calls) per second. */
   rps: number;
-  logger: Pick<Logger, 'info' | 'warn'>;
+  logger: DemoLogger;
   /** Where the summary is drawn (a terminal: redrawn in place). */
   out: NodeJS.WritableStream;
   /** When set, `stop()` writes the ground truth of everything generated here, as JSON. */

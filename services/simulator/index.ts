@@ -27,4 +27,4 @@ export type {
 export { renderSummary, startSummaryLoop } from './summary';
 export type { FlowRow, FlowsResponse, SubsetRow, SubsetsResponse, SummaryLoop, SummaryLoopOptions } from './summary';
 export { DEMO_USAGE, parseDemoArgs, runDemo } from './demo';
-export type { DemoArgs, DemoHandle, DemoOptions } from './demo';
+export type { DemoArgs, DemoHandle, DemoLogger, DemoOptions } from './demo';

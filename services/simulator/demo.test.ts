@@ -1,0 +1,109 @@
+/**
+ * The demo's flags, and the demo itself for a second against meshlens's real receivers: traffic in real time,
+ * everything accepted, the summary drawn, the truth file written on stop.
+ */
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import pino from 'pino';
+import { DEMO_USAGE, parseDemoArgs, runDemo, type DemoLogger } from './demo';
+import { startReceivers, type Receivers } from './receivers.testutil';
+import type { GroundTruth } from './truth';
+
+describe('parseDemoArgs', () => {
+  it('has defaults', () => {
+    expect(parseDemoArgs([])).toEqual({ ok: true, value: { seed: 1, rps: 20, truthFile: undefined, help: false } });
+  });
+
+  it('reads --seed, --rps and --truth, as separate or = values', () => {
+    expect(parseDemoArgs(['--seed', '42', '--rps=7.5', '--truth', 'out/truth.json'])).toEqual({
+      ok: true,
+      value: { seed: 42, rps: 7.5, truthFile: 'out/truth.json', help: false },
+    });
+    expect(parseDemoArgs(['--seed=4294967295', '-h'])).toEqual({ ok: true, value: { seed: 4294967295, rps: 20, truthFile: undefined, help: true } });
+  });
+
+  it('names every bad argument', () => {
+    const r = parseDemoArgs(['--seed', '-3', '--rps', '0', '--speed', '2', '--truth']);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.message).toContain('--seed "-3": expected an integer from 0 to 4294967295');
+    expect(r.message).toContain('--rps "0"');
+    expect(r.message).toContain('unknown argument "--speed"');
+    expect(r.message).toContain('unknown argument "2"');
+    expect(r.message).toContain('--truth needs a value');
+    expect(parseDemoArgs(['--seed', '4294967296']).ok).toBe(false);
+    expect(parseDemoArgs(['--seed', '1.5']).ok).toBe(false);
+    expect(parseDemoArgs(['--rps=1e3']).ok).toBe(false);
+  });
+
+  it('documents the flags', () => {
+    for (const flag of ['--seed', '--rps', '--truth']) expect(DEMO_USAGE).toContain(flag);
+  });
+});
+
+describe('runDemo', () => {
+  let receivers: Receivers;
+  let dir: string;
+  beforeAll(async () => {
+    receivers = await startReceivers();
+    dir = mkdtempSync(join(tmpdir(), 'meshlens-demo-'));
+  });
+  afterAll(async () => {
+    await receivers.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('sends real-time traffic that meshlens accepts, draws the summary, and writes the truth on stop', async () => {
+    const out = new PassThrough();
+    let drawn = '';
+    out.on('data', (c: Buffer) => (drawn += c.toString()));
+    const logs: { level: string; obj: object; msg: string }[] = [];
+    const logger: DemoLogger = {
+      info: (obj, msg) => void logs.push({ level: 'info', obj, msg }),
+      warn: (obj, msg) => void logs.push({ level: 'warn', obj, msg }),
+    };
+    // meshlens's own (pino) logger fits too.
+    const pinoLogger: DemoLogger = pino({ level: 'silent' });
+    expect(pinoLogger).toBeDefined();
+    const truthFile = join(dir, 'truth.json');
+    const before = Date.now();
+    const demo = runDemo({
+      httpBaseUrl: receivers.httpBaseUrl,
+      zipkinBaseUrl: receivers.zipkinBaseUrl,
+      seed: 7,
+      rps: 200,
+      logger,
+      out,
+      truthFile,
+      tickMs: 100,
+      refreshMs: 300,
+    });
+    await new Promise((r) => setTimeout(r, 1200));
+    await demo.stop();
+    await demo.stop(); // idempotent
+    const after = Date.now();
+
+    const truth = JSON.parse(readFileSync(truthFile, 'utf8')) as GroundTruth;
+    expect(truth.seed).toBe(7);
+    // Event time is now: the first root request starts when the demo does.
+    expect(truth.fromMs).toBeGreaterThanOrEqual(before);
+    expect(truth.fromMs).toBeLessThan(before + 1000);
+    expect(truth.toMs).toBeLessThanOrEqual(after + 5000);
+    // About 200 root requests per second for ~1.2 s.
+    expect(truth.emitted.root_requests).toBeGreaterThan(100);
+    expect(truth.emitted.root_requests).toBeLessThan(400);
+
+    const records = truth.emitted.text_lines + truth.emitted.json_lines;
+    await receivers.until(() => receivers.seen.requests >= records && receivers.seen.spans >= truth.emitted.spans);
+    expect(receivers.seen).toEqual({ requests: records, flows: truth.emitted.flow_records, spans: truth.emitted.spans });
+    expect(logs.filter((l) => l.level === 'warn')).toEqual([]);
+    expect(logs.map((l) => l.msg)).toEqual(['demo traffic started', 'demo traffic stopped', 'ground truth written']);
+
+    // The receivers here have no query API: the summary says it is waiting, under the delivery header.
+    expect(drawn).toContain('meshlens demo · seed 7 · 200 root requests/s');
+    expect(drawn).toMatch(/delivered: access logs \d+ accepted · flows \d+ accepted · spans \d+ accepted/);
+    expect(drawn).toContain('waiting for the meshlens query API');
+  });
+});

@@ -1,0 +1,167 @@
+/**
+ * The terminal summary from canned query-API answers (CONTRACT.md §6 shapes), and the refresh loop against a
+ * scripted fetch.
+ */
+import { PassThrough } from 'node:stream';
+import { renderSummary, startSummaryLoop, type FlowsResponse, type SubsetsResponse } from './summary';
+
+const FROM = '2026-03-14T09:26:53.000Z';
+const TO = '2026-03-14T09:27:23.000Z';
+
+const subset = (service: string, sub: string, requests: number, errors: number, p99: number, extra: object = {}) => ({
+  namespace: service === 'BlackHoleCluster' ? '' : 'default',
+  service,
+  host: service === 'BlackHoleCluster' ? service : `${service}.default.svc.cluster.local`,
+  subset: sub,
+  requests,
+  errors,
+  error_ratio: requests ? errors / requests : 0,
+  denied: 0,
+  rps: requests / 30,
+  latency_ms: { p50: p99 / 4, p90: p99 / 2, p99 },
+  ...extra,
+});
+
+const SUBSETS: SubsetsResponse = {
+  from: FROM,
+  to: TO,
+  subsets: [
+    subset('reviews', 'v3', 30, 3, 231.4, { traffic_share: 5.1 }),
+    subset('reviews', 'v1', 402, 2, 41.2, { traffic_share: 69.8 }),
+    subset('productpage', 'v1', 576, 2, 143.7),
+    subset('reviews', 'v2', 144, 0, 52, { traffic_share: 25.1 }),
+    subset('BlackHoleCluster', '', 6, 0, 0.4, { denied: 6 }),
+  ],
+};
+
+const FLOWS: FlowsResponse = {
+  from: FROM,
+  to: TO,
+  flows: [
+    {
+      source: { namespace: 'istio-system', workload: 'istio-ingressgateway' },
+      destination: { namespace: 'default', service: 'productpage', host: 'productpage.default.svc.cluster.local', subset: 'v1', port: 9080 },
+      layer: 'L7',
+      allowed: 576,
+      denied: 0,
+      deny_reasons: {},
+      policies: [],
+    },
+    {
+      source: { namespace: 'default', workload: 'sleep' },
+      destination: { namespace: '', service: 'BlackHoleCluster', host: 'BlackHoleCluster', subset: '', port: 0 },
+      layer: 'L7',
+      allowed: 0,
+      denied: 6,
+      deny_reasons: { blackhole: 6 },
+      policies: [],
+    },
+    {
+      source: { namespace: 'default', workload: 'sleep' },
+      destination: { namespace: 'default', service: 'ratings', host: 'ratings.default.svc.cluster.local', subset: 'v1', port: 9080 },
+      layer: 'L7',
+      allowed: 0,
+      denied: 12,
+      deny_reasons: { rbac: 12 },
+      policies: [{ policy: 'default/deny-sleep', rule: 0, count: 12 }],
+    },
+    {
+      source: { namespace: 'default', workload: 'sleep' },
+      destination: { namespace: 'default', service: 'mysqldb', host: 'mysqldb.default.svc.cluster.local', subset: '', port: 3306 },
+      layer: 'L4',
+      allowed: 0,
+      denied: 5,
+      deny_reasons: { network_policy: 5 },
+      policies: [],
+    },
+  ],
+};
+
+describe('renderSummary', () => {
+  const text = renderSummary(SUBSETS, FLOWS);
+  const lines = text.split('\n');
+  const cells = (line: string | undefined) => (line ?? '').trim().split(/\s{2,}/);
+
+  it('draws one row per service and subset, sorted, with RPS, error %, p99, requests, denied and share', () => {
+    expect(lines[0]).toBe('window 09:26:53 → 09:27:23 UTC (event time)');
+    const header = lines.findIndex((l) => l.startsWith('SERVICE'));
+    expect(cells(lines[header])).toEqual(['SERVICE', 'SUBSET', 'RPS', 'ERR %', 'P99 ms', 'REQUESTS', 'DENIED', 'SHARE']);
+    expect(lines.slice(header + 1, header + 6).map(cells)).toEqual([
+      ['BlackHoleCluster', '-', '0.20', '0.0', '0.4', '6', '6'],
+      ['productpage.default', 'v1', '19.2', '0.3', '144', '576', '0'],
+      ['reviews.default', 'v1', '13.4', '0.5', '41', '402', '0', '69.8 %'],
+      ['reviews.default', 'v2', '4.8', '0.0', '52', '144', '0', '25.1 %'],
+      ['reviews.default', 'v3', '1.0', '10.0', '231', '30', '0', '5.1 %'],
+    ]);
+  });
+
+  it('lists denied flows, most denied first, with reason and policy, and leaves allowed-only flows out', () => {
+    const header = lines.findIndex((l) => l.startsWith('SOURCE'));
+    expect(lines[header - 1]).toBe('DENIED FLOWS');
+    expect(lines.slice(header + 1).filter((l) => l !== '').map(cells)).toEqual([
+      ['default/sleep', '→', 'ratings.default v1 :9080', 'L7', '12', '0', 'rbac', 'default/deny-sleep rule 0'],
+      ['default/sleep', '→', 'BlackHoleCluster', 'L7', '6', '0', 'blackhole', '-'],
+      ['default/sleep', '→', 'mysqldb.default :3306', 'L4', '5', '0', 'network_policy', '-'],
+    ]);
+    expect(text).not.toContain('istio-ingressgateway');
+  });
+
+  it('aligns columns', () => {
+    const header = lines.findIndex((l) => l.startsWith('SERVICE'));
+    const at = lines[header]!.indexOf('REQUESTS') + 'REQUESTS'.length;
+    for (const l of lines.slice(header + 1, header + 6)) expect(l.slice(0, at)).toMatch(/\d$/);
+  });
+
+  it('says so when there is nothing to show yet', () => {
+    const empty = renderSummary({ from: 0, to: 30_000, subsets: [] }, { from: 0, to: 30_000, flows: [] });
+    expect(empty).toBe('window 00:00:00 → 00:00:30 UTC (event time)\n\nno requests in this window yet\n\nDENIED FLOWS: none in this window\n');
+  });
+});
+
+describe('startSummaryLoop', () => {
+  function fakeFetch(answers: Record<string, unknown>): { fetch: typeof fetch; urls: string[] } {
+    const urls: string[] = [];
+    const f = (async (url: string) => {
+      urls.push(url);
+      const path = new URL(url).pathname;
+      const body = answers[path];
+      return body === undefined ? new Response('not found', { status: 404 }) : Response.json(body);
+    }) as unknown as typeof fetch;
+    return { fetch: f, urls };
+  }
+
+  function collect(out: PassThrough): () => string {
+    let text = '';
+    out.on('data', (c: Buffer) => (text += c.toString()));
+    return () => text;
+  }
+
+  it('fetches both answers for the window and draws them under the header, clearing a terminal first', async () => {
+    const { fetch, urls } = fakeFetch({ '/api/v1/subsets': SUBSETS, '/api/v1/flows': FLOWS });
+    const out = Object.assign(new PassThrough(), { isTTY: true });
+    const text = collect(out);
+    const loop = startSummaryLoop({ httpBaseUrl: 'http://meshlens:8080/', out, fetch, intervalMs: 60_000, header: () => 'meshlens demo' });
+    await loop.refresh();
+    await loop.stop();
+    expect(urls.slice(0, 2).sort()).toEqual(['http://meshlens:8080/api/v1/flows?window=30s', 'http://meshlens:8080/api/v1/subsets?window=30s']);
+    expect(text().startsWith('\x1b[H\x1b[2Jmeshlens demo\n\nwindow 09:26:53')).toBe(true);
+    expect(text()).toContain(renderSummary(SUBSETS, FLOWS));
+  });
+
+  it('keeps trying while the query API does not answer, and appends when not a terminal', async () => {
+    const { fetch } = fakeFetch({ '/api/v1/subsets': SUBSETS });
+    const out = new PassThrough();
+    const text = collect(out);
+    const loop = startSummaryLoop({ httpBaseUrl: 'http://meshlens:8080', out, fetch, intervalMs: 5, window: '1m' });
+    await new Promise((r) => setTimeout(r, 60));
+    await loop.stop();
+    const draws = text().split('waiting for the meshlens query API').length - 1;
+    expect(draws).toBeGreaterThan(2);
+    expect(text()).toContain('GET http://meshlens:8080/api/v1/flows?window=1m: HTTP 404 not found');
+    expect(text()).not.toContain('\x1b[');
+    // Stopped: no more draws.
+    const after = text();
+    await new Promise((r) => setTimeout(r, 30));
+    expect(text()).toBe(after);
+  });
+});
