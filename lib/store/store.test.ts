@@ -167,11 +167,11 @@ describe('lib/store on embedded ClickHouse', () => {
           errors: want.filter((r) => r.outcome === 'error').length,
         });
         if (want.length >= 100) {
-          // The t-digest's promise: a quantile within 1 % rank of the exact one.
+          // The stated error of the query API's quantiles (README): within 2 % of rank of the exact one.
           const d = want.map((r) => r.durationMs);
           for (const [q, v] of [[0.5, row?.latencyMs.p50], [0.9, row?.latencyMs.p90], [0.99, row?.latencyMs.p99]] as const) {
-            expect(v).toBeGreaterThanOrEqual(exactQuantile(d, Math.max(0, q - 0.01)) - 1e-3);
-            expect(v).toBeLessThanOrEqual(exactQuantile(d, Math.min(1, q + 0.01)) + 1e-3);
+            expect(v).toBeGreaterThanOrEqual(exactQuantile(d, Math.max(0, q - 0.02)) - 1e-3);
+            expect(v).toBeLessThanOrEqual(exactQuantile(d, Math.min(1, q + 0.02)) + 1e-3);
           }
         }
       }
