@@ -9,6 +9,12 @@
  */
 
 const TWO_POW_32 = 4294967296;
+/** Two lowercase hex digits per byte value: ids are built from table lookups, not number formatting. */
+const HEX_BYTE = Array.from({ length: 256 }, (_, i) => i.toString(16).padStart(2, '0'));
+
+function hex32(w: number): string {
+  return HEX_BYTE[w >>> 24]! + HEX_BYTE[(w >>> 16) & 0xff]! + HEX_BYTE[(w >>> 8) & 0xff]! + HEX_BYTE[w & 0xff]!;
+}
 
 function rotl(x: number, k: number): number {
   return (x << k) | (x >>> (32 - k));
@@ -98,15 +104,19 @@ export class Rng {
     for (let i = 0; i < words; i++) {
       const w = this.u32();
       any |= w;
-      out += w.toString(16).padStart(8, '0');
+      out += hex32(w);
     }
     return any === 0 ? out.slice(0, -1) + '1' : out;
   }
 
-  /** A version-4 UUID, as Envoy generates `x-request-id`. */
+  /** A version-4 UUID (RFC 9562 §5.4: version nibble 4, variant bits 10), as Envoy generates `x-request-id`. */
   uuid(): string {
-    const h = this.hex(4);
-    const variant = ((parseInt(h[16]!, 16) & 0x3) | 0x8).toString(16);
-    return `${h.slice(0, 8)}-${h.slice(8, 12)}-4${h.slice(13, 16)}-${variant}${h.slice(17, 20)}-${h.slice(20, 32)}`;
+    const a = this.u32();
+    const b = (this.u32() & 0xffff0fff) | 0x00004000;
+    const c = (this.u32() & 0x3fffffff) | 0x80000000;
+    const d = this.u32();
+    const hb = hex32(b >>> 0);
+    const hc = hex32(c >>> 0);
+    return `${hex32(a)}-${hb.slice(0, 4)}-${hb.slice(4)}-${hc.slice(0, 4)}-${hc.slice(4)}${hex32(d)}`;
   }
 }

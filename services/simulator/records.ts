@@ -66,42 +66,31 @@ export function formatText(f: AccessLogFields): string {
   );
 }
 
-function orNull(s: string): string | null {
-  return s.length === 0 ? null : s;
+/** A JSON string value, or `null` when unset. */
+function jsonOrNull(s: string): string {
+  return s.length === 0 ? 'null' : JSON.stringify(s);
 }
 
 /**
  * Istio's JSON encoding (`accessLogEncoding: JSON`) as Envoy's typed `json_format` prints it since Istio 1.9: the
  * 24 keys of `EnvoyJSONLogFormatIstio` in its order, codes, byte counts and duration as numbers, header-derived
- * values (upstream service time) as strings, unset values `null`, no flags `"-"`.
+ * values (upstream service time) as strings, unset values `null`, no flags `"-"`. Written out directly rather
+ * than through an object and `JSON.stringify`: this runs for every other record, and benchmarks reuse it.
  */
 export function formatJson(f: AccessLogFields): string {
-  return JSON.stringify({
-    start_time: isoMillis(f.startMs),
-    route_name: orNull(f.routeName),
-    method: orNull(f.method),
-    path: orNull(f.path),
-    protocol: orNull(f.protocol),
-    response_code: f.responseCode,
-    response_flags: dash(f.responseFlags),
-    response_code_details: orNull(f.responseCodeDetails),
-    connection_termination_details: orNull(f.connectionTerminationDetails),
-    bytes_received: f.bytesReceived,
-    bytes_sent: f.bytesSent,
-    duration: f.durationMs,
-    upstream_service_time: f.upstreamServiceTimeMs < 0 ? null : String(f.upstreamServiceTimeMs),
-    x_forwarded_for: orNull(f.xForwardedFor),
-    user_agent: orNull(f.userAgent),
-    request_id: orNull(f.requestId),
-    authority: orNull(f.authority),
-    upstream_host: orNull(f.upstreamHost),
-    upstream_cluster: orNull(f.upstreamCluster),
-    upstream_local_address: orNull(f.upstreamLocalAddress),
-    downstream_local_address: orNull(f.downstreamLocalAddress),
-    downstream_remote_address: orNull(f.downstreamRemoteAddress),
-    requested_server_name: orNull(f.requestedServerName),
-    upstream_transport_failure_reason: orNull(f.upstreamTransportFailureReason),
-  });
+  return (
+    `{"start_time":"${isoMillis(f.startMs)}","route_name":${jsonOrNull(f.routeName)},"method":${jsonOrNull(f.method)},` +
+    `"path":${jsonOrNull(f.path)},"protocol":${jsonOrNull(f.protocol)},"response_code":${f.responseCode},` +
+    `"response_flags":${JSON.stringify(dash(f.responseFlags))},"response_code_details":${jsonOrNull(f.responseCodeDetails)},` +
+    `"connection_termination_details":${jsonOrNull(f.connectionTerminationDetails)},"bytes_received":${f.bytesReceived},` +
+    `"bytes_sent":${f.bytesSent},"duration":${f.durationMs},` +
+    `"upstream_service_time":${f.upstreamServiceTimeMs < 0 ? 'null' : `"${f.upstreamServiceTimeMs}"`},` +
+    `"x_forwarded_for":${jsonOrNull(f.xForwardedFor)},"user_agent":${jsonOrNull(f.userAgent)},"request_id":${jsonOrNull(f.requestId)},` +
+    `"authority":${jsonOrNull(f.authority)},"upstream_host":${jsonOrNull(f.upstreamHost)},"upstream_cluster":${jsonOrNull(f.upstreamCluster)},` +
+    `"upstream_local_address":${jsonOrNull(f.upstreamLocalAddress)},"downstream_local_address":${jsonOrNull(f.downstreamLocalAddress)},` +
+    `"downstream_remote_address":${jsonOrNull(f.downstreamRemoteAddress)},"requested_server_name":${jsonOrNull(f.requestedServerName)},` +
+    `"upstream_transport_failure_reason":${jsonOrNull(f.upstreamTransportFailureReason)}}`
+  );
 }
 
 /** The `kubernetes` object Fluent Bit's Kubernetes filter adds, serialized once per pod. */
