@@ -176,10 +176,18 @@ interface CallSpec {
   work?: (startMs: number, trace: TraceContext | undefined) => number;
 }
 
+const INBOUND_LOCAL_IP = '127.0.0.6';
+const GATEWAY_LISTENER_PORT = 8080;
+/** Fluent Bit's default flush interval: a line is collected at the next whole second after it was written. */
+const COLLECT_INTERVAL_MS = 1000;
+
 const BLACKHOLE_DESTINATION: DestinationKey = { namespace: '', service: BLACKHOLE_CLUSTER, host: BLACKHOLE_CLUSTER, subset: '' };
 const MYSQLDB_DESTINATION: DestinationKey = { namespace: SERVICES.mysqldb.namespace, service: SERVICES.mysqldb.name, host: SERVICES.mysqldb.host, subset: '' };
 
-/** The destination a subset profile serves, one object per profile (the truth accumulator keys on identity). */
+/**
+ * The destination a subset profile serves (each profile belongs to one service), one object per profile: the
+ * truth accumulator recognizes destinations by identity first.
+ */
 const destinations = new Map<SubsetProfile, DestinationKey>();
 function destinationOf(svc: Service, p: SubsetProfile): DestinationKey {
   let d = destinations.get(p);
@@ -189,10 +197,6 @@ function destinationOf(svc: Service, p: SubsetProfile): DestinationKey {
   }
   return d;
 }
-const INBOUND_LOCAL_IP = '127.0.0.6';
-const GATEWAY_LISTENER_PORT = 8080;
-/** Fluent Bit's default flush interval: a line is collected at the next whole second after it was written. */
-const COLLECT_INTERVAL_MS = 1000;
 
 /** Body sizes of Envoy's and the apps' short answers. */
 const BODY_BYTES = { rbacDenied: 19, connectFailure: 91, appError: 21 } as const;
