@@ -121,7 +121,8 @@ describe('examples/bookinfo', () => {
     const np = find<{ ingress: unknown }>('NetworkPolicy', MYSQLDB_POLICY.name);
     expect(np.spec.ingress).toEqual([{ from: [{ podSelector: { matchLabels: { app: 'ratings' } } }], ports: [{ protocol: 'TCP', port: MYSQLDB_POLICY.port }] }]);
     expect(find<{ outboundTrafficPolicy: { mode: string } }>('Sidecar', 'default').spec.outboundTrafficPolicy.mode).toBe('REGISTRY_ONLY');
-    const l4 = sim.truth.flows.filter((f) => f.layer === 'L4');
+    // L4 rows from flow records (the TCP connections to BlackHoleCluster in access logs are L4 rows too).
+    const l4 = sim.truth.flows.filter((f) => f.layer === 'L4' && f.destination.port === MYSQLDB_POLICY.port);
     expect(l4.map((f) => [f.source.workload, f.destination.port, f.allowed > 0, f.denied > 0])).toEqual([
       ['ratings-v1', 3306, true, false],
       ['sleep', 3306, false, true],

@@ -66,11 +66,12 @@ function requestsTotalOf(records: readonly MeshRequest[]): RequestsTotalSample[]
   for (const r of records) {
     const labels = {
       reporter: r.reporter as 'source' | 'destination',
-      source_workload: r.sourceWorkload,
-      source_workload_namespace: r.sourceNamespace,
-      destination_service: r.destinationHost,
-      destination_service_name: r.destinationService,
-      destination_service_namespace: r.destinationNamespace,
+      // CONTRACT.md §5: empty label values are `unknown`, except the subset.
+      source_workload: r.sourceWorkload || 'unknown',
+      source_workload_namespace: r.sourceNamespace || 'unknown',
+      destination_service: r.destinationHost || 'unknown',
+      destination_service_name: r.destinationService || 'unknown',
+      destination_service_namespace: r.destinationNamespace || 'unknown',
       destination_subset: r.destinationSubset,
       response_code: String(r.responseCode),
       outcome: r.outcome,
@@ -127,7 +128,7 @@ function flowsOf(records: readonly MeshRequest[], flows: readonly Flow[]): FlowT
   for (const { source, destination } of requests.values()) {
     const verdict = (destination ?? source)!;
     add(
-      'L7',
+      verdict.protocol === 'tcp' ? 'L4' : 'L7', // a TCP connection in an access log is L4 traffic
       source ? { namespace: source.sourceNamespace, workload: source.sourceWorkload } : { namespace: 'unknown', workload: 'unknown' },
       { namespace: verdict.destinationNamespace, service: verdict.destinationService, host: verdict.destinationHost, subset: verdict.destinationSubset, port: verdict.destinationPort },
       verdict.outcome === 'denied',
@@ -244,7 +245,11 @@ describe('simulate', () => {
 
       const t = sim.truth.flows;
       expect(row(t, 'L7', 'sleep', 'ratings')).toMatchObject({ allowed: 0, deny_reasons: { rbac: rbac.length }, policies: [{ policy: 'default/deny-sleep', rule: 0, count: rbac.length }] });
-      expect(row(t, 'L7', 'sleep', 'BlackHoleCluster')).toMatchObject({ allowed: 0, denied: blackhole.length, deny_reasons: { blackhole: blackhole.length }, policies: [] });
+      // The HTTP calls to BlackHoleCluster are L7 rows, the TCP connections L4 rows.
+      const httpBlackhole = blackhole.filter((r) => r.protocol === 'http').length;
+      const tcpBlackhole = blackhole.length - httpBlackhole;
+      expect(row(t, 'L7', 'sleep', 'BlackHoleCluster')).toMatchObject({ allowed: 0, denied: httpBlackhole, deny_reasons: { blackhole: httpBlackhole }, policies: [] });
+      expect(row(t, 'L4', 'sleep', 'BlackHoleCluster')).toMatchObject({ allowed: 0, denied: tcpBlackhole, deny_reasons: { blackhole: tcpBlackhole }, policies: [] });
       const drops = flows.filter((f) => f.verdict === 'denied');
       expect(drops.length).toBeGreaterThan(0);
       expect(row(t, 'L4', 'sleep', 'mysqldb')).toMatchObject({ allowed: 0, denied: drops.length, deny_reasons: { network_policy: drops.length } });

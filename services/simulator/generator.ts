@@ -607,8 +607,9 @@ class Generator implements TrafficGenerator {
       durationMs: fields.durationMs,
     });
     // No server side: BlackHoleCluster has no endpoints, and its port is not a service port (0).
+    // A TCP connection (no HTTP protocol in the line) is L4 traffic in the ledger, whoever logged it.
     this.acc.flow({
-      layer: 'L7',
+      layer: fields.protocol === '' ? 'L4' : 'L7',
       source: this.sourceOf(sleep),
       destination: BLACKHOLE_DESTINATION,
       port: 0,

@@ -8,9 +8,12 @@
  * - outcome: `denied` (an authorization decision refused it: RBAC 403, BlackHoleCluster, a policy drop), else
  *   `error` (5xx, or code 0 with an upstream-failure flag, never `DC`), else `ok`;
  * - a missing value is what the normalized record carries: subset `""`, namespace `""` for destinations outside
- *   the cluster (BlackHoleCluster), `"unknown"` for a source no metadata names.
+ *   the cluster (BlackHoleCluster), `"unknown"` for a source no metadata names; Prometheus labels (`requests_total`)
+ *   say `"unknown"` for any empty workload, namespace or service (CONTRACT.md §5), the subset stays `""`.
  */
 import type { DenyReason, Outcome } from '../../lib/model';
+
+const orUnknown = (v: string): string => (v === '' ? 'unknown' : v);
 
 /** A destination as the query API names it (CONTRACT.md §6 `/api/v1/subsets` and `/api/v1/flows`). */
 export interface DestinationKey {
@@ -72,7 +75,7 @@ export interface PolicyCount {
 /**
  * One row of `GET /api/v1/flows?reporter=all` (CONTRACT.md §6), over everything emitted.
  *
- * - L7 rows come from access logs: each request counts once however many sidecars logged it; its source is the
+ * - L7 rows come from HTTP access logs (a TCP connection in an access log is an L4 row): each request counts once however many sidecars logged it; its source is the
  *   client-side record's (the only one that names the caller), its destination and verdict the server side's
  *   when there is one (policy is enforced there), else the client side's. A request is `denied` when that
  *   record's outcome is `denied`, and `allowed` otherwise (errors were allowed through).
@@ -242,11 +245,12 @@ export class TruthAccumulator {
     this.requestsTotal.set(seriesKey, {
       labels: {
         reporter: r.reporter,
-        source_workload: r.sourceWorkload,
-        source_workload_namespace: r.sourceNamespace,
-        destination_service: d.host,
-        destination_service_name: d.service,
-        destination_service_namespace: d.namespace,
+        // Prometheus labels say `unknown` where the record has no value (CONTRACT.md §5); the subset stays ''.
+        source_workload: orUnknown(r.sourceWorkload),
+        source_workload_namespace: orUnknown(r.sourceNamespace),
+        destination_service: orUnknown(d.host),
+        destination_service_name: orUnknown(d.service),
+        destination_service_namespace: orUnknown(d.namespace),
         destination_subset: d.subset,
         response_code: String(r.responseCode),
         outcome: r.outcome,

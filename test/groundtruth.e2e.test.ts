@@ -1,0 +1,185 @@
+/**
+ * Ground truth (issue 3 "Done when"): the seeded simulator's records go through the real HTTP receivers of
+ * the all-in-one into embedded ClickHouse; `/api/v1/subsets`, `/api/v1/flows` and `/metrics` must agree with
+ * the simulator's truth exactly for counts, and within the sketch's stated error (1 %) for latency quantiles.
+ * Then a restart on the same data dir must answer the same.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { loadConfig } from '../lib/runtime/config';
+import { start, type Running } from '../bin/start';
+import { simulate } from '../services/simulator';
+import type { FlowTruth, GroundTruth, SubsetTruth } from '../services/simulator';
+
+const logger = pino({ level: 'silent' });
+const BODY_LINES = 500;
+/** The query API's promise for p50/p90/p99 (README): within 1 % of the exact quantile (DDSketch). */
+const QUANTILE_RELATIVE_ERROR = 0.01;
+
+/**
+ * Relative distance of `v` from the exact q-quantile of `sorted` — ClickHouse's rank q·(n−1), either
+ * neighbour when it falls between two samples — allowing for the API's rounding to 0.001 ms.
+ */
+function quantileError(sorted: number[], q: number, v: number): number {
+  const rank = q * (sorted.length - 1);
+  const exact = [sorted[Math.floor(rank)] as number, sorted[Math.ceil(rank)] as number];
+  return Math.min(...exact.map((x) => Math.max(0, Math.abs(v - x) - 0.0005) / (x === 0 ? 1e-9 : x)));
+}
+
+async function send(url: string, lines: string[], contentType: string, join = '\n', wrap = (s: string) => s): Promise<void> {
+  for (let i = 0; i < lines.length; i += BODY_LINES) {
+    const body = wrap(lines.slice(i, i + BODY_LINES).join(join));
+    for (;;) {
+      const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': contentType } });
+      if (res.status === 429 || res.status === 503) {
+        await new Promise((r) => setTimeout(r, 100));
+        continue;
+      }
+      const reply = await res.text();
+      if (res.status >= 300) throw new Error(`${url}: ${res.status} ${reply}`);
+      // Every simulated record must be accepted: a rejection would make the truth unreachable.
+      if (reply !== '' && /"rejected":[1-9]/.test(reply)) throw new Error(`${url}: rejected records: ${reply}`);
+      break;
+    }
+  }
+}
+
+function metricSamples(text: string, name: string): Map<string, number> {
+  const out = new Map<string, number>();
+  for (const m of text.matchAll(new RegExp(`^${name}\\{(.*)\\} (\\S+)$`, 'gm'))) out.set(m[1] as string, Number(m[2]));
+  return out;
+}
+
+async function storedRows(http: string): Promise<number> {
+  const text = await (await fetch(`${http}/metrics`)).text();
+  return metricSamples(text, 'meshlens_store_rows_total').get('table="requests"') ?? 0;
+}
+
+describe('ground truth: simulator → real receivers → embedded ClickHouse → query API and /metrics', () => {
+  const dataDir = mkdtempSync(join(tmpdir(), 'meshlens-truth-'));
+  const config = loadConfig({
+    MESHLENS_HTTP_PORT: '0',
+    MESHLENS_OTLP_GRPC_PORT: '0',
+    MESHLENS_OTLP_HTTP_PORT: '0',
+    MESHLENS_ZIPKIN_PORT: '0',
+    MESHLENS_DATA_DIR: dataDir,
+    MESHLENS_MESH_CONFIG: join(__dirname, '..', 'examples', 'bookinfo'),
+  });
+  let running: Running;
+  let http: string;
+  let sim: ReturnType<typeof simulate>;
+  let truth: GroundTruth;
+  let period: string;
+
+  beforeAll(async () => {
+    running = await start({ config, target: 'all', logger, processMetrics: false, batchWaitMs: 50 });
+    http = `http://127.0.0.1:${running.ports.http}`;
+    // Event time ten minutes ago: inside the raw tables' retention, and whole minutes for the rollups to serve.
+    sim = simulate({ seed: 20261125, startTimeMs: Date.now() - 10 * 60_000, requests: 3000 });
+    truth = sim.truth;
+    await send(`${http}/v1/accesslogs`, sim.textLines, 'application/x-ndjson');
+    await send(`${http}/v1/accesslogs`, sim.jsonLines, 'application/x-ndjson');
+    await send(`${http}/v1/flows`, sim.flowLines, 'application/x-ndjson');
+    await send(`http://127.0.0.1:${running.ports.zipkin}/api/v2/spans`, sim.spans, 'application/json', ',', (s) => `[${s}]`);
+    const records = sim.textLines.length + sim.jsonLines.length;
+    const deadline = Date.now() + 20_000;
+    while ((await storedRows(http)) < records && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    expect(await storedRows(http)).toBe(records);
+    period = `from=${truth.fromMs}&to=${truth.toMs + 1}`;
+  });
+  afterAll(async () => {
+    await running?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  async function get<T>(path: string): Promise<T> {
+    const res = await fetch(`${http}${path}`);
+    expect(res.status).toBe(200);
+    return (await res.json()) as T;
+  }
+
+  interface SubsetAnswer {
+    namespace: string;
+    service: string;
+    host: string;
+    subset: string;
+    requests: number;
+    errors: number;
+    denied: number;
+    error_ratio: number;
+    latency_ms: { p50: number; p90: number; p99: number };
+  }
+
+  it.each(['source', 'destination'] as const)('answers /api/v1/subsets?reporter=%s exactly for counts, quantiles within 1 %%', async (reporter) => {
+    const { subsets } = await get<{ subsets: SubsetAnswer[] }>(`/api/v1/subsets?${period}&reporter=${reporter}`);
+    const want = truth.subsets[reporter];
+    const key = (s: { namespace: string; service: string; host: string; subset: string }) => `${s.namespace}/${s.service}/${s.host}/${s.subset}`;
+    expect(subsets.map((s) => ({ key: key(s), requests: s.requests, errors: s.errors, denied: s.denied }))).toEqual(
+      want.map((s: SubsetTruth) => ({ key: key(s), requests: s.requests, errors: s.errors, denied: s.denied })),
+    );
+    for (const s of want) {
+      const got = subsets.find((x) => key(x) === key(s)) as SubsetAnswer;
+      expect(got.error_ratio).toBeCloseTo(s.errors / s.requests, 12);
+      const sorted = [...s.durations_ms].sort((a, b) => a - b);
+      for (const [q, v] of [[0.5, got.latency_ms.p50], [0.9, got.latency_ms.p90], [0.99, got.latency_ms.p99]] as const) {
+        expect(quantileError(sorted, q, v)).toBeLessThanOrEqual(QUANTILE_RELATIVE_ERROR);
+      }
+    }
+  });
+
+  it('shows the reviews canary split and the configured weights from the mesh config', async () => {
+    const { subsets } = await get<{ subsets: (SubsetAnswer & { traffic_share: number; configured_weight: number | null })[] }>(
+      `/api/v1/subsets?${period}&service=reviews`,
+    );
+    expect(subsets.map((s) => s.subset)).toEqual(['v1', 'v2', 'v3']);
+    for (const s of subsets) expect(s.configured_weight).toBe(truth.routing.weights[s.subset]);
+    const v3 = subsets.find((s) => s.subset === 'v3') as SubsetAnswer;
+    const v1 = subsets.find((s) => s.subset === 'v1') as SubsetAnswer;
+    expect(v3.error_ratio).toBeGreaterThan(v1.error_ratio);
+  });
+
+  it('answers /api/v1/flows (reporter=all) exactly: each request once, the destination verdict, L4 flows beside L7', async () => {
+    const { flows } = await get<{ flows: FlowTruth[] }>(`/api/v1/flows?${period}`);
+    const norm = (f: FlowTruth) => ({
+      ...f,
+      policies: [...f.policies].sort((a, b) => a.policy.localeCompare(b.policy) || a.rule - b.rule),
+    });
+    const order = (a: FlowTruth, b: FlowTruth) => JSON.stringify([a.layer, a.source, a.destination]).localeCompare(JSON.stringify([b.layer, b.source, b.destination]));
+    expect(flows.map(norm).sort(order)).toEqual(truth.flows.map(norm).sort(order));
+    expect(flows.some((f) => f.denied > 0 && f.deny_reasons.rbac)).toBe(true);
+    expect(flows.some((f) => f.deny_reasons.blackhole)).toBe(true);
+    expect(flows.some((f) => f.layer === 'L4' && f.deny_reasons.network_policy)).toBe(true);
+  });
+
+  it('exports meshlens_requests_total on /metrics exactly as the truth counts it', async () => {
+    const samples = metricSamples(await (await fetch(`${http}/metrics`)).text(), 'meshlens_requests_total');
+    const want = new Map(
+      truth.requests_total.map((s) => [
+        Object.entries(s.labels)
+          .map(([k, v]) => `${k}="${v}"`)
+          .join(','),
+        s.value,
+      ]),
+    );
+    expect(Object.fromEntries([...samples].sort())).toEqual(Object.fromEntries([...want].sort()));
+  });
+
+  it('answers the same after a restart on the same data dir', async () => {
+    const before = {
+      subsets: await get(`/api/v1/subsets?${period}`),
+      flows: await get(`/api/v1/flows?${period}`),
+      graph: await get(`/api/v1/graph?${period}`),
+    };
+    await running.close();
+    running = await start({ config, target: 'all', logger, processMetrics: false, batchWaitMs: 50 });
+    http = `http://127.0.0.1:${running.ports.http}`;
+    const after = {
+      subsets: await get(`/api/v1/subsets?${period}`),
+      flows: await get(`/api/v1/flows?${period}`),
+      graph: await get(`/api/v1/graph?${period}`),
+    };
+    expect(after).toEqual(before);
+  });
+});
