@@ -1,0 +1,100 @@
+/**
+ * Replay through the real consumer: ClickHouse takes a batch, then the handler fails before the bus
+ * commit (what a crash or a timed-out insert looks like). The bus redelivers the same batch; the insert
+ * token makes ClickHouse drop the repeat, in the raw table and in the rollups, and the metrics move once.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import pino from 'pino';
+import { Registry } from 'prom-client';
+import { TOPICS, createMemoryBus } from '../../lib/bus';
+import type { Bus, Subscription } from '../../lib/bus';
+import { emptyMeshConfig, emptyRequest } from '../../lib/model';
+import type { MeshRequest } from '../../lib/model';
+import { StoreWriter, connect, migrate } from '../../lib/store';
+import type { Connection, RecordTable } from '../../lib/store';
+import { startConsumers } from './consumer';
+import { MeshMetrics, StoreMetrics } from './metrics';
+
+const T0 = Date.UTC(2026, 10, 25, 9, 0, 0);
+
+/** A writer whose first insert reaches ClickHouse and then reports failure. */
+class LosesFirstAck extends StoreWriter {
+  calls = 0;
+  override async insert(table: RecordTable, rows: readonly object[], token: string) {
+    const stats = await super.insert(table, rows, token);
+    if (this.calls++ === 0) throw new Error('connection reset after the insert was applied');
+    return stats;
+  }
+}
+
+describe('aggregator consumer replay', () => {
+  let dir: string;
+  let conn: Connection;
+  let bus: Bus;
+  let subs: Subscription[] = [];
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'meshlens-replay-'));
+    conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+    await migrate(conn, { rawDays: 3650, rollupDays: 3650 });
+  });
+  afterAll(async () => {
+    for (const s of subs) await s.stop();
+    await bus?.close();
+    await conn.client.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('counts a batch delivered twice once in raw rows, rollups and metrics', async () => {
+    bus = createMemoryBus({ retryInitialMs: 20 });
+    const registry = new Registry();
+    const metrics = new MeshMetrics(registry, 1000);
+    const writer = new LosesFirstAck(conn);
+    subs = await startConsumers({
+      bus,
+      writer,
+      metrics,
+      storeMetrics: new StoreMetrics(registry),
+      meshConfig: emptyMeshConfig(),
+      logger: pino({ level: 'silent' }),
+      batchRecords: 1_000_000,
+      batchWaitMs: 20,
+    });
+    const records: MeshRequest[] = Array.from({ length: 1200 }, (_, i) => ({
+      ...emptyRequest(),
+      startTimeMs: T0 + i * 100,
+      reporter: 'source',
+      sourceWorkload: 'productpage-v1',
+      sourceNamespace: 'default',
+      destinationHost: 'reviews.default.svc.cluster.local',
+      destinationService: 'reviews',
+      destinationNamespace: 'default',
+      destinationSubset: i % 4 === 0 ? 'v2' : 'v1',
+      responseCode: 200,
+      outcome: 'ok',
+      requestId: `replay-${i}`,
+    }));
+    await bus.publish(TOPICS.requests, [
+      { key: 'reviews.default.svc.cluster.local', value: records.slice(0, 500) },
+      { key: 'reviews.default.svc.cluster.local', value: records.slice(500) },
+    ]);
+    const stored = async () => {
+      const text = await registry.metrics();
+      return Number(/meshlens_store_rows_total\{table="requests"\} (\d+)/.exec(text)?.[1] ?? 0);
+    };
+    const deadline = Date.now() + 10_000;
+    while ((await stored()) < 1200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+
+    expect(writer.calls).toBe(2); // the attempt whose ack was lost, and the redelivery
+    const one = async (sql: string) => Number(Object.values(((await (await conn.client.query({ query: sql, format: 'JSONEachRow' })).json()) as Record<string, number>[])[0] ?? {})[0]);
+    expect(await one(`SELECT count() FROM ${conn.database}.requests`)).toBe(1200);
+    expect(await one(`SELECT countMerge(requests) FROM ${conn.database}.requests_1m`)).toBe(1200);
+    expect(await one(`SELECT countMerge(requests) FROM ${conn.database}.requests_1m WHERE destinationSubset = 'v2'`)).toBe(300);
+    const text = await registry.metrics();
+    const total = [...text.matchAll(/^meshlens_requests_total\{.*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    expect(total).toBe(1200);
+    expect(text).toContain('meshlens_store_insert_failures_total{table="requests"} 1');
+  });
+});
