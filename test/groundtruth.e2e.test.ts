@@ -166,6 +166,15 @@ describe('ground truth: simulator → real receivers → embedded ClickHouse →
     expect(Object.fromEntries([...samples].sort())).toEqual(Object.fromEntries([...want].sort()));
   });
 
+  it('builds the graph from access logs; spans of logged hops add no edges', async () => {
+    interface Edge { source: string; target: string; subset: string; requests: number; from: string }
+    const { edges } = await get<{ edges: Edge[] }>(`/api/v1/graph?${period}`);
+    expect(edges.filter((e) => e.from === 'spans')).toEqual([]);
+    const v3 = edges.find((e) => e.source === 'workload:default/productpage-v1' && e.target === 'service:default/reviews' && e.subset === 'v3');
+    const truthV3 = truth.subsets.source.find((s) => s.service === 'reviews' && s.subset === 'v3');
+    expect(v3?.requests).toBe(truthV3?.requests);
+  });
+
   it('answers the same after a restart on the same data dir', async () => {
     const before = {
       subsets: await get(`/api/v1/subsets?${period}`),

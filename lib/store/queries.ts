@@ -45,6 +45,19 @@ export interface EdgeRow {
   p99Ms: number;
 }
 
+/** A call seen only in traces: a CLIENT span whose hop no access log reported (e.g. logs not shipped). */
+export interface SpanEdgeRow {
+  /** The calling side's `service.name` / Zipkin `localEndpoint.serviceName` (Istio: `<app>.<namespace>`). */
+  caller: string;
+  destinationNamespace: string;
+  destinationService: string;
+  destinationHost: string;
+  subset: string;
+  requests: number;
+  errors: number;
+  p99Ms: number;
+}
+
 export type Layer = 'L7' | 'L4';
 
 /** One row per (flow, verdict, deny reason, policy, rule); the API folds them into ledger entries. */
@@ -189,6 +202,25 @@ export async function queryEdges(conn: Connection, scope: QueryScope): Promise<E
     GROUP BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset
     ORDER BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, subset`;
   return rows<EdgeRow>(conn, query, scope);
+}
+
+/**
+ * Edges only traces know of: CLIENT spans (destination from their upstream cluster) whose hop — request id
+ * and destination service — no access log in the window reported. Access-log edges need no trace; spans
+ * add the calls whose sidecar logs are not shipped to meshlens.
+ */
+export async function querySpanEdges(conn: Connection, scope: QueryScope): Promise<SpanEdgeRow[]> {
+  const db = conn.database;
+  const query = `
+    SELECT serviceName AS caller, destinationNamespace, destinationService, destinationHost, destinationSubset AS subset,
+      count() AS requests, countIf(error) AS errors, quantileDD(0.01, 0.99)(durationMs) AS p99Ms
+    FROM ${db}.spans
+    WHERE ${RAW_TIME()} AND ${DEST_FILTER} AND kind = 'client' AND destinationService != ''
+      AND (requestId = '' OR (requestId, destinationService) NOT IN (
+        SELECT requestId, destinationService FROM ${db}.requests WHERE ${RAW_TIME()} AND requestId != ''))
+    GROUP BY caller, destinationNamespace, destinationService, destinationHost, subset
+    ORDER BY caller, destinationNamespace, destinationService, subset`;
+  return rows<SpanEdgeRow>(conn, query, scope);
 }
 
 /**

@@ -6,11 +6,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { emptyRequest } from '../model';
-import type { Flow, MeshRequest } from '../model';
+import type { Flow, MeshRequest, Span } from '../model';
 import { connect } from './client';
 import type { Connection } from './client';
 import { migrate, readMigrations, splitStatements } from './migrations';
-import { queryEdges, queryLedger, querySubsets, splitWindow } from './queries';
+import { queryEdges, queryLedger, querySpanEdges, querySubsets, splitWindow } from './queries';
 import type { QueryScope } from './queries';
 import { StoreWriter } from './writer';
 
@@ -216,6 +216,46 @@ describe('lib/store on embedded ClickHouse', () => {
     expect(edges.map((e) => [e.sourceWorkload, e.requests, e.denied])).toEqual([
       ['sleep', 1, 0],
       ['unknown', 1, 1],
+    ]);
+  });
+
+  it('adds graph edges that only traces saw: CLIENT spans of hops no access log reported', async () => {
+    const span = (over: Partial<Span>): Span => ({
+      traceId: '0'.repeat(31) + '1',
+      spanId: '0'.repeat(15) + '1',
+      parentSpanId: '',
+      name: 'reviews.default.svc.cluster.local:9080/*',
+      kind: 'client',
+      startTimeMs: T0 + 5000,
+      durationMs: 12.5,
+      serviceName: 'productpage.default',
+      requestId: '',
+      upstreamCluster: 'outbound|9080|v2|reviews.default.svc.cluster.local',
+      destinationHost: 'reviews.default.svc.cluster.local',
+      destinationService: 'reviews',
+      destinationNamespace: 'default',
+      destinationSubset: 'v2',
+      responseCode: 200,
+      responseFlags: '-',
+      error: false,
+      attributes: {},
+      ...over,
+    });
+    await writer.insert('requests', [request({ startTimeMs: T0 + 5000, requestId: 'logged', destinationSubset: 'v2' })], 'span-edges-requests');
+    await writer.insert(
+      'spans',
+      [
+        span({ requestId: 'logged' }), // its hop is in the access logs: no extra edge
+        span({ requestId: 'logged', destinationService: 'ratings', destinationHost: 'ratings.default.svc.cluster.local', destinationSubset: 'v1' }), // same id, another hop
+        span({ requestId: 'only-traced', error: true, responseCode: 503 }),
+        span({ requestId: 'x', kind: 'server' }), // server spans name no callee
+      ],
+      'span-edges-spans',
+    );
+    const edges = await querySpanEdges(conn, scope());
+    expect(edges.map((e) => [e.caller, e.destinationService, e.subset, e.requests, e.errors])).toEqual([
+      ['productpage.default', 'ratings', 'v1', 1, 0],
+      ['productpage.default', 'reviews', 'v2', 1, 1],
     ]);
   });
 

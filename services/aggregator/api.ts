@@ -7,7 +7,7 @@ import { configuredWeights } from '../../lib/model';
 import type { MeshConfig } from '../../lib/model';
 import { HttpError } from '../../lib/runtime';
 import type { Logger } from '../../lib/runtime';
-import { queryEdges, queryLedger, querySubsets } from '../../lib/store';
+import { queryEdges, queryLedger, querySpanEdges, querySubsets } from '../../lib/store';
 import type { Connection, LedgerRow, QueryScope, ReporterFilter } from '../../lib/store';
 
 export const DEFAULT_WINDOW_MS = 5 * 60_000;
@@ -120,24 +120,44 @@ export function registerQueryRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/api/v1/graph', async (request) => {
     const scope = parseScope(request.query as Query, 'source', now());
-    const edges = await fromStore('graph', () => queryEdges(deps.conn, scope));
+    const [edges, spanEdges] = await fromStore('graph', () => Promise.all([queryEdges(deps.conn, scope), querySpanEdges(deps.conn, scope)]));
     const nodes = new Map<string, object>();
+    const service = (namespace: string, name: string, host: string): string => {
+      const id = `service:${namespace}/${name}`;
+      nodes.set(id, { id, type: 'service', namespace, name, host });
+      return id;
+    };
     const out = edges.map((e) => {
       const source = `workload:${e.sourceNamespace}/${e.sourceWorkload}`;
-      const target = `service:${e.destinationNamespace}/${e.destinationService}`;
       nodes.set(source, { id: source, type: 'workload', namespace: e.sourceNamespace, name: e.sourceWorkload });
-      nodes.set(target, { id: target, type: 'service', namespace: e.destinationNamespace, name: e.destinationService, host: e.destinationHost });
       return {
         source,
-        target,
+        target: service(e.destinationNamespace, e.destinationService, e.destinationHost),
         subset: e.subset,
         requests: e.requests,
         errors: e.errors,
         denied: e.denied,
         error_ratio: e.requests === 0 ? 0 : e.errors / e.requests,
         p99_ms: round(e.p99Ms),
+        from: 'access_logs',
       };
     });
+    // Calls only traces saw; the caller is the tracing service name (`productpage.default`), not a workload.
+    for (const e of spanEdges) {
+      const source = `app:${e.caller}`;
+      nodes.set(source, { id: source, type: 'app', name: e.caller });
+      out.push({
+        source,
+        target: service(e.destinationNamespace, e.destinationService, e.destinationHost),
+        subset: e.subset,
+        requests: e.requests,
+        errors: e.errors,
+        denied: 0,
+        error_ratio: e.requests === 0 ? 0 : e.errors / e.requests,
+        p99_ms: round(e.p99Ms ?? 0),
+        from: 'spans',
+      });
+    }
     return { ...period(scope), reporter: scope.reporter, nodes: [...nodes.values()], edges: out };
   });
 }
