@@ -1,0 +1,221 @@
+/**
+ * The process under test: meshlens all-in-one (`start()`, exactly what `npm start` runs), started by the
+ * benchmark in a child process so that the load generator's CPU is not counted as meshlens'. It answers
+ * the benchmark's questions over the IPC channel: process CPU (which includes chDB's own threads: CONTRACT.md §8
+ * says process-CPU-second), when every sent line is stored, heap after GC, series counts, scrape timings.
+ */
+import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { Session } from 'node:inspector';
+import { performance } from 'node:perf_hooks';
+import type { Counter } from 'prom-client';
+import { start, type Running } from '../bin/start';
+import { loadConfig } from '../lib/runtime/config';
+import { createLogger } from '../lib/runtime/logger';
+
+export type ServerRequest =
+  | { op: 'cpu' }
+  | { op: 'waitStored'; target: number; timeoutMs: number }
+  | { op: 'heap' }
+  | { op: 'series' }
+  | { op: 'scrape'; times: number }
+  | { op: 'verify' }
+  | { op: 'profileStart' }
+  | { op: 'profileStop'; path: string }
+  | { op: 'stop' };
+
+export interface CpuSnapshot {
+  /** process.cpuUsage(), µs: every thread of the process, chDB's included. */
+  user: number;
+  system: number;
+  wallMs: number;
+  stored: number;
+  /** Per-thread CPU from /proc (Linux), clock ticks, by thread name; {} elsewhere. */
+  threads: Record<string, number>;
+}
+
+export interface VerifyResult {
+  rawRows: number;
+  rollupRequests: number;
+  requestsTotal: number;
+  rejected: number;
+}
+
+export interface ScrapeResult {
+  ms: number[];
+  bytes: number;
+  samples: number;
+}
+
+type Envelope = { id: number } & ServerRequest;
+
+declare const gc: undefined | (() => void);
+
+async function storedRows(running: Running): Promise<number> {
+  const metric = running.registry.getSingleMetric('meshlens_store_rows_total') as Counter | undefined;
+  if (!metric) return 0;
+  const { values } = await metric.get();
+  let n = 0;
+  for (const v of values) if (v.labels.table === 'requests') n += v.value;
+  return n;
+}
+
+async function sumOf(running: Running, name: string, filter?: (labels: Record<string, string | number>) => boolean): Promise<number> {
+  const metric = running.registry.getSingleMetric(name);
+  if (!metric) return 0;
+  const { values } = await (metric as Counter).get();
+  let n = 0;
+  for (const v of values) if (!filter || filter(v.labels as Record<string, string | number>)) n += v.value;
+  return n;
+}
+
+/**
+ * Threads that existed when the process started (the launcher lists them before loading any module). Node's
+ * own (V8's platform workers: GC, compiler) are all named `node`, and so are libuv's pool threads, created
+ * later on first use, on which chDB runs every query; the pool threads are told apart by not being there.
+ */
+let startupThreads = new Set<string>();
+
+function listThreads(): string[] {
+  try {
+    return readdirSync('/proc/self/task');
+  } catch {
+    return [];
+  }
+}
+
+function threadGroup(tid: string, comm: string): string {
+  if (tid === String(process.pid)) return 'main (JS)';
+  if (comm.startsWith('v8:')) return 'V8 profiler';
+  if (comm === 'node') return startupThreads.has(tid) ? 'V8 platform (GC, JIT)' : 'libuv pool (chDB queries)';
+  // ClickHouse names its threads (ThreadPool, MergeMutate, ChunkParser, …); numbered ones are one group.
+  return `chDB ${comm.replace(/[\d_-]+$/, '')}`;
+}
+
+/** CPU ticks per thread group since the threads started (threads that ended are gone: best effort). */
+function threadTicks(): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const tid of listThreads()) {
+    try {
+      const stat = readFileSync(`/proc/self/task/${tid}/stat`, 'utf8');
+      // Fields after the `(comm)`: state is field 3, utime 14, stime 15 (1-based, man 5 proc).
+      const rest = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const ticks = Number(rest[11]) + Number(rest[12]);
+      const comm = readFileSync(`/proc/self/task/${tid}/comm`, 'utf8').trim();
+      const name = threadGroup(tid, comm);
+      out[name] = (out[name] ?? 0) + ticks;
+    } catch {
+      // the thread ended between readdir and read
+    }
+  }
+  return out;
+}
+
+async function snapshot(running: Running): Promise<CpuSnapshot> {
+  const cpu = process.cpuUsage();
+  const wallMs = performance.now();
+  const threads = threadTicks();
+  return { user: cpu.user, system: cpu.system, wallMs, stored: await storedRows(running), threads };
+}
+
+function collectGarbage(): void {
+  if (typeof gc === 'function') {
+    gc();
+    gc();
+  }
+}
+
+export async function runServer(threadsAtStart: string[]): Promise<void> {
+  startupThreads = new Set(threadsAtStart);
+  const send = (msg: object): void => {
+    process.send?.(msg);
+  };
+  const config = loadConfig(process.env);
+  const logger = createLogger(config.logLevel, 'meshlens-bench');
+  const running = await start({ config, target: 'all', logger });
+  const aggregator = running.aggregator;
+  if (!aggregator) throw new Error('bench: the all target started without an aggregator');
+  let session: Session | undefined;
+
+  const handle = async (req: ServerRequest): Promise<unknown> => {
+    switch (req.op) {
+      case 'cpu':
+        return snapshot(running);
+      case 'waitStored': {
+        const deadline = performance.now() + req.timeoutMs;
+        for (;;) {
+          // Read CPU the moment the count is reached: polling every 5 ms bounds the overshoot.
+          const stored = await storedRows(running);
+          if (stored >= req.target) return snapshot(running);
+          if (performance.now() > deadline) throw new Error(`timed out: ${stored} of ${req.target} rows stored`);
+          await new Promise((r) => setTimeout(r, 5));
+        }
+      }
+      case 'heap':
+        collectGarbage();
+        return process.memoryUsage();
+      case 'series':
+        return aggregator.metrics.seriesCounts();
+      case 'scrape': {
+        const ms: number[] = [];
+        let text = '';
+        for (let i = 0; i < req.times; i++) {
+          const t = performance.now();
+          text = await running.registry.metrics();
+          ms.push(performance.now() - t);
+        }
+        let samples = 0;
+        for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10 && text.charCodeAt(i + 1) !== 35 /* # */) samples++;
+        return { ms, bytes: Buffer.byteLength(text), samples } satisfies ScrapeResult;
+      }
+      case 'verify': {
+        const { client, database } = aggregator.conn;
+        const q = async (query: string): Promise<number> => {
+          const rs = await client.query({ query, format: 'JSONEachRow' });
+          const rows = await rs.json<{ n: number | string }>();
+          return Number(rows[0]?.n ?? 0);
+        };
+        return {
+          rawRows: await q(`SELECT count() AS n FROM ${database}.requests`),
+          rollupRequests: await q(`SELECT countMerge(requests) AS n FROM ${database}.requests_1m`),
+          requestsTotal: await sumOf(running, 'meshlens_requests_total'),
+          rejected: await sumOf(running, 'meshlens_ingest_records_total', (l) => l.outcome === 'rejected'),
+        } satisfies VerifyResult;
+      }
+      case 'profileStart':
+        session = new Session();
+        session.connect();
+        await post(session, 'Profiler.enable');
+        await post(session, 'Profiler.setSamplingInterval', { interval: 200 });
+        await post(session, 'Profiler.start');
+        return {};
+      case 'profileStop': {
+        if (!session) throw new Error('no profile running');
+        const { profile } = (await post(session, 'Profiler.stop')) as { profile: unknown };
+        writeFileSync(req.path, JSON.stringify(profile));
+        session.disconnect();
+        session = undefined;
+        return { path: req.path };
+      }
+      case 'stop':
+        await running.close();
+        return {};
+    }
+  };
+
+  process.on('message', (msg: Envelope) => {
+    handle(msg).then(
+      (value) => {
+        send({ id: msg.id, ok: true, value });
+        if (msg.op === 'stop') setImmediate(() => process.exit(0));
+      },
+      (err: unknown) => send({ id: msg.id, ok: false, error: (err as Error).stack ?? String(err) }),
+    );
+  });
+  send({ id: 0, ok: true, value: { ready: true, ports: running.ports } });
+}
+
+function post(session: Session, method: string, params?: object): Promise<unknown> {
+  return new Promise((resolve, reject) => {
+    session.post(method, params ?? {}, (err, result) => (err ? reject(err) : resolve(result)));
+  });
+}
