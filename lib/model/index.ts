@@ -25,7 +25,7 @@ export { RESPONSE_FLAGS, forEachFlag, hasFlag, hasMeshFailureFlag, normalizeFlag
 export type { FlagCategory, ResponseFlag } from './flags';
 export { BLACKHOLE_ROUTE, applyOutcome, classifyOutcome, parseRbacDenial } from './outcome';
 export type { OutcomeInput, PolicyRef } from './outcome';
-export { UNKNOWN, applyEmitter, emptyRequest, finishRequest, isReplicaSetHash, workloadFromPodName } from './request';
+export { UNKNOWN, applyEmitter, emptyRequest, finishRequest, isReplicaSetHash, orUnknown, workloadFromPodName } from './request';
 export type { Emitter } from './request';
 export {
   MESH_CONFIG_PROBLEM_CODES,

@@ -8,6 +8,11 @@ import type { MeshRequest } from './records';
 
 export const UNKNOWN = 'unknown';
 
+/** A metric label for an identity the record leaves empty: Istio's `unknown` (CONTRACT.md §5; subsets stay ''). */
+export function orUnknown(value: string): string {
+  return value === '' ? UNKNOWN : value;
+}
+
 /** A request with every field at its "unset" value; parsers overwrite what their input carries. */
 export function emptyRequest(): MeshRequest {
   return {

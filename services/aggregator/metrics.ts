@@ -4,6 +4,7 @@
  */
 import { Counter, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
+import { orUnknown } from '../../lib/model';
 import type { Flow, MeshRequest } from '../../lib/model';
 import { CounterFamily, HistogramFamily } from './series';
 import type { Labels } from './series';
@@ -53,7 +54,6 @@ const HIGH_CARDINALITY = [
 ];
 
 const SEP = '\u0001';
-const orUnknown = (v: string): string => (v === '' ? 'unknown' : v);
 
 export class MeshMetrics {
   private readonly requests: CounterFamily;

@@ -2,6 +2,7 @@
  * The simulator's output against meshlens's real parsers: every line parses, and the truth recomputed from the
  * parsed records (not from the generator) equals the truth the generator reports.
  */
+import { orUnknown } from '../../lib/model';
 import type { Flow, MeshRequest, Span } from '../../lib/model';
 import { parseAccessLogLine, parseFlowLine, parseZipkin } from '../ingest/formats';
 import { createTrafficGenerator, simulate, type Simulation } from './generator';
@@ -67,11 +68,11 @@ function requestsTotalOf(records: readonly MeshRequest[]): RequestsTotalSample[]
     const labels = {
       reporter: r.reporter as 'source' | 'destination',
       // CONTRACT.md §5: empty label values are `unknown`, except the subset.
-      source_workload: r.sourceWorkload || 'unknown',
-      source_workload_namespace: r.sourceNamespace || 'unknown',
-      destination_service: r.destinationHost || 'unknown',
-      destination_service_name: r.destinationService || 'unknown',
-      destination_service_namespace: r.destinationNamespace || 'unknown',
+      source_workload: orUnknown(r.sourceWorkload),
+      source_workload_namespace: orUnknown(r.sourceNamespace),
+      destination_service: orUnknown(r.destinationHost),
+      destination_service_name: orUnknown(r.destinationService),
+      destination_service_namespace: orUnknown(r.destinationNamespace),
       destination_subset: r.destinationSubset,
       response_code: String(r.responseCode),
       outcome: r.outcome,

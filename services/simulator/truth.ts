@@ -11,9 +11,8 @@
  *   the cluster (BlackHoleCluster), `"unknown"` for a source no metadata names; Prometheus labels (`requests_total`)
  *   say `"unknown"` for any empty workload, namespace or service (CONTRACT.md §5), the subset stays `""`.
  */
+import { orUnknown } from '../../lib/model';
 import type { DenyReason, Outcome } from '../../lib/model';
-
-const orUnknown = (v: string): string => (v === '' ? 'unknown' : v);
 
 /** A destination as the query API names it (CONTRACT.md §6 `/api/v1/subsets` and `/api/v1/flows`). */
 export interface DestinationKey {
