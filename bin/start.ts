@@ -102,9 +102,11 @@ export async function start(opts: StartOptions): Promise<Running> {
     health.register('store', () => agg.ready());
     aggregator.registerRoutes(http);
   }
-  const withIngest = opts.target === 'all' || opts.target === 'ingest';
-  const ingest = createIngest({ bus, registry, logger, ingestToken: config.ingestToken, maxBodyBytes: config.maxBodyBytes });
-  if (withIngest) ingest.registerHttpRoutes(http);
+  const ingest =
+    opts.target === 'all' || opts.target === 'ingest'
+      ? createIngest({ bus, registry, logger, ingestToken: config.ingestToken, maxBodyBytes: config.maxBodyBytes })
+      : undefined;
+  ingest?.registerHttpRoutes(http);
 
   const host = config.listenHost;
   const listen = async (app: typeof http, port: number): Promise<number> => {
@@ -114,9 +116,9 @@ export async function start(opts: StartOptions): Promise<Running> {
   // The aggregator target serves only HTTP (query API, /metrics, health); 0 = that receiver is not served.
   const ports: Ports = {
     http: await listen(http, config.httpPort),
-    otlpHttp: withIngest ? await listen(ingest.otlpHttp, config.otlpHttpPort) : 0,
-    zipkin: withIngest ? await listen(ingest.zipkin, config.zipkinPort) : 0,
-    otlpGrpc: withIngest ? await bindGrpc(ingest.grpc, host, config.otlpGrpcPort) : 0,
+    otlpHttp: ingest ? await listen(ingest.otlpHttp, config.otlpHttpPort) : 0,
+    zipkin: ingest ? await listen(ingest.zipkin, config.zipkinPort) : 0,
+    otlpGrpc: ingest ? await bindGrpc(ingest.grpc, host, config.otlpGrpcPort) : 0,
   };
   health.markStarted();
 
@@ -124,11 +126,13 @@ export async function start(opts: StartOptions): Promise<Running> {
   const close = (): Promise<void> => {
     closing ??= (async () => {
       health.markStopping();
-      await Promise.all([
-        ingest.otlpHttp.close(),
-        ingest.zipkin.close(),
-        new Promise<void>((resolve) => ingest.grpc.tryShutdown(() => resolve())),
-      ]);
+      if (ingest) {
+        await Promise.all([
+          ingest.otlpHttp.close(),
+          ingest.zipkin.close(),
+          new Promise<void>((resolve) => ingest.grpc.tryShutdown(() => resolve())),
+        ]);
+      }
       // Intake is closed; what the memory bus still holds is delivered and stored before the consumers stop.
       if (!(await bus.drain(SHUTDOWN_DRAIN_MS))) logger.warn({}, 'stopping with records not yet stored');
       await http.close();
