@@ -228,6 +228,10 @@ export async function querySpanEdges(conn: Connection, scope: QueryScope): Promi
  * one row per verdict detail. Flow logs name where the verdict was taken; `reporter=all` counts every
  * flow record (Hubble and Calico report a policy verdict once, where it is enforced).
  */
+/** A flow-log row's identity in the ledger: the same in the rollup and in the raw table. */
+const FLOW_KEYS =
+  'sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationPort, verdict, denyReason, policy, rule';
+
 export async function queryLedger(conn: Connection, scope: QueryScope): Promise<LedgerRow[]> {
   const db = conn.database;
   const requestRows =
@@ -245,19 +249,13 @@ export async function queryLedger(conn: Connection, scope: QueryScope): Promise<
     SELECT 'L4' AS layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, '' AS subset,
       destinationPort AS port, verdict = 'denied' AS denied, denyReason, policy, rule, sum(count) AS count
     FROM (
-      SELECT sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationPort,
-        verdict, denyReason, policy, rule, sumMerge(connections) AS count
-      FROM ${db}.flows_1m
+      SELECT ${FLOW_KEYS}, sumMerge(connections) AS count FROM ${db}.flows_1m
       WHERE ${ROLLUP_TIME} AND ${DEST_FILTER} AND ({reporter:String} = 'all' OR reporter = {reporter:String})
-      GROUP BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationPort,
-        verdict, denyReason, policy, rule
+      GROUP BY ${FLOW_KEYS}
       UNION ALL
-      SELECT sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationPort,
-        verdict, denyReason, policy, rule, sum(count) AS count
-      FROM ${db}.flows
+      SELECT ${FLOW_KEYS}, sum(count) AS count FROM ${db}.flows
       WHERE ${RAW_EDGES} AND ${DEST_FILTER} AND ({reporter:String} = 'all' OR reporter = {reporter:String})
-      GROUP BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationPort,
-        verdict, denyReason, policy, rule
+      GROUP BY ${FLOW_KEYS}
     )
     GROUP BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, port,
       denied, denyReason, policy, rule`;
