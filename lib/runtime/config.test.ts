@@ -52,6 +52,9 @@ describe('loadConfig', () => {
         MESHLENS_KAFKA_BROKERS: 'kafka',
         MESHLENS_MAX_BODY_BYTES: '-1',
         MESHLENS_JAEGER_PROTOCOL: 'grpc',
+        MESHLENS_CANARY_WINDOW: '10 minutes',
+        MESHLENS_CANARY_MARGIN: '5%',
+        MESHLENS_ADVERTISE_ADDRESS: 'meshlens',
       });
     } catch (e) {
       err = e;
@@ -65,10 +68,20 @@ describe('loadConfig', () => {
       'MESHLENS_KAFKA_BROKERS',
       'MESHLENS_MAX_BODY_BYTES',
       'MESHLENS_JAEGER_PROTOCOL',
+      'MESHLENS_CANARY_WINDOW',
+      'MESHLENS_CANARY_MARGIN',
+      'MESHLENS_ADVERTISE_ADDRESS',
     ]) {
       expect(message).toContain(name);
     }
-    expect((err as ConfigError).problems).toHaveLength(6);
+    expect((err as ConfigError).problems).toHaveLength(9);
+  });
+
+  it('reads the canary judge settings, with defaults', () => {
+    expect(loadConfig({}).canary).toEqual({ windowMs: 600_000, intervalMs: 30_000, minRequests: 200, margin: 0.005 });
+    expect(
+      loadConfig({ MESHLENS_CANARY_WINDOW: '1h', MESHLENS_CANARY_INTERVAL: '15s', MESHLENS_CANARY_MIN_REQUESTS: '1000', MESHLENS_CANARY_MARGIN: '0.01' }).canary,
+    ).toEqual({ windowMs: 3_600_000, intervalMs: 15_000, minRequests: 1000, margin: 0.01 });
   });
 
   it('treats empty values as unset', () => {

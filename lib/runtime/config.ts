@@ -30,6 +30,33 @@ export interface Config {
   /** Days the per-minute rollups stay in ClickHouse (table TTL). */
   rollupRetentionDays: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  canary: CanaryConfig;
+  /** `host:port` Prometheus and peers reach this process's HTTP port at; undefined → derived at start. */
+  advertiseAddress: string | undefined;
+  /** Where to keep a Prometheus `file_sd` copy of the scrape targets; undefined → none. */
+  fileSdPath: string | undefined;
+}
+
+/** The canary judge's settings (README "Canary judgement"). */
+export interface CanaryConfig {
+  /** Period judged, ending now. */
+  windowMs: number;
+  /** How often the judge runs and `meshlens_canary_verdict` is refreshed. */
+  intervalMs: number;
+  /** Requests each of baseline and canary needs before a verdict other than `inconclusive`. */
+  minRequests: number;
+  /** Absolute error-ratio difference a canary may exceed its baseline by without failing (0.005 = 0.5 points). */
+  margin: number;
+}
+
+const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
+/** `30s`, `5m`, `1h`, `7d`, `250ms` → milliseconds; undefined when malformed. */
+export function parseDuration(text: string): number | undefined {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
+  if (!m) return undefined;
+  const ms = Number(m[1]) * (UNITS[m[2] as string] as number);
+  return ms > 0 && Number.isFinite(ms) ? Math.round(ms) : undefined;
 }
 
 export class ConfigError extends Error {
@@ -59,6 +86,25 @@ export function loadConfig(env: Env): Config {
     return Number(v);
   };
   const port = (name: string, def: number): number => int(name, def, 0, 65535);
+  const duration = (name: string, def: number, minMs: number): number => {
+    const v = str(name);
+    if (v === undefined) return def;
+    const ms = parseDuration(v);
+    if (ms === undefined || ms < minMs) {
+      problems.push(`${name}=${JSON.stringify(v)}: expected a duration of at least ${minMs / 1000}s, such as 30s, 10m, 1h`);
+      return def;
+    }
+    return ms;
+  };
+  const fraction = (name: string, def: number): number => {
+    const v = str(name);
+    if (v === undefined) return def;
+    if (!/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(v)) {
+      problems.push(`${name}=${JSON.stringify(v)}: expected a number from 0 to 1 (0.005 = half a percentage point)`);
+      return def;
+    }
+    return Number(v);
+  };
   const url = (name: string, protocols: string[]): string | undefined => {
     const v = str(name);
     if (v === undefined) return undefined;
@@ -110,7 +156,18 @@ export function loadConfig(env: Env): Config {
     rawRetentionDays: int('MESHLENS_RAW_RETENTION_DAYS', 7, 1, 3650),
     rollupRetentionDays: int('MESHLENS_ROLLUP_RETENTION_DAYS', 90, 1, 3650),
     logLevel: logLevelRaw as Config['logLevel'],
+    canary: {
+      windowMs: duration('MESHLENS_CANARY_WINDOW', 10 * 60_000, 60_000),
+      intervalMs: duration('MESHLENS_CANARY_INTERVAL', 30_000, 1_000),
+      minRequests: int('MESHLENS_CANARY_MIN_REQUESTS', 200, 10, 100_000_000),
+      margin: fraction('MESHLENS_CANARY_MARGIN', 0.005),
+    },
+    advertiseAddress: str('MESHLENS_ADVERTISE_ADDRESS'),
+    fileSdPath: str('MESHLENS_FILE_SD_PATH'),
   };
+  if (config.advertiseAddress !== undefined && !/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/.test(config.advertiseAddress)) {
+    problems.push(`MESHLENS_ADVERTISE_ADDRESS=${JSON.stringify(config.advertiseAddress)}: expected host:port`);
+  }
   if (config.clickhouseUrl !== undefined) {
     const db = new URL(config.clickhouseUrl).pathname.replace(/^\/+|\/+$/g, '');
     if (db !== '' && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(db)) {

@@ -1,5 +1,5 @@
-export { ConfigError, loadConfig } from './config';
-export type { Config } from './config';
+export { ConfigError, loadConfig, parseDuration } from './config';
+export type { CanaryConfig, Config } from './config';
 export { createLogger } from './logger';
 export type { Logger } from './logger';
 export { Health } from './health';

@@ -1,7 +1,8 @@
 import { Registry } from 'prom-client';
 import { emptyRequest } from '../../lib/model';
 import type { MeshRequest } from '../../lib/model';
-import { foldLedger, parseDuration, parseInstant, parseScope } from './api';
+import { parseDuration } from '../../lib/runtime';
+import { foldLedger, parseInstant, parseScope } from './api';
 import { MeshMetrics } from './metrics';
 
 const NOW = Date.UTC(2026, 10, 25, 12, 0, 0);

@@ -5,7 +5,7 @@
 import type { FastifyInstance } from 'fastify';
 import { configuredWeights } from '../../lib/model';
 import type { MeshConfig } from '../../lib/model';
-import { HttpError } from '../../lib/runtime';
+import { HttpError, parseDuration } from '../../lib/runtime';
 import type { Logger } from '../../lib/runtime';
 import { queryEdges, queryLedger, querySpanEdges, querySubsets } from '../../lib/store';
 import type { Connection, LedgerRow, QueryScope, ReporterFilter } from '../../lib/store';
@@ -13,16 +13,6 @@ import type { Connection, LedgerRow, QueryScope, ReporterFilter } from '../../li
 export const DEFAULT_WINDOW_MS = 5 * 60_000;
 
 type Query = Record<string, string | undefined>;
-
-const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
-
-/** `30s`, `5m`, `1h`, `7d`, `250ms` → milliseconds; undefined when malformed. */
-export function parseDuration(text: string): number | undefined {
-  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/.exec(text.trim());
-  if (!m) return undefined;
-  const ms = Number(m[1]) * (UNITS[m[2] as string] as number);
-  return ms > 0 && Number.isFinite(ms) ? Math.round(ms) : undefined;
-}
 
 /** RFC 3339 (`2026-11-25T10:00:00Z`) or Unix milliseconds → milliseconds; undefined when malformed. */
 export function parseInstant(text: string): number | undefined {

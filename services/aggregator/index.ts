@@ -81,7 +81,7 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
   }
 }
 
-export { DEFAULT_WINDOW_MS, foldLedger, parseDuration, parseInstant, parseScope } from './api';
+export { DEFAULT_WINDOW_MS, foldLedger, parseInstant, parseScope } from './api';
 export { AGGREGATOR_GROUP } from './consumer';
 export { DURATION_BUCKETS_SECONDS, MeshMetrics } from './metrics';
 export { OVERFLOW } from './series';
