@@ -49,6 +49,17 @@ export interface CanaryConfig {
   margin: number;
 }
 
+/**
+ * Defaults shared by the judge and the generated alert rules (services/provisioner), so the PromQL alert and
+ * `meshlens_canary_verdict` apply the same minimum sample and margin.
+ */
+export const CANARY_DEFAULTS: Readonly<CanaryConfig> = Object.freeze({
+  windowMs: 10 * 60_000,
+  intervalMs: 30_000,
+  minRequests: 200,
+  margin: 0.005,
+});
+
 const UNITS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000, d: 86_400_000 };
 
 /** `30s`, `5m`, `1h`, `7d`, `250ms` → milliseconds; undefined when malformed. */
@@ -157,10 +168,10 @@ export function loadConfig(env: Env): Config {
     rollupRetentionDays: int('MESHLENS_ROLLUP_RETENTION_DAYS', 90, 1, 3650),
     logLevel: logLevelRaw as Config['logLevel'],
     canary: {
-      windowMs: duration('MESHLENS_CANARY_WINDOW', 10 * 60_000, 60_000),
-      intervalMs: duration('MESHLENS_CANARY_INTERVAL', 30_000, 1_000),
-      minRequests: int('MESHLENS_CANARY_MIN_REQUESTS', 200, 10, 100_000_000),
-      margin: fraction('MESHLENS_CANARY_MARGIN', 0.005),
+      windowMs: duration('MESHLENS_CANARY_WINDOW', CANARY_DEFAULTS.windowMs, 60_000),
+      intervalMs: duration('MESHLENS_CANARY_INTERVAL', CANARY_DEFAULTS.intervalMs, 1_000),
+      minRequests: int('MESHLENS_CANARY_MIN_REQUESTS', CANARY_DEFAULTS.minRequests, 10, 100_000_000),
+      margin: fraction('MESHLENS_CANARY_MARGIN', CANARY_DEFAULTS.margin),
     },
     advertiseAddress: str('MESHLENS_ADVERTISE_ADDRESS'),
     fileSdPath: str('MESHLENS_FILE_SD_PATH'),
