@@ -69,6 +69,11 @@ export function normalizeFlags(flags: string): string {
   return out.join(',');
 }
 
+/** The `response_flags` label value Istio uses: the flags, or `-` for none. */
+export function flagsLabel(flags: string): string {
+  return flags === '' ? '-' : flags;
+}
+
 /** Call `fn` for each flag of a comma-joined list, without allocating an array. */
 export function forEachFlag(flags: string, fn: (flag: string) => void): void {
   let start = 0;

@@ -71,7 +71,7 @@ describe('mesh metrics from aggregated state', () => {
     ]);
     const text = await registry.metrics();
     expect(text).toContain(
-      'meshlens_requests_total{reporter="source",source_workload="productpage-v1",source_workload_namespace="default",destination_service="reviews.default.svc.cluster.local",destination_service_name="reviews",destination_service_namespace="default",destination_subset="v3",response_code="503",outcome="error"} 2',
+      'meshlens_requests_total{reporter="source",source_workload="productpage-v1",source_workload_namespace="default",destination_service="reviews.default.svc.cluster.local",destination_service_name="reviews",destination_service_namespace="default",destination_subset="v3",response_code="503",response_flags="-",outcome="error"} 2',
     );
     expect(text).toContain('source_workload="unknown"');
     const labels = 'reporter="source",destination_service="reviews.default.svc.cluster.local",destination_service_name="reviews",destination_service_namespace="default",destination_subset="v3"';
@@ -90,7 +90,7 @@ describe('mesh metrics from aggregated state', () => {
     m.addRequests(hosts.flatMap((h) => [req(h), req(h)]));
     expect(m.seriesCounts().requests).toBe(4); // 3 + the overflow series
     const text = await registry.metrics();
-    expect(text).toMatch(/meshlens_requests_total\{reporter="source",source_workload="__overflow__",source_workload_namespace="__overflow__",destination_service="__overflow__",destination_service_name="__overflow__",destination_service_namespace="__overflow__",destination_subset="__overflow__",response_code="200",outcome="ok"\} 4/);
+    expect(text).toMatch(/meshlens_requests_total\{reporter="source",source_workload="__overflow__",source_workload_namespace="__overflow__",destination_service="__overflow__",destination_service_name="__overflow__",destination_service_namespace="__overflow__",destination_subset="__overflow__",response_code="200",response_flags="-",outcome="ok"\} 4/);
     expect(text).toContain('meshlens_series_overflow_total{metric="meshlens_requests_total"} 4');
     const total = [...text.matchAll(/^meshlens_requests_total\{.*\} (\d+)$/gm)].reduce((n, x) => n + Number(x[1]), 0);
     expect(total).toBe(10);

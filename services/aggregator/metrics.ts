@@ -4,7 +4,7 @@
  */
 import { Counter, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
-import { orUnknown } from '../../lib/model';
+import { flagsLabel, orUnknown } from '../../lib/model';
 import type { Flow, MeshRequest } from '../../lib/model';
 import { CounterFamily, HistogramFamily } from './series';
 import type { Labels } from './series';
@@ -23,6 +23,7 @@ const REQUEST_LABELS = [
   'destination_service_namespace',
   'destination_subset',
   'response_code',
+  'response_flags',
   'outcome',
 ] as const;
 const DURATION_LABELS = [
@@ -94,7 +95,7 @@ export class MeshMetrics {
       const dest = r.destinationHost + SEP + r.destinationService + SEP + r.destinationNamespace + SEP + r.destinationSubset;
       const durationKey = r.reporter + SEP + dest;
       this.requests.add(
-        durationKey + SEP + r.sourceWorkload + SEP + r.sourceNamespace + SEP + r.responseCode + SEP + r.outcome,
+        durationKey + SEP + r.sourceWorkload + SEP + r.sourceNamespace + SEP + r.responseCode + SEP + r.responseFlags + SEP + r.outcome,
         () => requestLabels(r),
         1,
       );
@@ -124,6 +125,8 @@ function requestLabels(r: MeshRequest): Labels {
     source_workload_namespace: orUnknown(r.sourceNamespace),
     ...destinationLabels(r),
     response_code: String(r.responseCode),
+    // Istio's label: the proxy's own failures (UH, UF, NR...) tell mesh failures from application 5xx in PromQL.
+    response_flags: flagsLabel(r.responseFlags),
     outcome: r.outcome,
   };
 }

@@ -2,7 +2,7 @@
  * The simulator's output against meshlens's real parsers: every line parses, and the truth recomputed from the
  * parsed records (not from the generator) equals the truth the generator reports.
  */
-import { orUnknown } from '../../lib/model';
+import { flagsLabel, orUnknown } from '../../lib/model';
 import type { Flow, MeshRequest, Span } from '../../lib/model';
 import { parseAccessLogLine, parseFlowLine, parseZipkin } from '../ingest/formats';
 import { createTrafficGenerator, simulate, type Simulation } from './generator';
@@ -75,6 +75,7 @@ function requestsTotalOf(records: readonly MeshRequest[]): RequestsTotalSample[]
       destination_service_namespace: orUnknown(r.destinationNamespace),
       destination_subset: r.destinationSubset,
       response_code: String(r.responseCode),
+      response_flags: flagsLabel(r.responseFlags),
       outcome: r.outcome,
     };
     const key = JSON.stringify(labels);

@@ -703,7 +703,7 @@ class Generator implements TrafficGenerator {
     });
   }
 
-  private emit(f: AccessLogFields, emitter: Pod, facts: RecordFacts): void {
+  private emit(f: AccessLogFields, emitter: Pod, facts: Omit<RecordFacts, 'responseFlags'>): void {
     const json = this.encoding.chance(this.jsonShare);
     const line = json ? formatJson(f) : formatText(f);
     const endMs = f.startMs + f.durationMs;
@@ -715,7 +715,7 @@ class Generator implements TrafficGenerator {
       this.out.textLines.push(out);
       this.acc.emitted.text_lines++;
     }
-    this.acc.record(facts);
+    this.acc.record({ ...facts, responseFlags: f.responseFlags });
     this.acc.eventTime(f.startMs);
   }
 

@@ -11,7 +11,7 @@
  *   the cluster (BlackHoleCluster), `"unknown"` for a source no metadata names; Prometheus labels (`requests_total`)
  *   say `"unknown"` for any empty workload, namespace or service (CONTRACT.md §5), the subset stays `""`.
  */
-import { orUnknown } from '../../lib/model';
+import { flagsLabel, orUnknown } from '../../lib/model';
 import type { DenyReason, Outcome } from '../../lib/model';
 
 /** A destination as the query API names it (CONTRACT.md §6 `/api/v1/subsets` and `/api/v1/flows`). */
@@ -58,6 +58,8 @@ export interface RequestsTotalSample {
     destination_subset: string;
     /** As a Prometheus label: `"200"`, `"0"` for no response. */
     response_code: string;
+    /** As Istio labels it: `-` for none. */
+    response_flags: string;
     outcome: Outcome;
   };
   value: number;
@@ -144,6 +146,8 @@ export interface RecordFacts {
   sourceNamespace: string;
   destination: DestinationKey;
   responseCode: number;
+  /** Envoy short codes as logged, comma-joined; '' for none. */
+  responseFlags: string;
   outcome: Outcome;
   durationMs: number;
 }
@@ -235,7 +239,7 @@ export class TruthAccumulator {
     else if (r.outcome === 'denied') row.denied++;
     row.durations_ms.push(r.durationMs);
 
-    const seriesKey = `${destId}\u0000${r.reporter}\u0000${r.sourceWorkload}\u0000${r.sourceNamespace}\u0000${r.responseCode}\u0000${r.outcome}`;
+    const seriesKey = `${destId}\u0000${r.reporter}\u0000${r.sourceWorkload}\u0000${r.sourceNamespace}\u0000${r.responseCode}\u0000${r.responseFlags}\u0000${r.outcome}`;
     const sample = this.requestsTotal.get(seriesKey);
     if (sample) {
       sample.value++;
@@ -252,6 +256,7 @@ export class TruthAccumulator {
         destination_service_namespace: orUnknown(d.namespace),
         destination_subset: d.subset,
         response_code: String(r.responseCode),
+        response_flags: flagsLabel(r.responseFlags),
         outcome: r.outcome,
       },
       value: 1,
