@@ -4,5 +4,5 @@ export { MIGRATIONS_DIR, migrate, readMigrations, splitStatements } from './migr
 export type { Migration, Retention } from './migrations';
 export { MAX_ROWS_PER_INSERT, StoreWriter } from './writer';
 export type { InsertStats, RecordTable } from './writer';
-export { queryEdges, queryLedger, querySpanEdges, querySubsets, splitWindow } from './queries';
-export type { EdgeRow, Layer, LedgerRow, QueryScope, ReporterFilter, SpanEdgeRow, SubsetRow } from './queries';
+export { queryEdges, queryLatencyShifts, queryLedger, querySpanEdges, querySubsets, splitWindow } from './queries';
+export type { EdgeRow, LatencyPair, LatencyShiftRow, Layer, LedgerRow, QueryScope, ReporterFilter, SpanEdgeRow, SubsetRow } from './queries';

@@ -5,12 +5,12 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { emptyRequest } from '../model';
+import { RESPONSE_FLAGS, emptyRequest } from '../model';
 import type { Flow, MeshRequest, Span } from '../model';
 import { connect } from './client';
 import type { Connection } from './client';
 import { migrate, readMigrations, splitStatements } from './migrations';
-import { queryEdges, queryLedger, querySpanEdges, querySubsets, splitWindow } from './queries';
+import { queryEdges, queryLatencyShifts, queryLedger, querySpanEdges, querySubsets, splitWindow } from './queries';
 import type { QueryScope } from './queries';
 import { StoreWriter } from './writer';
 
@@ -257,6 +257,56 @@ describe('lib/store on embedded ClickHouse', () => {
       ['productpage.default', 'ratings', 'v1', 1, 0],
       ['productpage.default', 'reviews', 'v2', 1, 1],
     ]);
+  });
+
+  it('tells application 5xx from mesh-generated failures and denials, in rollups, raw edges and reporter=all', async () => {
+    const rows = [
+      request({ startTimeMs: T0 + 1_000, requestId: 'a', responseCode: 500, outcome: 'error' }),
+      request({ startTimeMs: T0 + 2_000, requestId: 'b', responseCode: 503, responseFlags: 'UF,URX', outcome: 'error' }),
+      request({ startTimeMs: T0 + 3_000, requestId: 'c', responseCode: 0, responseFlags: 'UH', outcome: 'error' }),
+      request({ startTimeMs: T0 + 4_000, requestId: 'd', responseCode: 404, responseFlags: 'NR', outcome: 'ok' }),
+      request({ startTimeMs: T0 + 5_000, requestId: 'e', responseCode: 403, outcome: 'denied', denyReason: 'rbac' }),
+      request({ startTimeMs: T0 + 6_000, requestId: 'f', responseCode: 200, responseFlags: 'DC', outcome: 'ok' }),
+      request({ startTimeMs: T0 + 61_000, requestId: 'g', responseCode: 502, outcome: 'error' }),
+    ];
+    await writer.insert('requests', rows, 'classes-test');
+    const want = { requests: 7, errors: 4, appErrors: 2, meshFailures: 3, denied: 1 };
+    for (const [fromMs, toMs] of [[T0, T0 + 120_000], [T0 + 500, T0 + 90_000]] as const) {
+      for (const reporter of ['source', 'all'] as const) {
+        expect((await querySubsets(conn, scope({ fromMs, toMs, reporter })))[0]).toMatchObject(want);
+      }
+    }
+  });
+
+  it('classifies mesh failures in SQL with the same flag list as lib/model', () => {
+    const sql = readMigrations().find((m) => m.version === 3)?.statements.join(';\n') ?? '';
+    const listed = /hasAny\(splitByChar\(',', responseFlags\),\s*\[([^\]]*)\]\)/.exec(sql)?.[1] ?? '';
+    const codes = [...listed.matchAll(/'([A-Z]+)'/g)].map((m) => m[1]);
+    expect(codes.sort()).toEqual(RESPONSE_FLAGS.filter((f) => f.category === 'upstream_failure').map((f) => f.code).sort());
+  });
+
+  it('runs Mann-Whitney U per canary/baseline pair: a slower canary has a small p-value, an equal one does not', async () => {
+    const rows: MeshRequest[] = [];
+    for (let i = 0; i < 400; i++) {
+      const jitter = (i * 7919) % 100;
+      rows.push(request({ startTimeMs: T0 + i * 100, requestId: `m${i}`, destinationSubset: 'v1', durationMs: 10 + jitter }));
+      if (i % 4 === 0) rows.push(request({ startTimeMs: T0 + i * 100, requestId: `s${i}`, destinationSubset: 'v2', durationMs: 10 + jitter }));
+      if (i % 4 === 1) rows.push(request({ startTimeMs: T0 + i * 100, requestId: `l${i}`, destinationSubset: 'v3', durationMs: 40 + jitter }));
+    }
+    await writer.insert('requests', rows, 'latency-test');
+    const host = 'reviews.default.svc.cluster.local';
+    const pairs = [
+      { host, baseline: 'v1', canary: 'v2' },
+      { host, baseline: 'v1', canary: 'v3' },
+      { host, baseline: 'v1', canary: 'v9' },
+    ];
+    const [same, slower, missing] = await queryLatencyShifts(conn, scope(), pairs);
+    expect(same).toMatchObject({ ...pairs[0], baselineCount: 400, canaryCount: 100 });
+    expect(same?.pValue).toBeGreaterThan(0.05);
+    expect(slower).toMatchObject({ ...pairs[1], baselineCount: 400, canaryCount: 100 });
+    expect(slower?.pValue).toBeLessThan(1e-6);
+    expect(slower?.canaryMedianMs).toBeGreaterThan(slower?.baselineMedianMs ?? Infinity);
+    expect(missing).toMatchObject({ canaryCount: 0, pValue: 1 });
   });
 
   it('keeps history across a restart on the same data dir, unchanged', async () => {
