@@ -6,10 +6,12 @@ import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Bus, Subscription } from '../../lib/bus';
 import type { MeshConfig } from '../../lib/model';
-import type { Logger } from '../../lib/runtime';
+import { CANARY_DEFAULTS } from '../../lib/runtime';
+import type { CanaryConfig, Logger } from '../../lib/runtime';
 import { StoreWriter, connect, migrate } from '../../lib/store';
 import type { Connection } from '../../lib/store';
 import { registerQueryRoutes } from './api';
+import { CanaryJudge } from './canary';
 import { startConsumers } from './consumer';
 import { MeshMetrics, StoreMetrics } from './metrics';
 
@@ -23,6 +25,8 @@ export interface AggregatorOptions {
   rawRetentionDays: number;
   rollupRetentionDays: number;
   maxSeries: number;
+  /** Canary judge settings; default CANARY_DEFAULTS. */
+  canary?: CanaryConfig;
   /** Insert batching (defaults 10,000 records or 1 s); tests shorten the wait. */
   batchRecords?: number;
   batchWaitMs?: number;
@@ -31,6 +35,8 @@ export interface AggregatorOptions {
 export interface Aggregator {
   conn: Connection;
   metrics: MeshMetrics;
+  /** The canary judge; `judgeNow()` refreshes `meshlens_canary_verdict` at once (tests, demo). */
+  judge: CanaryJudge;
   registerRoutes(app: FastifyInstance): void;
   /** Readiness: the store answered its last ping (every 5 s). */
   ready(): boolean;
@@ -55,6 +61,9 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
       batchRecords: opts.batchRecords,
       batchWaitMs: opts.batchWaitMs,
     });
+    const canary = opts.canary ?? CANARY_DEFAULTS;
+    const judge = new CanaryJudge({ conn, meshConfig: opts.meshConfig, registry: opts.registry, logger: opts.logger, config: canary });
+    judge.start();
     let storeUp = true;
     const pinger = setInterval(() => {
       void conn.client.ping().then(
@@ -66,10 +75,12 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
     return {
       conn,
       metrics,
-      registerRoutes: (app) => registerQueryRoutes(app, { conn, meshConfig: opts.meshConfig, logger: opts.logger }),
+      judge,
+      registerRoutes: (app) => registerQueryRoutes(app, { conn, meshConfig: opts.meshConfig, logger: opts.logger, canary }),
       ready: () => storeUp,
       close: async () => {
         clearInterval(pinger);
+        await judge.close();
         await Promise.all(subscriptions.map((s) => s.stop()));
         await conn.client.close();
       },
@@ -83,5 +94,7 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
 
 export { DEFAULT_WINDOW_MS, foldLedger, parseInstant, parseScope } from './api';
 export { AGGREGATOR_GROUP } from './consumer';
+export { FALSE_FAIL_RATE, LATENCY_RATIO, PASS_CONFIDENCE, canaryPairs, judgeCanaries, ratioCheck } from './canary';
+export type { CanaryResult, JudgeOptions, Verdict } from './canary';
 export { DURATION_BUCKETS_SECONDS, MeshMetrics } from './metrics';
 export { OVERFLOW } from './series';
