@@ -85,7 +85,7 @@ describe('canary pairs', () => {
   it('uses the stable subset the mesh config names, even with less traffic', () => {
     const { config } = parseMeshConfig([
       {
-        path: 'dr.yaml',
+        name: 'dr.yaml',
         text: `apiVersion: networking.istio.io/v1
 kind: DestinationRule
 metadata: {name: reviews, namespace: default, annotations: {meshlens.io/stable-subset: v1}}
