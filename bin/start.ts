@@ -13,9 +13,13 @@ import type { Logger } from '../lib/runtime/logger';
 import { emptyMeshConfig } from '../lib/model';
 import type { MeshConfig } from '../lib/model';
 import { loadMeshConfig } from '../lib/runtime';
+import { MemberDirectory, advertiseAddress, newInstanceId, startMembership } from '../lib/runtime/membership';
+import type { Membership } from '../lib/runtime/membership';
 import { createAggregator } from '../services/aggregator';
 import type { Aggregator } from '../services/aggregator';
 import { bindGrpc, createIngest, startDeadLetterFileSink } from '../services/ingest';
+import { createPrometheusTargets } from '../services/provisioner/prometheus/targets';
+import type { PrometheusTargets } from '../services/provisioner/prometheus/targets';
 
 /** Targets available in this build. `all` is every one of them in one process. */
 export const TARGETS = ['all', 'ingest', 'aggregator'] as const;
@@ -38,6 +42,12 @@ export interface Running {
   registry: Registry;
   /** The aggregator (targets `all` and `aggregator`). */
   aggregator: Aggregator | undefined;
+  /** This process in membership heartbeats and Prometheus target labels (`meshlens_instance`). */
+  instance: string;
+  /** `host:port` Prometheus and peers reach the HTTP port at (MESHLENS_ADVERTISE_ADDRESS or derived). */
+  advertiseAddress: string;
+  /** `GET /api/v1/prometheus/targets` and the file_sd file (targets `all` and `aggregator`). */
+  prometheusTargets: PrometheusTargets | undefined;
   /** Graceful stop: not ready, stop intake, drain consumers, close the bus. */
   close(): Promise<void>;
 }
@@ -84,13 +94,20 @@ export async function start(opts: StartOptions): Promise<Running> {
   const http = createHttpServer({ logger, maxBodyBytes: config.maxBodyBytes });
   addOpsRoutes(http, health, registry);
 
+  // The process that answers queries also serves the Prometheus targets of every meshlens process it hears of.
+  const serving = opts.target === 'all' || opts.target === 'aggregator';
+  const instance = newInstanceId();
+  const startedAtMs = Date.now();
+  const directory = serving ? new MemberDirectory() : undefined;
   let aggregator: Aggregator | undefined;
-  if (opts.target === 'all' || opts.target === 'aggregator') {
+  let prometheusTargets: PrometheusTargets | undefined;
+  if (serving) {
+    const meshConfig = await meshConfigFor(config, logger);
     aggregator = await createAggregator({
       bus,
       registry,
       logger,
-      meshConfig: await meshConfigFor(config, logger),
+      meshConfig,
       clickhouseUrl: config.clickhouseUrl,
       dataDir: config.dataDir,
       rawRetentionDays: config.rawRetentionDays,
@@ -101,6 +118,8 @@ export async function start(opts: StartOptions): Promise<Running> {
     const agg = aggregator;
     health.register('store', () => agg.ready());
     aggregator.registerRoutes(http);
+    prometheusTargets = createPrometheusTargets({ directory: directory as MemberDirectory, meshConfig, fileSdPath: config.fileSdPath, logger });
+    prometheusTargets.registerRoutes(http);
   }
   const ingest =
     opts.target === 'all' || opts.target === 'ingest'
@@ -120,12 +139,26 @@ export async function start(opts: StartOptions): Promise<Running> {
     zipkin: ingest ? await listen(ingest.zipkin, config.zipkinPort) : 0,
     otlpGrpc: ingest ? await bindGrpc(ingest.grpc, host, config.otlpGrpcPort) : 0,
   };
+  // After listen: the advertised address needs the bound port. A bus only this process uses (the all-in-one's
+  // memory bus) has nobody else to hear heartbeats, so a process that does not list members keeps quiet there.
+  const privateBus = opts.bus === undefined && config.kafkaBrokers.length === 0;
+  const address = advertiseAddress({ advertiseAddress: config.advertiseAddress, listenHost: host, port: ports.http });
+  const membership: Membership = await startMembership({
+    bus,
+    self: { instance, target: opts.target, address, startedAtMs },
+    publish: serving || !privateBus,
+    directory,
+    logger,
+  });
+  await prometheusTargets?.start();
   health.markStarted();
 
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       health.markStopping();
+      // First, so the serving process unlists this one before its /metrics goes away.
+      await membership.stop();
       if (ingest) {
         await Promise.all([
           ingest.otlpHttp.close(),
@@ -137,10 +170,11 @@ export async function start(opts: StartOptions): Promise<Running> {
       if (!(await bus.drain(SHUTDOWN_DRAIN_MS))) logger.warn({}, 'stopping with records not yet stored');
       await http.close();
       for (const s of subscriptions) await s.stop();
+      await prometheusTargets?.close();
       await aggregator?.close();
       await bus.close();
     })();
     return closing;
   };
-  return { ports, bus, health, registry, aggregator, close };
+  return { ports, bus, health, registry, aggregator, instance, advertiseAddress: address, prometheusTargets, close };
 }

@@ -10,6 +10,7 @@ export type {
   Codec,
   DeadLetter,
   DeliveredMessage,
+  MemberHeartbeat,
   SubscribeOptions,
   Subscription,
   Topic,

@@ -110,6 +110,23 @@ export interface DeadLetter {
   rawBase64: string;
 }
 
+/**
+ * A meshlens process saying it is alive (lib/runtime/membership.ts): every process publishes one every 10 s,
+ * and the process serving Prometheus targets lists those heard from recently (CONTRACT.md §6).
+ */
+export interface MemberHeartbeat {
+  /** Unique per process start. */
+  instance: string;
+  /** The CLI target it runs: `all`, `ingest`, `aggregator`. */
+  target: string;
+  /** `host:port` of its HTTP port (`/metrics`), as Prometheus should reach it. */
+  address: string;
+  startedAtMs: number;
+  sentAtMs: number;
+  /** Sent once when the process stops, so it is unlisted at once rather than after expiry. */
+  leaving?: boolean;
+}
+
 const json = <T>(): Codec<T> => ({
   encode: (value) => Buffer.from(JSON.stringify(value)),
   decode: (bytes) => JSON.parse(bytes.toString('utf8')) as T,
@@ -121,4 +138,6 @@ export const TOPICS = {
   flows: { name: 'meshlens.flows', codec: json<Flow[]>() } as Topic<Flow[]>,
   spans: { name: 'meshlens.spans', codec: json<Span[]>() } as Topic<Span[]>,
   deadLetters: { name: 'meshlens.deadletters', codec: json<DeadLetter[]>() } as Topic<DeadLetter[]>,
+  /** Keyed by instance. Only the last few intervals matter: Kafka operators may give it a short `retention.ms`. */
+  members: { name: 'meshlens.members', codec: json<MemberHeartbeat[]>() } as Topic<MemberHeartbeat[]>,
 } as const;

@@ -28,7 +28,9 @@ export type { OutcomeInput, PolicyRef } from './outcome';
 export { UNKNOWN, applyEmitter, emptyRequest, finishRequest, isReplicaSetHash, orUnknown, workloadFromPodName } from './request';
 export type { Emitter } from './request';
 export {
+  ISTIO_PROXY_CONTAINER,
   MESH_CONFIG_PROBLEM_CODES,
+  SIDECAR_STATUS_ANNOTATION,
   STABLE_SUBSET_ANNOTATION,
   configuredWeights,
   emptyMeshConfig,
@@ -51,6 +53,7 @@ export type {
   MeshRouteDestination,
   MeshSubset,
   MeshVirtualService,
+  MeshWorkload,
   ParseMeshConfigOptions,
   PolicyAction,
   RouteProtocol,

@@ -13,6 +13,9 @@
  * - **Stable subset** for the canary judge: the DestinationRule annotation `meshlens.io/stable-subset: <subset>`
  *   names the baseline (`stableSubset`). Istio itself has no notion of a stable subset.
  * - **Policies** by `<namespace>/<name>` (the form deny reasons carry, CONTRACT.md §4).
+ * - **Workloads** with an Istio sidecar, for Prometheus scrape targets (services/provisioner/prometheus/targets.ts):
+ *   Kubernetes `Pod`s as `kubectl get pods -o yaml` prints them (with `status.podIP`) and Istio `WorkloadEntry`s
+ *   (VMs and other non-Kubernetes workloads, `spec.address`). Only what a scrape target needs is kept.
  *
  * Bad input is a value (DESIGN.md): syntax errors, missing fields and inconsistent routes become
  * `MeshConfigProblem`s with file and line, and the rest of the config is still used. Kinds meshlens does not
@@ -243,6 +246,35 @@ export interface MeshPolicy {
   line: number;
 }
 
+/** The Istio annotation the sidecar injector writes on every pod it injected. */
+export const SIDECAR_STATUS_ANNOTATION = 'sidecar.istio.io/status';
+/** The name of Istio's sidecar container (a regular container, or an init container with native sidecars). */
+export const ISTIO_PROXY_CONTAINER = 'istio-proxy';
+
+export interface MeshWorkload {
+  kind: 'Pod' | 'WorkloadEntry';
+  namespace: string;
+  name: string;
+  /** `<namespace>/<name>`. */
+  ref: string;
+  /** Pod `status.podIP`; WorkloadEntry `spec.address` (an IP, a DNS name or `unix://...`); '' when absent. */
+  address: string;
+  /** Pod `metadata.labels`; WorkloadEntry `spec.labels`. */
+  labels: Readonly<Record<string, string>>;
+  /** `metadata.annotations` with string values. */
+  annotations: Readonly<Record<string, string>>;
+  /**
+   * Pod: Istio injected a sidecar (the `sidecar.istio.io/status` annotation, or a container or init container
+   * named `istio-proxy`). WorkloadEntry: always true, the workload runs the proxy itself (that is what a
+   * WorkloadEntry is for).
+   */
+  sidecar: boolean;
+  /** Pod `status.phase` (`Running`, `Succeeded`...); '' when absent and for WorkloadEntries. */
+  phase: string;
+  source: string;
+  line: number;
+}
+
 export interface MeshConfig {
   /** Hosts with subsets or routes, under every key of `MeshHost.keys`. */
   readonly hosts: ReadonlyMap<string, MeshHost>;
@@ -252,6 +284,8 @@ export interface MeshConfig {
   readonly authorizationPolicies: ReadonlyMap<string, MeshPolicy>;
   /** By `<namespace>/<name>`. */
   readonly networkPolicies: ReadonlyMap<string, MeshPolicy>;
+  /** Pods and WorkloadEntries, in creation order (see `MeshWorkload`). */
+  readonly workloads: readonly MeshWorkload[];
   /** Documents of other kinds, by `<Kind>` or `<Kind>.<group>` (`Deployment.apps`, `Gateway.networking.istio.io`). */
   readonly ignoredKinds: ReadonlyMap<string, number>;
 }
@@ -271,6 +305,7 @@ export function emptyMeshConfig(): MeshConfig {
     virtualServices: [],
     authorizationPolicies: new Map(),
     networkPolicies: new Map(),
+    workloads: [],
     ignoredKinds: new Map(),
   };
 }
@@ -354,11 +389,13 @@ interface RawObject {
   label: string;
   metadata: Obj;
   spec: Obj;
+  /** Read for Pods only (`status.podIP`, `status.phase`). */
+  status: Obj;
   source: string;
   line: number;
 }
 
-type Kind = 'DestinationRule' | 'VirtualService' | 'AuthorizationPolicy' | 'NetworkPolicy';
+type Kind = 'DestinationRule' | 'VirtualService' | 'AuthorizationPolicy' | 'NetworkPolicy' | 'Pod' | 'WorkloadEntry';
 
 /** Modelled kinds: group and known versions, newest first. */
 const KINDS: Record<Kind, { group: string; versions: readonly string[] }> = {
@@ -366,6 +403,8 @@ const KINDS: Record<Kind, { group: string; versions: readonly string[] }> = {
   VirtualService: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
   AuthorizationPolicy: { group: 'security.istio.io', versions: ['v1', 'v1beta1'] },
   NetworkPolicy: { group: 'networking.k8s.io', versions: ['v1'] },
+  Pod: { group: '', versions: ['v1'] },
+  WorkloadEntry: { group: 'networking.istio.io', versions: ['v1', 'v1beta1', 'v1alpha3'] },
 };
 
 const MAX_ALIASES = 1000;
@@ -477,6 +516,7 @@ class Parser {
       label,
       metadata,
       spec: isObj(value.spec) ? value.spec : {},
+      status: isObj(value.status) ? value.status : {},
       source,
       line,
     };
@@ -588,6 +628,7 @@ class Builder {
   readonly virtualServices: MeshVirtualService[] = [];
   readonly authorizationPolicies = new Map<string, MeshPolicy>();
   readonly networkPolicies = new Map<string, MeshPolicy>();
+  readonly workloads: MeshWorkload[] = [];
   /** Every key a route destination's host resolves to, for indexing in finish(). */
   private readonly destinationHosts = new Map<MeshRouteDestination, ResolvedHost>();
 
@@ -903,6 +944,40 @@ class Builder {
     (o.kind === 'AuthorizationPolicy' ? this.authorizationPolicies : this.networkPolicies).set(o.ref, policy);
   }
 
+  workload(o: RawObject): void {
+    const annotations = this.labels(o.metadata.annotations, o, 'metadata.annotations');
+    if (o.kind === 'Pod') {
+      const named = (list: unknown): boolean => Array.isArray(list) && list.some((c) => isObj(c) && c.name === ISTIO_PROXY_CONTAINER);
+      this.workloads.push({
+        kind: 'Pod',
+        namespace: o.namespace,
+        name: o.name,
+        ref: o.ref,
+        address: str(o.status.podIP).trim(),
+        labels: this.labels(o.metadata.labels, o, 'metadata.labels'),
+        annotations,
+        sidecar: annotations[SIDECAR_STATUS_ANNOTATION] !== undefined || named(o.spec.containers) || named(o.spec.initContainers),
+        phase: str(o.status.phase),
+        source: o.source,
+        line: o.line,
+      });
+      return;
+    }
+    this.workloads.push({
+      kind: 'WorkloadEntry',
+      namespace: o.namespace,
+      name: o.name,
+      ref: o.ref,
+      address: str(o.spec.address).trim(),
+      labels: this.labels(o.spec.labels, o, 'spec.labels'),
+      annotations,
+      sidecar: true,
+      phase: '',
+      source: o.source,
+      line: o.line,
+    });
+  }
+
   /** Route references to undefined subsets, then per-host routing and the version index. */
   finish(): Map<string, MeshHost> {
     const wildcardDrs = this.destinationRules.filter((d) => d.wildcard);
@@ -1005,6 +1080,7 @@ export function parseMeshConfig(sources: readonly MeshConfigSource[], options: P
   for (const o of p.objects.values()) if (o.kind === 'DestinationRule') b.destinationRule(o);
   for (const o of p.objects.values()) if (o.kind === 'VirtualService') b.virtualService(o);
   for (const o of p.objects.values()) if (o.kind === 'AuthorizationPolicy' || o.kind === 'NetworkPolicy') b.policy(o);
+  for (const o of p.objects.values()) if (o.kind === 'Pod' || o.kind === 'WorkloadEntry') b.workload(o);
   const hosts = b.finish();
   return {
     config: {
@@ -1013,6 +1089,7 @@ export function parseMeshConfig(sources: readonly MeshConfigSource[], options: P
       virtualServices: b.virtualServices,
       authorizationPolicies: b.authorizationPolicies,
       networkPolicies: b.networkPolicies,
+      workloads: b.workloads,
       ignoredKinds: p.ignoredKinds,
     },
     problems: p.problems,

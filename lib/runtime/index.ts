@@ -8,3 +8,14 @@ export { HttpError, readBody } from './body';
 export { RETRY_AFTER_SECONDS, addOpsRoutes, bearerAuth, checkBearer, createHttpServer } from './http';
 export type { HttpServerOptions } from './http';
 export { loadMeshConfig } from './mesh-config';
+export {
+  EXPIRE_AFTER_INTERVALS,
+  HEARTBEAT_INTERVAL_MS,
+  MemberDirectory,
+  advertiseAddress,
+  hostPort,
+  isHeartbeat,
+  newInstanceId,
+  startMembership,
+} from './membership';
+export type { AdvertiseOptions, Member, MemberDirectoryOptions, Membership, MembershipOptions, SelfDescription } from './membership';
