@@ -94,3 +94,42 @@ export function riskDifferenceZ(x1: number, n1: number, x2: number, n2: number, 
   if (!(variance > 0)) return diff === 0 ? 0 : diff > 0 ? Infinity : -Infinity;
   return diff / Math.sqrt(variance);
 }
+
+const LANCZOS = [
+  0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905,
+  -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7,
+];
+
+/** ln Γ(x) for x > 0 (Lanczos, g = 7: about 15 significant digits). */
+export function logGamma(x: number): number {
+  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
+  const y = x - 1;
+  let a = LANCZOS[0] as number;
+  const t = y + 7.5;
+  for (let i = 1; i < 9; i++) a += (LANCZOS[i] as number) / (y + i);
+  return 0.5 * Math.log(2 * Math.PI) + (y + 0.5) * Math.log(t) - t + Math.log(a);
+}
+
+const logChoose = (n: number, k: number): number => logGamma(n + 1) - logGamma(k + 1) - logGamma(n - k + 1);
+
+/**
+ * Fisher's exact test, one-sided: the probability, given the total count of failures, that the first sample
+ * (x1 of n1) holds x1 or more of them when both samples share one ratio. Exact at any count, where the score
+ * test's normal approximation is not: with rare failures (a few expected in the canary) it overstates the
+ * evidence, so the judge fails a canary only when this test agrees.
+ */
+export function fisherOneSidedP(x1: number, n1: number, x2: number, n2: number): number {
+  const total = n1 + n2;
+  const failures = x1 + x2;
+  const hi = Math.min(failures, n1);
+  if (x1 <= Math.max(0, n1 - (total - failures))) return 1;
+  let term = Math.exp(logChoose(failures, x1) + logChoose(total - failures, n1 - x1) - logChoose(total, n1));
+  let sum = 0;
+  for (let x = x1; x <= hi; x++) {
+    sum += term;
+    // P(x + 1) / P(x) for the hypergeometric distribution.
+    term *= ((failures - x) * (n1 - x)) / ((x + 1) * (total - failures - n1 + x + 1));
+    if (term < sum * 1e-17) break;
+  }
+  return Math.min(1, sum);
+}

@@ -1,7 +1,7 @@
 import { emptyMeshConfig, parseMeshConfig } from '../../lib/model';
 import type { LatencyShiftRow, SubsetRow } from '../../lib/store';
 import { canaryPairs, judgeCanaries, LATENCY_RATIO } from './canary';
-import { normalCdf, normalQuantile, restrictedMle, riskDifferenceZ } from './canary-stats';
+import { fisherOneSidedP, logGamma, normalCdf, normalQuantile, restrictedMle, riskDifferenceZ } from './canary-stats';
 
 const HOST = 'reviews.default.svc.cluster.local';
 const OPTIONS = { minRequests: 200, margin: 0.005 };
@@ -56,6 +56,17 @@ describe('canary statistics', () => {
       const clampP = (p: number): number => Math.min(1 - 1e-12, Math.max(1e-12, p));
       expect(loglik(x1, n1, x2, n2, clampP(r1), clampP(r2))).toBeGreaterThanOrEqual(best - 1e-6);
     }
+  });
+
+  it("computes Fisher's exact one-sided p-value", () => {
+    // 3 of 200 against 8 of 3800: P(X >= 3), X hypergeometric(N = 4000, K = 11, n = 200), summed by hand.
+    let want = 0;
+    const lfact = (n: number): number => { let r = 0; for (let i = 2; i <= n; i++) r += Math.log(i); return r; };
+    const lchoose = (n: number, k: number): number => lfact(n) - lfact(k) - lfact(n - k);
+    for (let x = 3; x <= 11; x++) want += Math.exp(lchoose(11, x) + lchoose(3989, 200 - x) - lchoose(4000, 200));
+    expect(fisherOneSidedP(3, 200, 8, 3800)).toBeCloseTo(want, 10);
+    expect(fisherOneSidedP(0, 200, 8, 3800)).toBe(1);
+    expect(logGamma(10)).toBeCloseTo(Math.log(362880), 10);
   });
 
   it('reduces to the pooled two-proportion z without a margin, and stays finite at zero counts', () => {

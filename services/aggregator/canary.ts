@@ -23,7 +23,7 @@ import { orUnknown, stableSubset } from '../../lib/model';
 import type { CanaryConfig, Logger } from '../../lib/runtime';
 import { queryLatencyShifts, querySubsets } from '../../lib/store';
 import type { Connection, LatencyPair, LatencyShiftRow, QueryScope, SubsetRow } from '../../lib/store';
-import { normalCdf, normalQuantile, riskDifferenceZ } from './canary-stats';
+import { fisherOneSidedP, normalCdf, normalQuantile, riskDifferenceZ } from './canary-stats';
 
 export type Verdict = 'pass' | 'fail' | 'inconclusive';
 export const VERDICTS: readonly Verdict[] = ['pass', 'fail', 'inconclusive'];
@@ -60,7 +60,10 @@ export interface RatioCheck {
   margin: number;
   /** Farrington-Manning z of "canary − baseline = margin". */
   z: number;
-  /** One-sided p-value of "the canary is worse by more than the margin". */
+  /**
+   * One-sided p-value of "the canary is worse by more than the margin" (score test); once that test rejects,
+   * the larger of it and Fisher's exact p-value of "worse at all".
+   */
   p_value: number;
 }
 
@@ -139,7 +142,14 @@ export function ratioCheck(
   margin: number,
 ): RatioCheck {
   const z = riskDifferenceZ(canary.count, canary.requests, baseline.count, baseline.requests, margin);
-  const verdict: Verdict = z > Z_FAIL ? 'fail' : z < -Z_PASS ? 'pass' : 'inconclusive';
+  let pValue = 1 - normalCdf(z);
+  let verdict: Verdict = z < -Z_PASS ? 'pass' : 'inconclusive';
+  if (z > Z_FAIL) {
+    // The score test says "worse by more than the margin"; Fisher's exact test must agree that it is worse at
+    // all, which keeps the false-fail bound when failures are rare (test/canary.statistics.test.ts).
+    pValue = Math.max(pValue, fisherOneSidedP(canary.count, canary.requests, baseline.count, baseline.requests));
+    verdict = pValue < FALSE_FAIL_RATE / CHECKS ? 'fail' : 'inconclusive';
+  }
   return {
     signal,
     verdict,
@@ -147,7 +157,7 @@ export function ratioCheck(
     canary_ratio: canary.count / canary.requests,
     margin,
     z,
-    p_value: 1 - normalCdf(z),
+    p_value: pValue,
   };
 }
 
