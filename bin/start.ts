@@ -113,6 +113,7 @@ export async function start(opts: StartOptions): Promise<Running> {
       rawRetentionDays: config.rawRetentionDays,
       rollupRetentionDays: config.rollupRetentionDays,
       maxSeries: config.maxSeries,
+      canary: config.canary,
       batchWaitMs: opts.batchWaitMs,
     });
     const agg = aggregator;

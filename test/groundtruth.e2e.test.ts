@@ -8,6 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
+import { hasMeshFailureFlag } from '../lib/model';
 import { loadConfig } from '../lib/runtime/config';
 import { start, type Running } from '../bin/start';
 import { simulate } from '../services/simulator';
@@ -66,6 +67,9 @@ describe('ground truth: simulator → real receivers → embedded ClickHouse →
     MESHLENS_ZIPKIN_PORT: '0',
     MESHLENS_DATA_DIR: dataDir,
     MESHLENS_MESH_CONFIG: join(__dirname, '..', 'examples', 'bookinfo'),
+    // The run holds ~150 requests of reviews v3 (5 %), spread over the last minutes.
+    MESHLENS_CANARY_MIN_REQUESTS: '100',
+    MESHLENS_CANARY_WINDOW: '30m',
   });
   let running: Running;
   let http: string;
@@ -138,6 +142,44 @@ describe('ground truth: simulator → real receivers → embedded ClickHouse →
     const v3 = subsets.find((s) => s.subset === 'v3') as SubsetAnswer;
     const v1 = subsets.find((s) => s.subset === 'v1') as SubsetAnswer;
     expect(v3.error_ratio).toBeGreaterThan(v1.error_ratio);
+  });
+
+  it('judges the reviews canaries against the stable subset: v3 fails on application errors, in the API and the gauge', async () => {
+    interface Side { subset: string; requests: number; errors: number; mesh_failures: number; denied: number }
+    interface Canary { service: string; baseline: Side; canary: Side; baseline_source: string; verdict: string; confidence: number; checks: { signal: string; verdict: string }[] }
+    const { canaries } = await get<{ canaries: Canary[] }>(`/api/v1/canaries?${period}&service=reviews`);
+    expect(canaries.map((c) => [c.baseline.subset, c.canary.subset, c.baseline_source])).toEqual([
+      ['v1', 'v2', 'mesh_config'],
+      ['v1', 'v3', 'mesh_config'],
+    ]);
+    const v3 = canaries[1] as Canary;
+    // Application errors and mesh failures by the truth's response flags (hasMeshFailureFlag: lib/model).
+    const v3Series = truth.requests_total.filter(
+      (s) => s.labels.reporter === 'source' && s.labels.destination_service_name === 'reviews' && s.labels.destination_subset === 'v3',
+    );
+    const sum = (keep: (l: (typeof v3Series)[number]['labels']) => boolean): number => v3Series.filter((s) => keep(s.labels)).reduce((n, s) => n + s.value, 0);
+    const meshFlagged = (flags: string): boolean => hasMeshFailureFlag(flags === '-' ? '' : flags);
+    const want = {
+      requests: sum(() => true),
+      errors: sum((l) => l.outcome === 'error' && !meshFlagged(l.response_flags)),
+      mesh_failures: sum((l) => l.outcome !== 'denied' && meshFlagged(l.response_flags)),
+    };
+    expect(want.mesh_failures).toBeGreaterThan(0); // the simulator's UF,URX connection failures
+    expect(v3.canary).toMatchObject(want);
+    expect(v3.verdict).toBe('fail');
+    expect(v3.confidence).toBeGreaterThan(0.99);
+    expect(v3.checks.find((c) => c.signal === 'errors')?.verdict).toBe('fail');
+
+    await running.aggregator?.judge.judgeNow();
+    const gauge = metricSamples(await (await fetch(`${http}/metrics`)).text(), 'meshlens_canary_verdict');
+    const series = (subset: string, verdict: string): number | undefined =>
+      gauge.get(
+        `destination_service="reviews.default.svc.cluster.local",destination_service_name="reviews",destination_service_namespace="default",` +
+          `destination_subset="${subset}",baseline_subset="v1",verdict="${verdict}"`,
+      );
+    expect([series('v3', 'fail'), series('v3', 'pass'), series('v3', 'inconclusive')]).toEqual([1, 0, 0]);
+    const v2 = canaries[0] as Canary;
+    expect(series('v2', v2.verdict)).toBe(1);
   });
 
   it('answers /api/v1/flows (reporter=all) exactly: each request once, the destination verdict, L4 flows beside L7', async () => {
