@@ -1,0 +1,46 @@
+/**
+ * The provisioner: files generated from code and committed (CONTRACT.md §7). `npm run provision` writes
+ * them, `npm run provision -- --check` and the drift test compare. Dashboards and Grafana provisioning
+ * join generatedFiles() and GENERATED_DIRS when they are built.
+ */
+import { diffFiles, writeFiles } from './files';
+import type { GeneratedDiff, WriteResult } from './files';
+import { prometheusRuleTestFiles } from './prometheus/rule-tests';
+import { prometheusRuleFiles } from './prometheus/rules';
+import type { GeneratedFile } from './prometheus/rules';
+
+/** Directories that hold generated files only (relative to the repository root). */
+export const GENERATED_DIRS: readonly string[] = Object.freeze(['prometheus/rules', 'prometheus/tests']);
+
+/** Every generated file with the default options, in a stable order. */
+export function generatedFiles(): GeneratedFile[] {
+  return [...prometheusRuleFiles(), ...prometheusRuleTestFiles()];
+}
+
+/** Which committed files differ from generatedFiles(), are missing, or are extra in GENERATED_DIRS. */
+export function diffGeneratedFiles(root: string): GeneratedDiff {
+  return diffFiles(root, generatedFiles(), GENERATED_DIRS);
+}
+
+/** Writes what differs and removes extras, so GENERATED_DIRS mirror generatedFiles(). */
+export function writeGeneratedFiles(root: string): WriteResult {
+  return writeFiles(root, generatedFiles(), GENERATED_DIRS);
+}
+
+export { diffFiles, writeFiles } from './files';
+export type { GeneratedDiff, WriteResult } from './files';
+export {
+  ALERT_NAMES,
+  GENERATED_HEADER,
+  MESH_FAILURE_FLAGS,
+  RULE_DEFAULTS,
+  RULE_FILE_PATHS,
+  meshFailureFlagsRegex,
+  prometheusRuleFiles,
+  promDurationSeconds,
+  resolveRuleOptions,
+  ruleGroups,
+  ruleNames,
+} from './prometheus/rules';
+export type { AlertName, AlertingRule, GeneratedFile, RecordingRule, RuleGroup, RuleNames, RuleOptions } from './prometheus/rules';
+export { RULE_TEST_FILE_PATHS, prometheusRuleTestFiles } from './prometheus/rule-tests';
