@@ -18,8 +18,8 @@ import type { Membership } from '../lib/runtime/membership';
 import { createAggregator } from '../services/aggregator';
 import type { Aggregator } from '../services/aggregator';
 import { bindGrpc, createIngest, startDeadLetterFileSink } from '../services/ingest';
-import { createPrometheusTargets } from '../services/provisioner/prometheus/targets';
-import type { PrometheusTargets } from '../services/provisioner/prometheus/targets';
+import { createPrometheusTargets } from '../services/provisioner';
+import type { PrometheusTargets } from '../services/provisioner';
 
 /** Targets available in this build. `all` is every one of them in one process. */
 export const TARGETS = ['all', 'ingest', 'aggregator'] as const;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadMeshConfig } from '../lib/runtime/mesh-config';
 import { MemberDirectory } from '../lib/runtime/membership';
-import { SOURCE_LABEL, SOURCE_MEMBERSHIP, SOURCE_MESH_CONFIG, TARGETS_PATH, buildTargetGroups, writeFileSd } from '../services/provisioner/prometheus/targets';
+import { SOURCE_LABEL, SOURCE_MEMBERSHIP, SOURCE_MESH_CONFIG, TARGETS_PATH, buildTargetGroups, writeFileSd } from '../services/provisioner';
 import { binaryOrSkip, promtool } from './support/prometheus';
 
 const ROOT = join(__dirname, '..');
