@@ -176,9 +176,11 @@ function latencyCheck(shift: LatencyShiftRow, minRequests: number): LatencyCheck
   };
 }
 
+type CanaryPair = ReturnType<typeof canaryPairs>[number];
+
 /**
- * Judges every pair. `shifts` holds the latency tests of the pairs (same order as `canaryPairs`); without
- * them (or for a pair without raw rows) latency does not take part.
+ * Judges every canary of `subsets`. `shifts` holds latency tests of pairs (matched by host, baseline and
+ * canary); a pair without one (or without raw rows) is judged without latency.
  */
 export function judgeCanaries(
   subsets: readonly SubsetRow[],
@@ -186,11 +188,20 @@ export function judgeCanaries(
   options: JudgeOptions,
   shifts: readonly LatencyShiftRow[] = [],
 ): CanaryResult[] {
+  return judgePairs(subsets, canaryPairs(subsets, meshConfig), options, shifts);
+}
+
+function judgePairs(
+  subsets: readonly SubsetRow[],
+  pairs: readonly CanaryPair[],
+  options: JudgeOptions,
+  shifts: readonly LatencyShiftRow[],
+): CanaryResult[] {
   const find = (host: string, subset: string): SubsetRow | undefined => subsets.find((s) => s.host === host && s.subset === subset);
   const hostTotal = new Map<string, number>();
   for (const s of subsets) hostTotal.set(s.host, (hostTotal.get(s.host) ?? 0) + s.requests);
   const out: CanaryResult[] = [];
-  for (const pair of canaryPairs(subsets, meshConfig)) {
+  for (const pair of pairs) {
     const b = find(pair.host, pair.baseline) as SubsetRow;
     const c = find(pair.host, pair.canary) as SubsetRow;
     const shift = shifts.find((x) => x.host === pair.host && x.baseline === pair.baseline && x.canary === pair.canary);
@@ -253,11 +264,10 @@ function decide(r: CanaryResult, margin: number): void {
 /** Reads a window from ClickHouse and judges it: the subsets' counts, then the latency tests of the pairs. */
 export async function judgeWindow(conn: Connection, meshConfig: MeshConfig, scope: QueryScope, options: JudgeOptions): Promise<CanaryResult[]> {
   const subsets = await querySubsets(conn, scope);
-  const pairs = canaryPairs(subsets, meshConfig).filter((p) =>
-    subsets.some((s) => s.host === p.host && s.subset === p.canary && s.requests >= options.minRequests),
-  );
-  const shifts = await queryLatencyShifts(conn, scope, pairs);
-  return judgeCanaries(subsets, meshConfig, options, shifts);
+  const pairs = canaryPairs(subsets, meshConfig);
+  // Latency is tested only where the canary has the minimum sample; the others stay inconclusive anyway.
+  const tested = pairs.filter((p) => subsets.some((s) => s.host === p.host && s.subset === p.canary && s.requests >= options.minRequests));
+  return judgePairs(subsets, pairs, options, await queryLatencyShifts(conn, scope, tested));
 }
 
 /**
@@ -270,7 +280,6 @@ export class CanaryJudge {
   private readonly failures: Counter;
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
-  latest: CanaryResult[] = [];
 
   constructor(
     private readonly deps: { conn: Connection; meshConfig: MeshConfig; registry: Registry; logger: Logger; config: CanaryConfig; now?: () => number },
@@ -310,7 +319,6 @@ export class CanaryJudge {
   }
 
   private publish(results: CanaryResult[]): void {
-    this.latest = results;
     // reset + set run synchronously, so a scrape never sees a half-updated set.
     this.gauge.reset();
     for (const r of results) {
