@@ -13,6 +13,7 @@ import { loadConfig } from '../lib/runtime/config';
 import { start, type Running } from '../bin/start';
 import { simulate } from '../services/simulator';
 import type { FlowTruth, GroundTruth, SubsetTruth } from '../services/simulator';
+import { EPHEMERAL_PORTS } from './support/meshlens';
 
 const logger = pino({ level: 'silent' });
 const BODY_LINES = 500;
@@ -61,10 +62,7 @@ async function storedRows(http: string): Promise<number> {
 describe('ground truth: simulator → real receivers → embedded ClickHouse → query API and /metrics', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'meshlens-truth-'));
   const config = loadConfig({
-    MESHLENS_HTTP_PORT: '0',
-    MESHLENS_OTLP_GRPC_PORT: '0',
-    MESHLENS_OTLP_HTTP_PORT: '0',
-    MESHLENS_ZIPKIN_PORT: '0',
+    ...EPHEMERAL_PORTS,
     MESHLENS_DATA_DIR: dataDir,
     MESHLENS_MESH_CONFIG: join(__dirname, '..', 'examples', 'bookinfo'),
     // The run holds ~150 requests of reviews v3 (5 %), spread over the last minutes.

@@ -21,6 +21,7 @@ import type { Flow, MeshRequest, Span } from '../lib/model';
 import { loadConfig } from '../lib/runtime/config';
 import { start, type Running } from '../bin/start';
 import { sdkLogsProtobuf, sdkTracesProtobuf } from '../services/ingest/otlp/testing/otel-sdk';
+import { EPHEMERAL_PORTS } from './support/meshlens';
 
 const logger = pino({ level: 'silent' });
 
@@ -90,10 +91,7 @@ class BusTap {
 
 function testConfig(extra: Record<string, string> = {}) {
   return loadConfig({
-    MESHLENS_HTTP_PORT: '0',
-    MESHLENS_OTLP_GRPC_PORT: '0',
-    MESHLENS_OTLP_HTTP_PORT: '0',
-    MESHLENS_ZIPKIN_PORT: '0',
+    ...EPHEMERAL_PORTS,
     MESHLENS_DATA_DIR: mkdtempSync(join(tmpdir(), 'meshlens-e2e-')),
     ...extra,
   });

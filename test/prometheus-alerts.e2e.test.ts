@@ -14,6 +14,7 @@ import { loadConfig } from '../lib/runtime/config';
 import { prometheusRuleFiles } from '../services/provisioner';
 import { createTrafficGenerator } from '../services/simulator';
 import { binaryOrSkip, startPrometheus, type RunningPrometheus } from './support/prometheus';
+import { EPHEMERAL_PORTS } from './support/meshlens';
 
 const logger = pino({ level: 'silent' });
 const PROMETHEUS = binaryOrSkip('prometheus', 'the alert-rule integration test (test/prometheus-alerts.e2e.test.ts)');
@@ -37,10 +38,7 @@ async function post(url: string, lines: string[]): Promise<void> {
 
   beforeAll(async () => {
     const config = loadConfig({
-      MESHLENS_HTTP_PORT: '0',
-      MESHLENS_OTLP_GRPC_PORT: '0',
-      MESHLENS_OTLP_HTTP_PORT: '0',
-      MESHLENS_ZIPKIN_PORT: '0',
+      ...EPHEMERAL_PORTS,
       MESHLENS_DATA_DIR: dataDir,
       MESHLENS_MESH_CONFIG: join(__dirname, '..', 'examples', 'bookinfo'),
       MESHLENS_CANARY_WINDOW: '1m',

@@ -16,6 +16,7 @@ import { start, type Running } from '../bin/start';
 import { createMemoryBus, type Bus } from '../lib/bus';
 import { loadConfig } from '../lib/runtime/config';
 import { TARGETS_PATH, type TargetGroup } from '../services/provisioner';
+import { EPHEMERAL_PORTS } from './support/meshlens';
 import { binaryOrSkip, startPrometheus, type RunningPrometheus } from './support/prometheus';
 
 const logger = pino({ level: 'silent' });
@@ -23,7 +24,6 @@ const ROOT = join(__dirname, '..');
 const SIDECARS = join(__dirname, 'fixtures', 'mesh-config', 'sidecars');
 const PROMETHEUS = binaryOrSkip('prometheus', 'the Prometheus HTTP SD / file_sd test (test/prometheus-targets.e2e.test.ts)');
 
-const PORTS = { MESHLENS_HTTP_PORT: '0', MESHLENS_OTLP_GRPC_PORT: '0', MESHLENS_OTLP_HTTP_PORT: '0', MESHLENS_ZIPKIN_PORT: '0' };
 
 async function targetsOf(http: string): Promise<{ status: number; contentType: string | null; groups: TargetGroup[] }> {
   const res = await fetch(`${http}${TARGETS_PATH}`);
@@ -57,7 +57,7 @@ describe('Prometheus targets: all-in-one', () => {
   let prom: RunningPrometheus | undefined;
 
   beforeAll(async () => {
-    const config = loadConfig({ ...PORTS, MESHLENS_DATA_DIR: dataDir, MESHLENS_MESH_CONFIG: SIDECARS, MESHLENS_FILE_SD_PATH: fileSdPath });
+    const config = loadConfig({ ...EPHEMERAL_PORTS, MESHLENS_DATA_DIR: dataDir, MESHLENS_MESH_CONFIG: SIDECARS, MESHLENS_FILE_SD_PATH: fileSdPath });
     running = await start({ config, target: 'all', logger, processMetrics: false });
     http = `http://127.0.0.1:${running.ports.http}`;
   });
@@ -140,9 +140,9 @@ describe('Prometheus targets: distributed (aggregator + ingest over one bus)', (
   });
 
   it('the aggregator lists the ingest replica it hears, and unlists it when it stops', async () => {
-    aggregator = await start({ config: loadConfig({ ...PORTS, MESHLENS_DATA_DIR: dataDir }), target: 'aggregator', logger, bus: view, processMetrics: false });
+    aggregator = await start({ config: loadConfig({ ...EPHEMERAL_PORTS, MESHLENS_DATA_DIR: dataDir }), target: 'aggregator', logger, bus: view, processMetrics: false });
     ingest = await start({
-      config: loadConfig({ ...PORTS, MESHLENS_DATA_DIR: dataDir, MESHLENS_ADVERTISE_ADDRESS: 'ingest-0.meshlens:8080' }),
+      config: loadConfig({ ...EPHEMERAL_PORTS, MESHLENS_DATA_DIR: dataDir, MESHLENS_ADVERTISE_ADDRESS: 'ingest-0.meshlens:8080' }),
       target: 'ingest',
       logger,
       bus: view,
