@@ -23,6 +23,12 @@ export const REJECT_REASONS = [
   'line_too_long',
   /** A well-formed record of a kind meshlens does not model (e.g. Hubble DNS-only events, Calico `pass` aggregates). */
   'unsupported_record',
+  /** Event time older than the raw retention (MESHLENS_RAW_RETENTION_DAYS): it could never be queried. */
+  'too_old',
+  /** Event time further ahead of the receiver's clock than MESHLENS_MAX_CLOCK_SKEW. */
+  'too_new',
+  /** Accepted, then refused for good by ClickHouse when stored (isolated from its batch and dead-lettered). */
+  'store_rejected',
 ] as const;
 
 export type RejectReason = (typeof REJECT_REASONS)[number];

@@ -87,4 +87,56 @@ describe('loadConfig', () => {
   it('treats empty values as unset', () => {
     expect(loadConfig({ MESHLENS_HTTP_PORT: '', MESHLENS_INGEST_TOKEN: '  ' })).toMatchObject({ httpPort: 8080, ingestToken: undefined });
   });
+
+  it('reads the pipeline, shutdown, query and dead-letter bounds, with defaults', () => {
+    expect(loadConfig({})).toMatchObject({
+      apiToken: undefined,
+      busCapacity: 100_000,
+      maxInflightBytes: 64 * 1024 * 1024,
+      maxClockSkewMs: 600_000,
+      shutdownTimeoutMs: 8_000,
+      queryTimeoutMs: 30_000,
+      deadLetterMaxBytes: 1024 * 1024 * 1024,
+      deadLetterRetentionDays: 7,
+    });
+    expect(
+      loadConfig({
+        MESHLENS_API_TOKEN: 'reader',
+        MESHLENS_BUS_CAPACITY: '5000',
+        MESHLENS_MAX_INFLIGHT_BYTES: '33554432',
+        MESHLENS_MAX_CLOCK_SKEW: '1m',
+        MESHLENS_SHUTDOWN_TIMEOUT: '20s',
+        MESHLENS_QUERY_TIMEOUT: '5s',
+        MESHLENS_DEADLETTER_MAX_BYTES: '10485760',
+        MESHLENS_DEADLETTER_RETENTION_DAYS: '2',
+      }),
+    ).toMatchObject({
+      apiToken: 'reader',
+      busCapacity: 5000,
+      maxInflightBytes: 33554432,
+      maxClockSkewMs: 60_000,
+      shutdownTimeoutMs: 20_000,
+      queryTimeoutMs: 5_000,
+      deadLetterMaxBytes: 10485760,
+      deadLetterRetentionDays: 2,
+    });
+  });
+
+  it('refuses an in-flight bound below the body limit, naming both variables', () => {
+    expect(() => loadConfig({ MESHLENS_MAX_INFLIGHT_BYTES: '1048576', MESHLENS_MAX_BODY_BYTES: '2097152' })).toThrow(
+      /MESHLENS_MAX_INFLIGHT_BYTES=1048576 is below MESHLENS_MAX_BODY_BYTES=2097152/,
+    );
+  });
+
+  it('never echoes the password of a ClickHouse URL it refuses', () => {
+    let message = '';
+    try {
+      loadConfig({ MESHLENS_CLICKHOUSE_URL: 'clickhouse://admin:hunter2@db:9000/meshlens' });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toContain('MESHLENS_CLICKHOUSE_URL');
+    expect(message).toContain('admin:***@db');
+    expect(message).not.toContain('hunter2');
+  });
 });

@@ -19,12 +19,26 @@ export interface Config {
   jaegerProtocol: 'otlp' | 'thrift';
   /** undefined → receivers take unauthenticated writes. */
   ingestToken: string | undefined;
+  /** undefined → `/api/*` is open; otherwise it requires `Authorization: Bearer <token>`. */
+  apiToken: string | undefined;
   /** Largest accepted request body, counted after decompression. */
   maxBodyBytes: number;
   /** Per-metric label-set cap before folding into `__overflow__`. */
   maxSeries: number;
-  /** In-memory bus: un-committed messages a topic may hold before publishers are told to retry. */
+  /** In-memory bus: records a topic may hold un-stored before publishers are told to retry. */
   busCapacity: number;
+  /** Decompressed request-body bytes all receivers together hold at once; beyond it they answer 503. */
+  maxInflightBytes: number;
+  /** Records whose event time is further ahead of the receiver's clock than this are rejected `too_new`. */
+  maxClockSkewMs: number;
+  /** Bound on a graceful stop (SIGTERM/SIGINT): intake stops, acknowledged work finishes, the rest is counted. */
+  shutdownTimeoutMs: number;
+  /** Upper bound on one query-API statement in ClickHouse (`max_execution_time`). */
+  queryTimeoutMs: number;
+  /** All-in-one dead-letter files: the most bytes kept, oldest days deleted first. */
+  deadLetterMaxBytes: number;
+  /** All-in-one dead-letter files: days kept. */
+  deadLetterRetentionDays: number;
   /** Days raw requests, flows and spans stay in ClickHouse (table TTL). */
   rawRetentionDays: number;
   /** Days the per-minute rollups stay in ClickHouse (table TTL). */
@@ -68,6 +82,11 @@ export function parseDuration(text: string): number | undefined {
   if (!m) return undefined;
   const ms = Number(m[1]) * (UNITS[m[2] as string] as number);
   return ms > 0 && Number.isFinite(ms) ? Math.round(ms) : undefined;
+}
+
+/** `scheme://user:secret@host/...` → `scheme://user:***@host/...`, also in strings that do not parse as URLs. */
+export function redactUrl(text: string): string {
+  return text.replace(/(\/\/[^/@\s:]*:)[^@\s]*@/g, '$1***@');
 }
 
 export class ConfigError extends Error {
@@ -124,10 +143,12 @@ export function loadConfig(env: Env): Config {
       if (!protocols.includes(u.protocol)) throw new Error(u.protocol);
       return v;
     } catch {
-      problems.push(`${name}=${JSON.stringify(v)}: expected a URL (${protocols.join(' or ')})`);
+      // The value may carry a password (`http://user:pass@host`): it is never echoed.
+      problems.push(`${name}=${JSON.stringify(redactUrl(v))}: expected a URL (${protocols.join(' or ')})`);
       return undefined;
     }
   };
+  const bytes = (name: string, def: number, min: number): number => int(name, def, min, 64 * 1024 * 1024 * 1024);
 
   const brokersRaw = str('MESHLENS_KAFKA_BROKERS');
   const kafkaBrokers = brokersRaw === undefined ? [] : brokersRaw.split(',').map((b) => b.trim()).filter(Boolean);
@@ -161,9 +182,16 @@ export function loadConfig(env: Env): Config {
     jaegerEndpoint: url('MESHLENS_JAEGER_ENDPOINT', ['http:', 'https:']),
     jaegerProtocol: jaegerProtocolRaw === 'thrift' ? 'thrift' : 'otlp',
     ingestToken: str('MESHLENS_INGEST_TOKEN'),
+    apiToken: str('MESHLENS_API_TOKEN'),
     maxBodyBytes: int('MESHLENS_MAX_BODY_BYTES', 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
     maxSeries: int('MESHLENS_MAX_SERIES', 50_000, 10, 10_000_000),
-    busCapacity: int('MESHLENS_BUS_CAPACITY', 10_000, 1, 10_000_000),
+    busCapacity: int('MESHLENS_BUS_CAPACITY', 100_000, 1, 100_000_000),
+    maxInflightBytes: bytes('MESHLENS_MAX_INFLIGHT_BYTES', 64 * 1024 * 1024, 1024),
+    maxClockSkewMs: duration('MESHLENS_MAX_CLOCK_SKEW', 10 * 60_000, 1_000),
+    shutdownTimeoutMs: duration('MESHLENS_SHUTDOWN_TIMEOUT', 8_000, 2_000),
+    queryTimeoutMs: duration('MESHLENS_QUERY_TIMEOUT', 30_000, 1_000),
+    deadLetterMaxBytes: bytes('MESHLENS_DEADLETTER_MAX_BYTES', 1024 * 1024 * 1024, 1024 * 1024),
+    deadLetterRetentionDays: int('MESHLENS_DEADLETTER_RETENTION_DAYS', 7, 1, 3650),
     rawRetentionDays: int('MESHLENS_RAW_RETENTION_DAYS', 7, 1, 3650),
     rollupRetentionDays: int('MESHLENS_ROLLUP_RETENTION_DAYS', 90, 1, 3650),
     logLevel: logLevelRaw as Config['logLevel'],
@@ -184,6 +212,11 @@ export function loadConfig(env: Env): Config {
     if (db !== '' && !/^[A-Za-z_][A-Za-z0-9_]*$/.test(db)) {
       problems.push(`MESHLENS_CLICKHOUSE_URL: database ${JSON.stringify(db)} must be a plain identifier`);
     }
+  }
+  if (config.maxInflightBytes < config.maxBodyBytes) {
+    problems.push(
+      `MESHLENS_MAX_INFLIGHT_BYTES=${config.maxInflightBytes} is below MESHLENS_MAX_BODY_BYTES=${config.maxBodyBytes}: a body of the largest allowed size could never be taken`,
+    );
   }
   if (config.jaegerProtocol === 'thrift' && config.jaegerEndpoint === undefined) {
     problems.push('MESHLENS_JAEGER_PROTOCOL=thrift needs MESHLENS_JAEGER_ENDPOINT');

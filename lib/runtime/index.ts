@@ -1,4 +1,4 @@
-export { CANARY_DEFAULTS, ConfigError, loadConfig, parseDuration } from './config';
+export { CANARY_DEFAULTS, ConfigError, loadConfig, parseDuration, redactUrl } from './config';
 export type { CanaryConfig, Config } from './config';
 export { createLogger } from './logger';
 export type { Logger } from './logger';
