@@ -114,6 +114,7 @@ export async function start(opts: StartOptions): Promise<Running> {
       rollupRetentionDays: config.rollupRetentionDays,
       maxSeries: config.maxSeries,
       canary: config.canary,
+      queryTimeoutMs: config.queryTimeoutMs,
       batchWaitMs: opts.batchWaitMs,
     });
     const agg = aggregator;

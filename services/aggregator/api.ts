@@ -58,6 +58,8 @@ export interface ApiDeps {
   meshConfig: MeshConfig;
   logger: Logger;
   canary: CanaryConfig;
+  /** Bound on one query's execution in ClickHouse (`max_execution_time`), MESHLENS_QUERY_TIMEOUT. */
+  queryTimeoutMs?: number;
   now?: () => number;
 }
 

@@ -27,6 +27,8 @@ export interface AggregatorOptions {
   maxSeries: number;
   /** Canary judge settings; default CANARY_DEFAULTS. */
   canary?: CanaryConfig;
+  /** Bound on one query-API statement (`max_execution_time`); default 30 s. */
+  queryTimeoutMs?: number;
   /** Insert batching (defaults 10,000 records or 1 s); tests shorten the wait. */
   batchRecords?: number;
   batchWaitMs?: number;
@@ -76,7 +78,7 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
       conn,
       metrics,
       judge,
-      registerRoutes: (app) => registerQueryRoutes(app, { conn, meshConfig: opts.meshConfig, logger: opts.logger, canary }),
+      registerRoutes: (app) => registerQueryRoutes(app, { conn, meshConfig: opts.meshConfig, logger: opts.logger, canary, queryTimeoutMs: opts.queryTimeoutMs }),
       ready: () => storeUp,
       close: async () => {
         clearInterval(pinger);
