@@ -12,4 +12,6 @@ module.exports = {
   // Two cores: parallel workers fight over them; two workers keep the run short without thrashing.
   maxWorkers: 2,
   testTimeout: 30000,
+  // Every fast-check property runs from a printed seed that FC_SEED replays (issue 9).
+  setupFilesAfterEnv: ['<rootDir>/test/support/fast-check-seed.ts'],
 };
