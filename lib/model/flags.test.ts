@@ -1,4 +1,4 @@
-import { RESPONSE_FLAGS, forEachFlag, hasFlag, hasMeshFailureFlag, normalizeFlags, responseFlag } from './flags';
+import { RESPONSE_FLAGS, flagsLabel, forEachFlag, hasFlag, hasMeshFailureFlag, normalizeFlags, responseFlag } from './flags';
 
 describe('normalizeFlags', () => {
   it('maps "no flags" to the empty string', () => {
@@ -24,12 +24,78 @@ describe('normalizeFlags', () => {
     expect(normalizeFlags('SomeFutureFlag,UF')).toBe('SomeFutureFlag,UF');
   });
 
+  it('drops `-` tokens and empty tokens wherever they appear (issue 9: `-,` gave `-`, not idempotent)', () => {
+    // The counterexample of the CI failure { seed: -2008217947, path: "163" } of properties.test.ts.
+    expect(normalizeFlags('-,')).toBe('');
+    expect(normalizeFlags(normalizeFlags('-,'))).toBe('');
+    expect(normalizeFlags(',-')).toBe('');
+    expect(normalizeFlags(',')).toBe('');
+    expect(normalizeFlags('-,-')).toBe('');
+    expect(normalizeFlags('-,UF')).toBe('UF');
+    expect(normalizeFlags('UF,-')).toBe('UF');
+    expect(normalizeFlags(',UF,,URX,')).toBe('UF,URX');
+    expect(normalizeFlags('-,NoHealthyUpstream')).toBe('UH');
+    expect(normalizeFlags('SomeFutureFlag,-')).toBe('SomeFutureFlag');
+  });
+
+  it('returns a clean list unchanged (the same string: no copy on the common path)', () => {
+    for (const f of ['UF', 'UF,URX', 'DC', 'UAEX', 'SomeFutureFlag,UF']) expect(normalizeFlags(f)).toBe(f);
+  });
+
   it('has a long name for every short code and back', () => {
     for (const f of RESPONSE_FLAGS) {
       expect(normalizeFlags(f.long)).toBe(f.code);
       expect(responseFlag(f.code)).toBe(f);
       expect(responseFlag(f.long)).toBe(f);
     }
+  });
+});
+
+describe('flagsLabel', () => {
+  it('is `-` for no flags, as in Istio', () => {
+    expect(flagsLabel('')).toBe('-');
+    expect(flagsLabel('-')).toBe('-');
+    expect(flagsLabel('-,')).toBe('-');
+  });
+
+  it('keeps Envoy`s short codes in their logged order', () => {
+    expect(flagsLabel('UF')).toBe('UF');
+    expect(flagsLabel('UF,URX')).toBe('UF,URX');
+    expect(flagsLabel('URX,UF')).toBe('URX,UF');
+    for (const f of RESPONSE_FLAGS) expect(flagsLabel(f.code)).toBe(f.code);
+  });
+
+  it('turns long names into short codes (callers may pass unnormalized flags)', () => {
+    expect(flagsLabel('NoHealthyUpstream')).toBe('UH');
+    expect(flagsLabel('UF,UpstreamRetryLimitExceeded')).toBe('UF,URX');
+  });
+
+  it('bounds the vocabulary: every token outside Envoy`s becomes `other` (CONTRACT §5, §9)', () => {
+    expect(flagsLabel('SomeFutureFlag')).toBe('other');
+    expect(flagsLabel('SomeFutureFlag,UF')).toBe('other,UF');
+    expect(flagsLabel('UF,uf')).toBe('UF,other'); // codes are case-sensitive in Envoy
+    expect(flagsLabel('<script>')).toBe('other');
+  });
+
+  it('collapses repeated tokens, so unknown tokens cannot multiply label values', () => {
+    expect(flagsLabel('X1,X2,X3')).toBe('other');
+    expect(flagsLabel('X1,UF,X2')).toBe('other,UF');
+    expect(flagsLabel('UF,UF')).toBe('UF');
+    expect(flagsLabel('UF,UpstreamConnectionFailure')).toBe('UF');
+  });
+
+  it('maps 2,000 distinct free-text values to one label value (issue 9: 2,000 series under MESHLENS_MAX_SERIES=10)', () => {
+    const labels = new Set<string>();
+    for (let i = 0; i < 2000; i++) labels.add(flagsLabel(normalizeFlags(`flag-${i}`)));
+    expect([...labels]).toEqual(['other']);
+    const mixed = new Set<string>();
+    for (let i = 0; i < 2000; i++) mixed.add(flagsLabel(`UF,flag-${i},flag-${i + 1}`));
+    expect([...mixed]).toEqual(['UF,other']);
+  });
+
+  it('returns an already-bounded value itself, without building a new string', () => {
+    const v = 'UO,UF,URX';
+    expect(flagsLabel(v)).toBe(v);
   });
 });
 

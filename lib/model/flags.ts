@@ -55,23 +55,94 @@ export function responseFlag(codeOrLong: string): ResponseFlag | undefined {
   return BY_CODE.get(codeOrLong) ?? BY_LONG.get(codeOrLong);
 }
 
-/** Normalize `-`, null-ish and long spellings to the comma-joined short codes ('' for none). */
+/**
+ * Normalize `%RESPONSE_FLAGS%` to comma-joined short codes, '' for none. A `-` token means "no flag" wherever
+ * it appears and empty tokens vanish (`-,` → '', `,UF,` → `UF`), so the result is a fixed point: normalizing
+ * twice gives the same string (issue 9: `-,` gave `-`, and `-` gave ''). Long names become short codes;
+ * tokens outside Envoy's vocabulary are kept as logged (the raw record keeps them; `flagsLabel` bounds them).
+ */
 export function normalizeFlags(flags: string): string {
-  if (flags.length === 0 || flags === '-') return '';
-  // Fast path: already short codes, the common case in the default formats.
-  let allShort = true;
-  forEachFlag(flags, (f) => {
-    if (allShort && !BY_CODE.has(f)) allShort = false;
-  });
-  if (allShort) return flags;
-  const out: string[] = [];
-  forEachFlag(flags, (f) => out.push(BY_LONG.get(f)?.code ?? f));
-  return out.join(',');
+  const n = flags.length;
+  if (n === 0) return '';
+  // Fast paths, no allocation: one short code, or a clean list of them (the default formats' common cases).
+  if (BY_CODE.has(flags)) return flags;
+  if (n === 1 && flags.charCodeAt(0) === 45 /* - */) return '';
+  if (isCleanList(flags, false)) return flags;
+  let out = '';
+  let start = 0;
+  for (let i = 0; i <= n; i++) {
+    if (i < n && flags.charCodeAt(i) !== 44 /* , */) continue;
+    if (i > start && !(i - start === 1 && flags.charCodeAt(start) === 45)) {
+      const token = flags.slice(start, i);
+      const code = BY_LONG.get(token)?.code ?? token;
+      out = out.length === 0 ? code : out + ',' + code;
+    }
+    start = i + 1;
+  }
+  return out;
 }
 
-/** The `response_flags` label value Istio uses: the flags, or `-` for none. */
+/** The `response_flags` label value for tokens outside Envoy's vocabulary (CONTRACT §5). */
+export const OTHER_FLAG = 'other';
+
+/** Bit per short code (RESPONSE_FLAGS order), and one for `other`: the repeat check of `flagsLabel`. */
+const BIT_BY_CODE = new Map<string, number>(RESPONSE_FLAGS.map((f, i) => [f.code, 1 << i]));
+const OTHER_BIT = 1 << RESPONSE_FLAGS.length;
+// One 32-bit mask holds the vocabulary and `other` (bit 31 included); a longer vocabulary needs a wider set (a programming
+// error caught at load, not an input case).
+if (RESPONSE_FLAGS.length > 31) throw new Error('flagsLabel: RESPONSE_FLAGS outgrew its 32-bit mask');
+
+/**
+ * True when `flags` is non-empty and every comma-separated token is a known short code (no empty or `-`
+ * token); with `distinct`, also no code twice. Scans in place: the only strings made are the token lookups.
+ */
+function isCleanList(flags: string, distinct: boolean): boolean {
+  let seen = 0;
+  let start = 0;
+  const n = flags.length;
+  for (let i = 0; i <= n; i++) {
+    if (i < n && flags.charCodeAt(i) !== 44 /* , */) continue;
+    if (i === start) return false;
+    const bit = BIT_BY_CODE.get(flags.slice(start, i));
+    if (bit === undefined) return false;
+    if (distinct) {
+      if (seen & bit) return false;
+      seen |= bit;
+    }
+    start = i + 1;
+  }
+  return true;
+}
+
+/**
+ * The `response_flags` label value (Istio's label; CONTRACT §5, §9): `-` for none, else the short codes in
+ * their logged order, each token outside Envoy's vocabulary replaced by `other`, and a token that repeats an
+ * earlier one (two spellings of one flag, several unknown tokens) dropped. The label thus takes its values
+ * from a fixed vocabulary whatever the input, where free text would make one series per distinct string.
+ * Accepts raw or normalized flags. Already-bounded input (the common case) is returned itself, unallocated.
+ */
 export function flagsLabel(flags: string): string {
-  return flags === '' ? '-' : flags;
+  if (flags.length === 0) return '-';
+  if (BY_CODE.has(flags) || isCleanList(flags, true)) return flags;
+  let out = '';
+  let seen = 0;
+  let start = 0;
+  const n = flags.length;
+  for (let i = 0; i <= n; i++) {
+    if (i < n && flags.charCodeAt(i) !== 44 /* , */) continue;
+    if (i > start && !(i - start === 1 && flags.charCodeAt(start) === 45 /* - */)) {
+      const token = flags.slice(start, i);
+      const flag = BY_CODE.get(token) ?? BY_LONG.get(token);
+      const code = flag ? flag.code : OTHER_FLAG;
+      const bit = flag ? BIT_BY_CODE.get(code)! : OTHER_BIT;
+      if ((seen & bit) === 0) {
+        seen |= bit;
+        out = out.length === 0 ? code : out + ',' + code;
+      }
+    }
+    start = i + 1;
+  }
+  return out.length === 0 ? '-' : out;
 }
 
 /** Call `fn` for each flag of a comma-joined list, without allocating an array. */

@@ -21,7 +21,7 @@ export {
   stripAltStatSuffix,
 } from './cluster';
 export type { ClusterDirection, ClusterRef, ServiceName } from './cluster';
-export { RESPONSE_FLAGS, flagsLabel, forEachFlag, hasFlag, hasMeshFailureFlag, normalizeFlags, responseFlag } from './flags';
+export { OTHER_FLAG, RESPONSE_FLAGS, flagsLabel, forEachFlag, hasFlag, hasMeshFailureFlag, normalizeFlags, responseFlag } from './flags';
 export type { FlagCategory, ResponseFlag } from './flags';
 export { BLACKHOLE_ROUTE, applyOutcome, classifyOutcome, parseRbacDenial } from './outcome';
 export type { OutcomeInput, PolicyRef } from './outcome';
