@@ -176,6 +176,15 @@ describe('workloadFromPodName', () => {
     ['DaemonSet whose name ends in a word of hash length', 'node-exporter-x7k2p', 'node-exporter'],
     ['bare pod', 'xwing', 'xwing'],
     ['bare hyphenated pod', 'my-debug-pod', 'my-debug-pod'],
+    // Issue 9: a 5-letter last word was dropped as if it were a generated suffix.
+    ['bare pod ending in a 5-letter word', 'agent-probe', 'agent-probe'],
+    ['bare pod ending in a 5-letter word with y', 'web-proxy', 'web-proxy'],
+    ['bare pod ending in 5 characters with 0, 1 or 3', 'cache-v1013', 'cache-v1013'],
+    ['bare pod ending in a capitalised word (not a DNS-1123 generated suffix)', 'db-Shell', 'db-Shell'],
+    ['ReplicaSet-hash-shaped pod whose last word is not generated', 'reviews-v2-5b64f47978-probe', 'reviews-v2-5b64f47978-probe'],
+    ['Job', 'pi-with-timeout-d5zsn', 'pi-with-timeout'],
+    ['Deployment (Istio PR 42196, httpbin)', 'httpbin-847f64cc8d-rsfmj', 'httpbin'],
+    ['Deployment (Istio PR 42196, fortio)', 'fortio-deploy-6cf68cc4c-8knt9', 'fortio-deploy'],
   ])('%s: %s → %s', (_kind, pod, want) => {
     expect(workloadFromPodName(pod)).toBe(want);
   });

@@ -158,23 +158,45 @@ export function applyEmitter(r: MeshRequest, e: Emitter): MeshRequest {
 }
 
 /**
- * A ReplicaSet's `pod-template-hash`: `rand.SafeEncodeString` output (Kubernetes ≥ 1.11, alphabet without
- * vowels, 0, 1 and 3) or the decimal hash of older releases. A plain word (`exporter`, `server`) is not one,
- * so `node-exporter-x7k2p` (a DaemonSet pod) stays `node-exporter`.
+ * The alphabet of apimachinery's `rand.String` and `rand.SafeEncodeString` (k8s.io/apimachinery/pkg/util/rand):
+ * no vowels, no `y`, no 0, 1 or 3, "to avoid bad words". Generated pod-name suffixes (`generateName`: the
+ * 5 characters after a Deployment's, DaemonSet's or Job's name) and ReplicaSet `pod-template-hash`es
+ * (Kubernetes ≥ 1.8) are spelled in it, so a name part with any other character was not generated.
  */
-const RS_HASH = /^(?:[bcdfghjklmnpqrstvwxz2456789]{6,10}|\d{6,10})$/;
+const GENERATED = new Uint8Array(128);
+for (const c of 'bcdfghjklmnpqrstvwxz2456789') GENERATED[c.charCodeAt(0)] = 1;
+
+/** True when `s[start, end)` is spelled only in the generated-name alphabet (or, with `digits`, is decimal). */
+function spelledGenerated(s: string, start: number, end: number, digits: boolean): boolean {
+  for (let i = start; i < end; i++) {
+    const c = s.charCodeAt(i);
+    if (digits ? c < 48 || c > 57 : c >= 128 || GENERATED[c] === 0) return false;
+  }
+  return true;
+}
+
+/**
+ * A ReplicaSet's `pod-template-hash`: 6–10 characters of the generated alphabet (Kubernetes ≥ 1.8), or the
+ * decimal hash of older releases. A plain word (`exporter`, `server`) is not one, so `node-exporter-x7k2p`
+ * (a DaemonSet pod) stays `node-exporter`.
+ */
+function isRsHashAt(s: string, start: number, end: number): boolean {
+  const len = end - start;
+  if (len < 6 || len > 10) return false;
+  return spelledGenerated(s, start, end, false) || spelledGenerated(s, start, end, true);
+}
 
 export function isReplicaSetHash(s: string): boolean {
-  return RS_HASH.test(s);
+  return isRsHashAt(s, 0, s.length);
 }
 
 /**
  * Kubernetes pod name → workload name, as Istio derives `source_workload` for Deployments:
- * `reviews-v2-5b64f47978-x8k9q` → `reviews-v2` (drop the ReplicaSet hash and the pod suffix);
- * StatefulSet pods `db-0` → `db`; anything else unchanged.
+ * `reviews-v2-5b64f47978-x8k9q` → `reviews-v2` (drop the ReplicaSet hash and the pod suffix); DaemonSet and
+ * Job pods `fluentd-x7k2p` → `fluentd`; StatefulSet pods `db-0` → `db`; anything else (bare pods) unchanged.
  */
 export function workloadFromPodName(pod: string): string {
-  // Envelope and OTLP records name the same few pods over and over: the regexes run once per pod.
+  // Envelope and OTLP records name the same few pods over and over: each name is scanned once.
   let workload = workloadCache.get(pod);
   if (workload === undefined) {
     if (workloadCache.size >= WORKLOAD_CACHE_MAX) workloadCache.clear();
@@ -187,17 +209,23 @@ export function workloadFromPodName(pod: string): string {
 const WORKLOAD_CACHE_MAX = 10_000;
 const workloadCache = new Map<string, string>();
 
+/**
+ * What can and cannot be mistaken: a last part of 5 characters is dropped only when every character is in
+ * the generated alphabet. A word with a vowel or `y`, a 0, 1 or 3, an upper-case letter or any other
+ * character never is (`agent-probe`, `web-proxy`, `cache-v1013` stay whole). A bare pod (no controller)
+ * whose last part is 5 characters of that alphabet cannot be told from a generated suffix and loses it:
+ * consonant-only abbreviations such as `pgsql`, `kfctl`, `html5`, or `bcdfg`, which `rand.String` can draw.
+ */
 function deriveWorkload(pod: string): string {
+  const end = pod.length;
   const last = pod.lastIndexOf('-');
   if (last <= 0) return pod;
-  const suffix = pod.slice(last + 1);
-  const prev = pod.lastIndexOf('-', last - 1);
-  // The Deployment shape is tested first: its random 5-char suffix can be all digits (the alphabet
-  // `bcdfghjklmnpqrstvwxz2456789` includes digits), which the StatefulSet check would misread as an ordinal.
-  if (suffix.length === 5 && prev > 0 && RS_HASH.test(pod.slice(prev + 1, last))) {
-    return pod.slice(0, prev); // Deployment: <name>-<rs hash>-<5 chars>
+  if (end - last - 1 === 5 && spelledGenerated(pod, last + 1, end, false)) {
+    // Tested before the StatefulSet ordinal: a generated suffix may be all digits (`24567`).
+    const prev = pod.lastIndexOf('-', last - 1);
+    if (prev > 0 && isRsHashAt(pod, prev + 1, last)) return pod.slice(0, prev); // Deployment: <name>-<rs hash>-<5>
+    return pod.slice(0, last); // DaemonSet / Job: <name>-<5>
   }
-  if (/^\d+$/.test(suffix)) return pod.slice(0, last); // StatefulSet ordinal
-  if (suffix.length === 5) return pod.slice(0, last); // DaemonSet / Job: <name>-<5 chars>
+  if (last + 1 < end && spelledGenerated(pod, last + 1, end, true)) return pod.slice(0, last); // StatefulSet ordinal
   return pod;
 }
