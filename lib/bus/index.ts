@@ -11,6 +11,7 @@ export type {
   DeadLetter,
   DeliveredMessage,
   MemberHeartbeat,
+  PendingStats,
   SubscribeOptions,
   Subscription,
   Topic,

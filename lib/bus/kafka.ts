@@ -40,7 +40,7 @@
 import { Kafka, Partitioners, logLevel as KafkaLogLevel } from 'kafkajs';
 import type { Admin, Consumer, ConsumerConfig, EachBatchPayload, KafkaConfig, KafkaMessage, LogEntry, Producer } from 'kafkajs';
 import { BusError, TOPICS } from './types';
-import type { BatchHandler, Bus, BusErrorCode, BusLogger, BusMessage, DeadLetter, DeliveredMessage, SubscribeOptions, Subscription, Topic } from './types';
+import type { BatchHandler, Bus, BusErrorCode, BusLogger, BusMessage, DeadLetter, DeliveredMessage, PendingStats, SubscribeOptions, Subscription, Topic } from './types';
 
 export interface UndecodableEvent {
   topic: string;
@@ -169,6 +169,17 @@ function pause(ms: number, state: SubState): Promise<void> {
   });
 }
 
+/**
+ * One partition's consumer lag as this consumer last saw it (`Bus.pending()`): Kafka counts messages, meshlens
+ * records, so records are estimated from the records per message of the last batch handled.
+ */
+export interface PartitionLag {
+  messages: number;
+  recordsPerMessage: number;
+  /** Producer timestamp of the oldest uncommitted message known; undefined when none is known. */
+  oldestMs: number | undefined;
+}
+
 export interface EachBatchDeps<T> {
   topic: Topic<T>;
   group: string;
@@ -178,6 +189,8 @@ export interface EachBatchDeps<T> {
   backoffMs: (failures: number) => number;
   logger?: BusLogger | undefined;
   deadLetter: (topic: string, partition: number, bad: Undecodable[]) => Promise<void>;
+  /** Where each partition's lag is kept for `pending()`; keyed by partition. */
+  lag?: Map<number, PartitionLag>;
 }
 
 /**
@@ -187,24 +200,35 @@ export interface EachBatchDeps<T> {
  * uncommitted, when the subscription stops or kafkajs stops running this batch.
  */
 export function createEachBatch<T>(deps: EachBatchDeps<T>): (payload: EachBatchPayload) => Promise<void> {
-  const { topic, group, handler, state, maxBatchSize, backoffMs, logger, deadLetter } = deps;
+  const { topic, group, handler, state, maxBatchSize, backoffMs, logger, deadLetter, lag } = deps;
   return async ({ batch, resolveOffset, heartbeat, commitOffsetsIfNecessary, isRunning, isStale }) => {
     const all = batch.messages;
+    // kafkajs always sets it; the unit tests' hand-built payloads may not.
+    const high = typeof batch.highWatermark === 'string' ? BigInt(batch.highWatermark) : undefined;
     for (let start = 0; start < all.length; start += maxBatchSize) {
       if (state.stopping || !isRunning() || isStale()) return;
       const chunk = all.slice(start, start + maxBatchSize);
       const delivered: DeliveredMessage<T>[] = [];
       const bad: Undecodable[] = [];
+      let records = 0;
       for (const m of chunk) {
         const key = m.key ? m.key.toString('utf8') : '';
         try {
           if (m.value === null) throw new Error('null value (tombstone)');
-          delivered.push({ key, value: topic.codec.decode(m.value), partition: batch.partition, offset: m.offset });
+          const value = topic.codec.decode(m.value);
+          records += Array.isArray(value) ? value.length : 1;
+          delivered.push({ key, value, partition: batch.partition, offset: m.offset });
         } catch (error) {
           bad.push({ message: m, key, error });
         }
       }
+      const first = chunk[0] as KafkaMessage;
       const last = (chunk[chunk.length - 1] as KafkaMessage).offset;
+      if (high !== undefined) lag?.set(batch.partition, {
+        messages: Number(high - BigInt(first.offset)),
+        recordsPerMessage: records / chunk.length,
+        oldestMs: Number(first.timestamp) || undefined,
+      });
 
       let deadLettered = bad.length === 0;
       for (let failures = 0; ; ) {
@@ -235,6 +259,12 @@ export function createEachBatch<T>(deps: EachBatchDeps<T>): (payload: EachBatchP
         topics: [{ topic: batch.topic, partitions: [{ partition: batch.partition, offset: (BigInt(last) + 1n).toString() }] }],
       });
       resolveOffset(last);
+      const next = all[start + maxBatchSize];
+      const behind = lag?.get(batch.partition);
+      if (behind && high !== undefined) {
+        behind.messages = Math.max(0, Number(high - BigInt(last) - 1n));
+        behind.oldestMs = next ? Number(next.timestamp) || undefined : undefined;
+      }
       await heartbeat();
     }
   };
@@ -345,6 +375,8 @@ export function createKafkaBus(options: KafkaBusOptions): KafkaBus {
 
   // --- consuming ---
   const subscriptions = new Set<{ stop(): Promise<void> }>();
+  /** Per subscribed topic and group: each partition's lag as last seen (`pending()`). */
+  const lags = new Map<string, { topic: string; partitions: Map<number, PartitionLag> }>();
 
   function backoffMs(failures: number): number {
     return Math.min(retryMaxMs, retryInitialMs * 2 ** Math.min(failures - 1, 30));
@@ -393,6 +425,9 @@ export function createKafkaBus(options: KafkaBusOptions): KafkaBus {
     const fetchWait = batch ? { minBytes: Math.min(batch.minSize * 256, 8 << 20), maxWaitTimeInMs: batch.maxWaitMs } : {};
     const consumer: Consumer = kafka.consumer({ ...options.consumer, ...fetchWait, groupId: group });
     const state: SubState = { stopping: false, wake: null };
+    const lagKey = `${topic.name}\u0000${group}`;
+    const lag = new Map<number, PartitionLag>();
+    lags.set(lagKey, { topic: topic.name, partitions: lag });
     consumer.on(consumer.events.CRASH, (event) => {
       const { error, restart } = event.payload;
       if (!restart) logger?.error({ err: error, topic: topic.name, group }, 'Kafka consumer crashed and will not restart');
@@ -410,6 +445,7 @@ export function createKafkaBus(options: KafkaBusOptions): KafkaBus {
             logger?.warn({ err, topic: topic.name, group }, 'error while stopping a Kafka consumer');
           }
           subscriptions.delete(sub);
+          lags.delete(lagKey);
         })();
         return stopped;
       },
@@ -421,7 +457,7 @@ export function createKafkaBus(options: KafkaBusOptions): KafkaBus {
         autoCommit: false,
         eachBatchAutoResolve: false,
         partitionsConsumedConcurrently: 1,
-        eachBatch: createEachBatch({ topic, group, handler, state, maxBatchSize, backoffMs, logger, deadLetter }),
+        eachBatch: createEachBatch({ topic, group, handler, state, maxBatchSize, backoffMs, logger, deadLetter, lag }),
       });
     } catch (err) {
       await sub.stop();
@@ -456,12 +492,27 @@ export function createKafkaBus(options: KafkaBusOptions): KafkaBus {
     }
   }
 
+  /** Consumer lag of this process's subscriptions; a topic it only publishes to is Kafka's to keep. */
+  function pending(): PendingStats[] {
+    const byTopic = new Map<string, PendingStats>();
+    for (const { topic, partitions } of lags.values()) {
+      const p = byTopic.get(topic) ?? { topic, records: 0, oldestMs: undefined };
+      for (const l of partitions.values()) {
+        p.records += Math.round(l.messages * l.recordsPerMessage);
+        if (l.oldestMs !== undefined && (p.oldestMs === undefined || l.oldestMs < p.oldestMs)) p.oldestMs = l.oldestMs;
+      }
+      byTopic.set(topic, p);
+    }
+    return [...byTopic.values()];
+  }
+
   connect().catch(() => undefined);
 
   return {
     publish,
     subscribe,
     drain,
+    pending,
     connect,
     ready: () => producerConnected && !closed,
     close(): Promise<void> {

@@ -78,7 +78,9 @@ describe('memory bus', () => {
     await until(() => got.length === 10);
     await sleep(20);
     expect(got.map((m) => m.key)).toEqual([...Array(7).fill('a'), 'c', 'c', 'c']);
-    expect(got.map((m) => m.offset)).toEqual(Array.from({ length: 10 }, (_, i) => String(i)));
+    // Consecutive offsets: the refused publish took none.
+    const offsets = got.map((m) => BigInt(m.offset));
+    for (let i = 1; i < offsets.length; i++) expect((offsets[i] as bigint) - (offsets[i - 1] as bigint)).toBe(1n);
   });
 
   it('rejects non-retriably a single publish larger than the capacity (it could never fit)', async () => {
@@ -96,11 +98,11 @@ describe('memory bus', () => {
     let release!: () => void;
     const gate = new Promise<void>((resolve) => (release = resolve));
     await bus.subscribe(t, 'slow', () => gate);
-    await bus.publish(t, items('a', 0, 5));
+    const first = bus.publish(t, items('a', 0, 5));
     await until(() => fast.length === 5);
     await expect(bus.publish(t, items('a', 5, 1))).rejects.toMatchObject({ code: 'BUS_FULL' });
     release();
-    await sleep(10);
+    await first;
     await bus.publish(t, items('a', 5, 5));
     await until(() => fast.length === 10);
   });
@@ -118,8 +120,9 @@ describe('memory bus', () => {
     await a.stop();
     await b.stop();
     await sleep(10);
-    // Both groups committed 0..3: all four slots are free again.
-    await bus.publish(t, items('k', 4, 4));
+    // Both groups committed 0..3: all four slots are free again. Nobody consumes the next four yet, so their
+    // publish stays unanswered (not stored) until both groups commit them.
+    const held = bus.publish(t, items('k', 4, 4));
     await expect(bus.publish(t, items('k', 8, 1))).rejects.toMatchObject({ code: 'BUS_FULL' });
     const aGot: number[] = [];
     await bus.subscribe(t, 'a', async (batch) => {
@@ -128,8 +131,10 @@ describe('memory bus', () => {
     await until(() => aGot.length === 4);
     await sleep(10);
     expect(aGot).toEqual([4, 5, 6, 7]);
-    // Group b still holds 4..7.
+    // Group b still holds 4..7, and the publish of 4..7 waits for it.
     await expect(bus.publish(t, items('k', 8, 1))).rejects.toMatchObject({ code: 'BUS_FULL' });
+    await bus.close();
+    await expect(held).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true });
   });
 
   it('starts a late group at the oldest retained message', async () => {
@@ -140,13 +145,13 @@ describe('memory bus', () => {
       first.push(...batch.map((m) => m.value.seq));
     });
     await bus.publish(t, items('k', 0, 6));
-    await until(() => first.length === 6);
-    await sleep(5);
-    await bus.publish(t, items('k', 6, 2));
+    expect(first).toHaveLength(6);
+    const published = bus.publish(t, items('k', 6, 2));
     const late: number[] = [];
     await bus.subscribe(t, 'late', async (batch) => {
       late.push(...batch.map((m) => m.value.seq));
     });
+    await published;
     await until(() => late.length >= 2 && first.length === 8);
     await sleep(20);
     expect(late).toEqual([6, 7]);
@@ -184,8 +189,8 @@ describe('memory bus', () => {
     const p = bus.publish(t, items('k', 0, 1));
     expect(calls).toBe(0);
     await p;
-    expect(calls).toBe(0);
-    await until(() => calls === 1);
+    // The publish is answered once the group committed, so the handler ran, later than publish returned.
+    expect(calls).toBe(1);
   });
 
   it('backs off exponentially between redeliveries, and reports the failures', async () => {
@@ -220,17 +225,21 @@ describe('memory bus', () => {
       calls++;
       throw new Error('fail');
     });
-    await bus.publish(t, items('k', 0, 1));
+    const published = bus.publish(t, items('k', 0, 1));
     await until(() => calls === 1);
     await sleep(5);
     const before = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     await bus.close();
     const after = process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
     expect(after).toBe(before - 1);
+    // Never stored: the publisher is told to retry.
+    await expect(published).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true });
   });
 
   it('loses nothing and duplicates nothing under concurrent publishers, a full bus and a slow consumer', async () => {
-    bus = createMemoryBus({ capacity: 200, maxBatchSize: 50 });
+    // Each publisher waits for its publish to be committed, so at most 8 publishes of up to 13 are held: a
+    // capacity below that makes the bound bite.
+    bus = createMemoryBus({ capacity: 40, maxBatchSize: 50 });
     const t = topic();
     const publishers = 8;
     const perPublisher = 1_000;
@@ -293,9 +302,10 @@ describe('memory bus batching and exact redelivery', () => {
       batch: { minSize: 1000, maxWaitMs: 150, sizeOf: () => 100 },
     });
     const started = Date.now();
-    await bus.publish(t, items('a', 0, 1));
+    const first = bus.publish(t, items('a', 0, 1));
     await sleep(20);
     await bus.publish(t, items('a', 1, 2));
+    await first;
     await until(() => batches.length > 0);
     expect(Date.now() - started).toBeGreaterThanOrEqual(140);
     expect(batches).toEqual([[0, 1, 2]]);
@@ -317,12 +327,138 @@ describe('memory bus batching and exact redelivery', () => {
       seen.push(batch.map((m) => m.value.seq));
       if (fail) {
         fail = false;
-        await bus.publish(t, items('a', 3, 2));
+        // Not awaited: it is answered once this group commits it, after this very batch.
+        void bus.publish(t, items('a', 3, 2));
         throw new Error('insert failed');
       }
     });
     await bus.publish(t, items('a', 0, 3));
     await until(() => seen.flat().includes(4));
     expect(seen).toEqual([[0, 1, 2], [0, 1, 2], [3, 4]]);
+  });
+});
+
+describe('memory bus acknowledgements, bounds and offsets', () => {
+  let bus: Bus;
+  afterEach(async () => {
+    await bus?.close();
+  });
+
+  it('answers a publish only once every group of the topic committed it', async () => {
+    bus = createMemoryBus();
+    const t = topic();
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    const fast: number[] = [];
+    await bus.subscribe(t, 'fast', async (b) => void fast.push(...b.map((m) => m.value.seq)));
+    await bus.subscribe(t, 'slow', () => gate);
+    let answered = false;
+    const published = bus.publish(t, items('k', 0, 3)).then(() => (answered = true));
+    await until(() => fast.length === 3);
+    await sleep(20);
+    expect(answered).toBe(false);
+    release();
+    await published;
+    expect(answered).toBe(true);
+  });
+
+  it('answers a publish to a topic nobody subscribed to at once, and keeps it for the first group', async () => {
+    bus = createMemoryBus();
+    const t = topic();
+    await bus.publish(t, items('k', 0, 2));
+    const got: number[] = [];
+    await bus.subscribe(t, 'g', async (b) => void got.push(...b.map((m) => m.value.seq)));
+    await until(() => got.length === 2);
+  });
+
+  it('rejects the publishes still waiting when it closes, retriably, after the in-flight batch finished', async () => {
+    bus = createMemoryBus({ maxBatchSize: 1 });
+    const t = topic();
+    let entered!: () => void;
+    const started = new Promise<void>((resolve) => (entered = resolve));
+    await bus.subscribe(t, 'g', async () => {
+      entered();
+      await sleep(50);
+    });
+    const first = bus.publish(t, items('k', 0, 1));
+    const second = bus.publish(t, items('k', 1, 1));
+    await started;
+    await bus.close();
+    await expect(first).resolves.toBeUndefined();
+    await expect(second).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true });
+  });
+
+  it('gives every bus its own offsets, so insert tokens never repeat across processes', async () => {
+    const offsetsOf = async (b: Bus): Promise<string[]> => {
+      const t = topic();
+      await b.publish(t, items('k', 0, 3));
+      const got: string[] = [];
+      await b.subscribe(t, 'g', async (batch) => void got.push(...batch.map((m) => m.offset)));
+      await until(() => got.length === 3);
+      await b.close();
+      return got;
+    };
+    const first = await offsetsOf(createMemoryBus());
+    bus = createMemoryBus();
+    const second = await offsetsOf(bus);
+    for (const o of [...first, ...second]) expect(o).toMatch(/^[1-9]\d{26}$/);
+    expect(first.filter((o) => second.includes(o))).toEqual([]);
+    // Within one bus they count up by one, as numbers and as strings.
+    expect(BigInt(first[2] as string) - BigInt(first[0] as string)).toBe(2n);
+    expect([...first].sort()).toEqual(first);
+  });
+
+  it('counts its capacity in records: a message weighs the length of its record array', async () => {
+    bus = createMemoryBus({ capacity: 10 });
+    const t: Topic<number[]> = { name: `memory-weight-${++n}`, codec: topic().codec as never };
+    await bus.publish(t, [{ key: 'a', value: [1, 2, 3, 4, 5, 6] }]);
+    await expect(bus.publish(t, [{ key: 'b', value: [1, 2, 3, 4, 5] }])).rejects.toMatchObject({ code: 'BUS_FULL', retriable: true });
+    await bus.publish(t, [{ key: 'c', value: [1, 2, 3, 4] }]);
+    await expect(bus.publish(t, [{ key: 'd', value: Array.from({ length: 11 }, (_, i) => i) }])).rejects.toMatchObject({
+      code: 'BUS_PUBLISH_FAILED',
+      retriable: false,
+    });
+    expect(bus.pending()).toEqual([{ topic: t.name, records: 10, oldestMs: expect.any(Number) }]);
+  });
+
+  it('group-commits: delivers at once when idle, and what arrived during a batch in the next one, up to maxSize records', async () => {
+    bus = createMemoryBus();
+    const t: Topic<number[]> = { name: `memory-group-commit-${++n}`, codec: topic().codec as never };
+    const batches: number[][] = [];
+    let release!: () => void;
+    let gate = new Promise<void>((resolve) => (release = resolve));
+    await bus.subscribe(
+      t,
+      'g',
+      async (batch) => {
+        batches.push(batch.flatMap((m) => m.value));
+        await gate;
+      },
+      { batch: { minSize: 1, maxWaitMs: 0, maxSize: 5, sizeOf: (v) => v.length } },
+    );
+    const all = [bus.publish(t, [{ key: 'k', value: [0] }])];
+    await until(() => batches.length === 1);
+    for (let i = 1; i <= 7; i++) all.push(bus.publish(t, [{ key: 'k', value: [i] }]));
+    await sleep(10);
+    expect(batches).toHaveLength(1);
+    const opened = release;
+    gate = Promise.resolve();
+    opened();
+    await Promise.all(all);
+    expect(batches).toEqual([[0], [1, 2, 3, 4, 5], [6, 7]]);
+  });
+
+  it('reports what each topic holds and since when', async () => {
+    bus = createMemoryBus();
+    const t = topic();
+    expect(bus.pending()).toEqual([]);
+    const before = Date.now();
+    await bus.publish(t, items('k', 0, 4));
+    const [stats] = bus.pending();
+    expect(stats).toMatchObject({ topic: t.name, records: 4 });
+    expect(stats?.oldestMs).toBeGreaterThanOrEqual(before);
+    await bus.subscribe(t, 'g', async () => undefined);
+    await until(() => bus.pending()[0]?.records === 0);
+    expect(bus.pending()[0]?.oldestMs).toBeUndefined();
   });
 });

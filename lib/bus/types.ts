@@ -40,6 +40,11 @@ export interface BatchPolicy<T> {
   maxWaitMs: number;
   /** Weight of one message; default 1 (count messages). E.g. `(records) => records.length`. */
   sizeOf?: (value: T) => number;
+  /**
+   * Most records (the messages' array lengths) per delivery, at least one message: a group commit closes at
+   * this size even when more is waiting. Default: no bound besides the bus's own message limit.
+   */
+  maxSize?: number;
 }
 
 export interface SubscribeOptions<T> {
@@ -51,9 +56,19 @@ export interface Subscription {
   stop(): Promise<void>;
 }
 
+/** What a topic holds that is not yet stored: `meshlens_pipeline_pending_records` and `..._oldest_pending_seconds`. */
+export interface PendingStats {
+  topic: string;
+  /** Records (the messages' array lengths) taken in but not yet committed by every group. */
+  records: number;
+  /** When the oldest of them was published (Unix ms); undefined when there is none. */
+  oldestMs: number | undefined;
+}
+
 export interface Bus {
   /**
-   * Resolves once the messages are durably accepted (memory: queued; kafka: acked by all in-sync replicas).
+   * Resolves once the messages are durable (CONTRACT.md §3): memory — every consuming group of the topic has
+   * committed them (for the aggregator: stored in ClickHouse); kafka — acked by all in-sync replicas.
    * Rejects with a `BusError`; `retriable: true` means "full or unavailable, try again later" and the
    * receivers turn it into 429/503 with `Retry-After`.
    */
@@ -65,6 +80,8 @@ export interface Bus {
    * not durable (memory); a durable bus (kafka) keeps what is uncommitted and resolves true at once.
    */
   drain(timeoutMs: number): Promise<boolean>;
+  /** Per topic, what was taken in and is not yet committed (memory: the whole log; kafka: this consumer's lag). */
+  pending(): PendingStats[];
   /** False while the bus cannot take writes (kafka disconnected); feeds `/readyz`. */
   ready(): boolean;
   close(): Promise<void>;
