@@ -1,7 +1,7 @@
 import { parseCalicoFlow } from './calico';
 import { accepted, records, rejection } from './flows.testutil';
 
-const [CLINIC_DENY, FRONTEND_TO_CART_PROFILE] = records('calico-enterprise.ndjson');
+const [CLINIC_DENY, FRONTEND_TO_CART_PROFILE, DOCS_AGGR_ALLOW, DOCS_DENY, DOCS_PROFILE_ALLOW] = records('calico-enterprise.ndjson');
 const [ALLOW_AFTER_PASS, PASS_ACTION, GLOBAL_DENY_EXTERNAL, KNP_ALLOW] = records('calico-enterprise-derived.ndjson');
 const [WEB_GUARD_DENY, END_OF_TIER_DENY, PASS_THEN_PROFILE_ALLOW] = records('calico-goldmane.ndjson');
 const [GOLDMANE_PASS, GOLDMANE_PROTOJSON] = records('calico-goldmane-derived.ndjson');
@@ -56,6 +56,69 @@ describe('parseCalicoFlow: Calico Enterprise flow logs', () => {
     });
     expect(f.attributes.profile).toBe('kns.default');
     expect(f.attributes.service_inferred).toBeUndefined();
+  });
+
+  // Issue 9: the 4-field strings `index|tier|name|action` (no rule index) of older Calico Enterprise lost their
+  // policy name. Real records of the Calico Enterprise docs (SOURCES.md, calico-enterprise.ndjson 3–5).
+  it('reads a 4-field policy string: the allowing policy named, rule -1, not taken for an end-of-tier hit', () => {
+    const f = accepted(parseCalicoFlow(DOCS_AGGR_ALLOW!));
+    expect(f).toMatchObject({
+      startTimeMs: 1597086849000,
+      reporter: 'destination',
+      verdict: 'allowed',
+      policy: 'policy-demo/access-nginx', // `0|default|policy-demo/default.access-nginx|allow`
+      rule: -1,
+      sourceWorkload: 'access', // access-6b687c8dcb-*
+      sourceNamespace: 'policy-demo',
+      destinationWorkload: 'nginx',
+      destinationService: 'nginx',
+      destinationNamespace: 'policy-demo',
+      destinationPort: 80,
+      count: 47,
+      bytes: 18236 + 52519,
+      packets: 282 + 239,
+    });
+    expect(f.attributes).toMatchObject({ tier: 'default', node: 'bz-n8kf-kadm-node-1' });
+    expect(f.attributes.end_of_tier).toBeUndefined();
+  });
+
+  it('reads a 4-field deny: the denying policy named', () => {
+    const f = accepted(parseCalicoFlow(DOCS_DENY!));
+    expect(f).toMatchObject({
+      reporter: 'destination',
+      verdict: 'denied',
+      denyReason: 'network_policy',
+      policy: 'policy-demo/deny-access-nginx', // `0|default|policy-demo/default.deny-access-nginx|deny`
+      rule: -1,
+      sourceAddress: '192.168.47.9',
+      destinationAddress: '192.168.213.223',
+      sourceWorkload: 'access',
+      destinationWorkload: 'nginx',
+      count: 50,
+    });
+    expect(f.attributes.end_of_tier).toBeUndefined();
+  });
+
+  it('reads a 4-field profile allow: no policy, the profile named', () => {
+    const f = accepted(parseCalicoFlow(DOCS_PROFILE_ALLOW!));
+    expect(f).toMatchObject({ reporter: 'source', verdict: 'allowed', policy: '', rule: -1, destinationWorkload: 'nginx', count: 50 });
+    expect(f.attributes.profile).toBe('kns.policy-demo');
+  });
+
+  it('reads the rule index `-` (unknown, as Calico re-prints 4-field strings) as rule -1 without end of tier', () => {
+    // projectcalico/calico lma PolicyHit: `4|tierName|namespaceName/tierName.policyName|allow` → `…|allow|-`; only `-1` is end of tier.
+    const all_policies = ['0|default|policy-demo/default.deny-access-nginx|deny|-'];
+    const f = accepted(parseCalicoFlow({ ...DOCS_DENY!, policies: { all_policies } }));
+    expect(f).toMatchObject({ policy: 'policy-demo/deny-access-nginx', rule: -1 });
+    expect(f.attributes.end_of_tier).toBeUndefined();
+    const explicit = accepted(parseCalicoFlow({ ...DOCS_DENY!, policies: { all_policies: ['0|default|policy-demo/default.deny-access-nginx|deny|3'] } }));
+    expect(explicit.rule).toBe(3);
+  });
+
+  it('ignores policy strings with 3 or 6 fields rather than guessing', () => {
+    for (const bad of ['0|default|policy-demo/default.deny-access-nginx', '0|default|policy-demo/default.deny-access-nginx|deny|0|x']) {
+      expect(accepted(parseCalicoFlow({ ...DOCS_DENY!, policies: { all_policies: [bad] } }))).toMatchObject({ verdict: 'denied', policy: '' });
+    }
   });
 
   it('takes the terminal allow after a pass, its rule index, and num_flows as the count', () => {

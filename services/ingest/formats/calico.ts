@@ -4,7 +4,8 @@
  * - **Calico Enterprise / Cloud** flow logs, one JSON object per line in `/var/log/calico/flowlogs/flows.log`
  *   and the `tigera_secure_ee_flows*` index (https://docs.tigera.io/calico-enterprise/latest/visibility/elastic/flow/datatypes):
  *   `action` `allow`/`deny`, `reporter` `src`/`dst`, epoch-second `start_time`, `source_*`/`dest_*`,
- *   `dest_service_*`, `policies.all_policies` entries `"<index>|<tier>|<namespace>/<tier>.<policy>|<action>|<ruleIndex>"`,
+ *   `dest_service_*`, `policies.all_policies` entries `"<index>|<tier>|<namespace>/<tier>.<policy>|<action>|<ruleIndex>"`
+ *   (older releases: the same without `|<ruleIndex>`),
  *   `num_flows`, byte and packet counters, aggregated names ending in `*`.
  * - **Calico Open Source 3.30+ Goldmane / Whisker** flows (https://github.com/projectcalico/calico/blob/master/goldmane/proto/api.proto):
  *   `action` `Allow`/`Deny`/`Pass`, `reporter` `Src`/`Dst`, RFC 3339 or epoch `start_time`, `policies.enforced[]`
@@ -94,14 +95,30 @@ function qualified(namespace: string, name: string): string {
   return namespace ? `${namespace}/${name}` : name;
 }
 
-/** `"1|app-hipstershop|hipstershop/app-hipstershop.checkoutservice|deny|-1"` → Hit. */
+/**
+ * An Enterprise policy string → Hit. Two spellings (Calico's own reader, `PolicyHitFromFlowLogPolicyString` in
+ * projectcalico/calico lma/pkg/api, accepts exactly these and nothing else):
+ * - 5 fields `index|tier|name|action|rule`: `1|app-hipstershop|hipstershop/app-hipstershop.checkoutservice|deny|-1`.
+ *   Rule `-1` is the tier's end (its default deny); `-` is an unknown rule index, not the end of a tier.
+ * - 4 fields `index|tier|name|action`, written by releases before the rule index existed (the Calico Enterprise
+ *   3.14 docs' records: `0|default|policy-demo/default.access-nginx|allow`): the rule is unknown, so -1, and
+ *   nothing says whether a rule or the end of the tier decided (issue 9: these lost their policy name).
+ * Scanned with indexOf: one string per record in the flow path, no intermediate array.
+ */
 function parsePolicyString(s: string, position: number): Hit | undefined {
-  const parts = s.split('|');
-  if (parts.length !== 5) return undefined;
-  const [indexText, tier, rawName, action, ruleText] = parts as [string, string, string, string, string];
-  const index = int(indexText) ?? position;
-  const rule = int(ruleText) ?? -1;
-  const hit: Hit = { index, tier, policy: '', profile: '', kind: '', action: action.toLowerCase(), rule, endOfTier: rule === -1 };
+  const p1 = s.indexOf('|');
+  const p2 = p1 < 0 ? -1 : s.indexOf('|', p1 + 1);
+  const p3 = p2 < 0 ? -1 : s.indexOf('|', p2 + 1);
+  if (p3 < 0) return undefined;
+  const p4 = s.indexOf('|', p3 + 1);
+  if (p4 >= 0 && s.indexOf('|', p4 + 1) >= 0) return undefined;
+  const tier = s.slice(p1 + 1, p2);
+  const rawName = s.slice(p2 + 1, p3);
+  const action = (p4 < 0 ? s.slice(p3 + 1) : s.slice(p3 + 1, p4)).toLowerCase();
+  const index = int(s.slice(0, p1)) ?? position;
+  const ruleIndex = p4 < 0 ? undefined : int(s.slice(p4 + 1));
+  const rule = ruleIndex !== undefined && ruleIndex >= 0 ? ruleIndex : -1;
+  const hit: Hit = { index, tier, policy: '', profile: '', kind: '', action, rule, endOfTier: ruleIndex === -1 };
   if (tier === PROFILE_TIER) {
     hit.profile = rawName.startsWith(PROFILE_TIER + '.') ? rawName.slice(PROFILE_TIER.length + 1) : rawName;
     hit.kind = 'Profile';
