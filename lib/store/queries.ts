@@ -145,33 +145,63 @@ const RAW_EDGES =
   ` OR (timestamp >= fromUnixTimestamp64Milli({rawB:Int64}, 'UTC') AND timestamp < fromUnixTimestamp64Milli({to:Int64}, 'UTC')))`;
 const ROLLUP_TIME = `minute >= toDateTime({rollupFrom:UInt32}, 'UTC') AND minute < toDateTime({rollupTo:UInt32}, 'UTC')`;
 
+/** The columns a request contributes to the answers, raw or paired (in this order). */
+const REQUEST_COLUMNS = [
+  'sourceWorkload',
+  'sourceNamespace',
+  'destinationNamespace',
+  'destinationService',
+  'destinationHost',
+  'destinationSubset',
+  'destinationPort',
+  'protocol',
+  'durationMs',
+  'outcome',
+  'meshFailure',
+  'denyReason',
+  'policy',
+  'rule',
+] as const;
+
 /**
- * Requests of one hop, once: rows grouped by (request id, destination service); the source side names the
- * caller, subset and client-observed latency, the destination side the verdict (CONTRACT.md §6). Rows
- * without a request id (TCP) stay one request each.
+ * `reporter=all`: one row per request (CONTRACT.md §6). Records of one request id on one hop (destination
+ * namespace and service) are numbered per side by start time, and the i-th source record is paired with the
+ * i-th destination record: Envoy logs one client line per downstream request and one server line per attempt,
+ * so a retried request is one pair plus the attempts only the server saw, and an application that retries with
+ * the id it was given logs two pairs. A pair takes the caller, host, port, protocol and latency from the source
+ * record and its subset too (the destination's only where the source names none); the verdict is the
+ * destination's when it denied (policy is enforced there), else the source's outcome with its failure class.
+ * A record without a partner counts as its side saw it; records without a request id (TCP) or with reporter
+ * `unknown` cannot be paired and count one each.
  */
-function dedupedRequests(db: string): string {
-  const prefer = (col: string, side: string): string =>
-    `if(countIf(reporter = '${side}') > 0, anyIf(${col}, reporter = '${side}'), any(${col}))`;
+function pairedRequests(db: string): string {
+  const src = (col: string): string => `anyIf(${col}, reporter = 'source')`;
+  const dst = (col: string): string => `anyIf(${col}, reporter = 'destination')`;
+  // The record whose verdict stands: the destination's when it denied or is alone.
+  const verdictFromDst = `(countIf(reporter = 'destination') > 0 AND (${dst('outcome')} = 'denied' OR countIf(reporter = 'source') = 0))`;
+  const fromSource = (col: string): string => `if(countIf(reporter = 'source') > 0, ${src(col)}, ${dst(col)}) AS ${col}`;
+  const fromVerdict = (col: string): string => `if(${verdictFromDst}, ${dst(col)}, ${src(col)}) AS ${col}`;
+  const cols = REQUEST_COLUMNS.join(', ');
+  // Ties on start time are broken by the other columns, so the same rows always pair the same way.
   return `
     SELECT
-      ${prefer('sourceWorkload', 'source')} AS sourceWorkload,
-      ${prefer('sourceNamespace', 'source')} AS sourceNamespace,
-      any(destinationNamespace) AS destinationNamespace,
-      any(destinationService) AS destinationService,
-      ${prefer('destinationHost', 'source')} AS destinationHost,
-      if(countIf(destinationSubset != '') > 0, anyIf(destinationSubset, destinationSubset != ''), '') AS destinationSubset,
-      ${prefer('destinationPort', 'source')} AS destinationPort,
-      ${prefer('protocol', 'source')} AS protocol,
-      ${prefer('durationMs', 'source')} AS durationMs,
-      ${prefer('outcome', 'destination')} AS outcome,
-      ${prefer('meshFailure', 'destination')} AS meshFailure,
-      ${prefer('denyReason', 'destination')} AS denyReason,
-      ${prefer('policy', 'destination')} AS policy,
-      ${prefer('rule', 'destination')} AS rule
-    FROM ${db}.requests
-    WHERE ${RAW_TIME()} AND ${DEST_FILTER}
-    GROUP BY if(requestId = '', concat('#', toString(rowNumberInAllBlocks())), requestId), destinationNamespace, destinationService`;
+      ${fromSource('sourceWorkload')}, ${fromSource('sourceNamespace')},
+      destinationNamespace, destinationService,
+      ${fromSource('destinationHost')},
+      if(${src('destinationSubset')} != '', ${src('destinationSubset')}, ${dst('destinationSubset')}) AS destinationSubset,
+      ${fromSource('destinationPort')}, ${fromSource('protocol')}, ${fromSource('durationMs')},
+      ${fromVerdict('outcome')}, ${fromVerdict('meshFailure')}, ${fromVerdict('denyReason')}, ${fromVerdict('policy')}, ${fromVerdict('rule')}
+    FROM (
+      SELECT ${cols}, requestId, reporter,
+        row_number() OVER (PARTITION BY requestId, destinationNamespace, destinationService, reporter
+          ORDER BY startTimeMs, durationMs, responseCode, responseFlags, destinationSubset) AS attempt
+      FROM ${db}.requests
+      WHERE ${RAW_TIME()} AND ${DEST_FILTER} AND requestId != '' AND reporter IN ('source', 'destination')
+    )
+    GROUP BY requestId, destinationNamespace, destinationService, attempt
+    UNION ALL
+    SELECT ${cols} FROM ${db}.requests
+    WHERE ${RAW_TIME()} AND ${DEST_FILTER} AND (requestId = '' OR reporter NOT IN ('source', 'destination'))`;
 }
 
 /** Per-group RED as aggregate states, merged from rollups (whole minutes) and raw rows (edges) or from deduped raw rows. */
@@ -181,7 +211,7 @@ function redStates(db: string, keys: string[], reporter: ReporterFilter): string
       countIfState(outcome = 'error' AND NOT meshFailure) AS appErrors, countIfState(meshFailure) AS meshFailures,
       quantilesDDState(${QUANTILES})(durationMs) AS latencyMs`;
   if (reporter === 'all') {
-    return `SELECT ${k}, ${rawStates} FROM (${dedupedRequests(db)}) GROUP BY ${k}`;
+    return `SELECT ${k}, ${rawStates} FROM (${pairedRequests(db)}) GROUP BY ${k}`;
   }
   return `
     SELECT ${k}, requests, errors, denied, appErrors, meshFailures, latencyMs FROM ${db}.requests_1m
@@ -324,7 +354,7 @@ export async function queryLedger(conn: Connection, scope: QueryScope): Promise<
   const db = conn.database;
   const requestRows =
     scope.reporter === 'all'
-      ? `(${dedupedRequests(db)})`
+      ? `(${pairedRequests(db)})`
       : `(SELECT * FROM ${db}.requests WHERE ${RAW_TIME()} AND ${DEST_FILTER} AND reporter = {reporter:String})`;
   const query = `
     SELECT if(protocol = 'tcp', 'L4', 'L7') AS layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService,

@@ -219,6 +219,35 @@ describe('lib/store on embedded ClickHouse', () => {
     ]);
   });
 
+  it('pairs the i-th source record with the i-th destination record of a request id on a hop: retries are requests of their own', async () => {
+    const hop = { destinationService: 'ratings', destinationHost: 'ratings.default.svc.cluster.local' };
+    const server = { ...hop, reporter: 'destination' as const, sourceWorkload: 'unknown', sourceNamespace: 'unknown' };
+    await writer.insert(
+      'requests',
+      [
+        // Envoy retried twice: one client line (the last answer, URX), three server lines (one per attempt).
+        request({ ...hop, startTimeMs: T0 + 1000, requestId: 'r', destinationSubset: 'v1', responseCode: 503, responseFlags: 'URX', outcome: 'error', durationMs: 90 }),
+        request({ ...server, startTimeMs: T0 + 1001, requestId: 'r', responseCode: 503, outcome: 'error', durationMs: 20 }),
+        request({ ...server, startTimeMs: T0 + 1030, requestId: 'r', responseCode: 503, outcome: 'error', durationMs: 20 }),
+        request({ ...server, startTimeMs: T0 + 1060, requestId: 'r', responseCode: 503, outcome: 'error', durationMs: 20 }),
+        // The application retried with the id it was given: both sidecars logged two requests; the second was denied.
+        request({ ...hop, startTimeMs: T0 + 2000, requestId: 'a', destinationSubset: 'v1' }),
+        request({ ...server, startTimeMs: T0 + 2001, requestId: 'a' }),
+        request({ ...hop, startTimeMs: T0 + 3000, requestId: 'a', destinationSubset: 'v1', responseCode: 403 }),
+        request({ ...server, startTimeMs: T0 + 3001, requestId: 'a', responseCode: 403, outcome: 'denied', denyReason: 'rbac', policy: 'default/deny', rule: 0 }),
+      ],
+      'pairing-test',
+    );
+    // The server's attempts keep no subset of their own: unpaired, they count under ''. Paired ones take the client's.
+    expect(await querySubsets(conn, scope({ reporter: 'all', service: 'ratings' }))).toEqual([
+      expect.objectContaining({ subset: '', requests: 2, errors: 2, denied: 0 }),
+      expect.objectContaining({ subset: 'v1', requests: 3, errors: 1, denied: 1, meshFailures: 1 }),
+    ]);
+    const ledger = await queryLedger(conn, scope({ reporter: 'all', service: 'ratings' }));
+    expect(ledger.reduce((n, r) => n + r.count, 0)).toBe(5);
+    expect(ledger.filter((r) => r.denied)).toEqual([expect.objectContaining({ subset: 'v1', sourceWorkload: 'productpage-v1', denyReason: 'rbac', policy: 'default/deny', count: 1 })]);
+  });
+
   it('adds graph edges that only traces saw: CLIENT spans of hops no access log reported', async () => {
     const span = (over: Partial<Span>): Span => ({
       traceId: '0'.repeat(31) + '1',
