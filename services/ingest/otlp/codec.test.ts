@@ -241,13 +241,6 @@ describe('OTLP/JSON specifics', () => {
     expect(keyValuesToRecord(span.attributes)).toEqual({ big: '9007199254740993', neg: '-5', raw: 'AQID', nan: 'NaN' });
   });
 
-  it('reads the pre-1.0 instrumentationLibraryLogs key', () => {
-    const body = { resourceLogs: [{ instrumentationLibraryLogs: [{ instrumentationLibrary: { name: 'old' }, logRecords: [{ body: { stringValue: 'x' } }] }] }] };
-    const r = must(decodeExportLogsRequestJson(JSON.stringify(body)));
-    expect(r.resourceLogs[0]!.scopeLogs[0]!.scope.name).toBe('old');
-    expect(r.resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!.body).toEqual({ kind: 'string', value: 'x' });
-  });
-
   it('marks one malformed record and keeps its neighbours; the dead-letter raw is the record as received', () => {
     const bad = { timeUnixNano: 'yesterday', body: { stringValue: 'x' } };
     const body = { resourceLogs: [{ scopeLogs: [{ logRecords: [{ body: { stringValue: 'a' } }, bad, { attributes: [{ key: 1 }] }, 'nope'] }] }] };
@@ -272,6 +265,98 @@ describe('OTLP/JSON specifics', () => {
     const recs = must(decodeExportLogsRequestJson(body)).resourceLogs[0]!.scopeLogs[0]!.logRecords;
     expect(recs[0]!.invalid?.reason).toBe('malformed_json');
     expect(recs[1]!.invalid).toBeUndefined();
+  });
+});
+
+describe('OTLP/JSON shapes meshlens does not read are rejected, never answered as an empty export', () => {
+  const lines = (name: string): string[] => fixture(name).toString('utf8').trim().split('\n');
+  const rejection = (r: Result<unknown>): { reason: string; message: string } => {
+    if (r.ok) throw new Error('expected a rejection, got ok');
+    return { reason: r.reason, message: r.message };
+  };
+
+  it('real pre-1.0 exports (the spec\'s file-exporter examples: instrumentationLibraryLogs/Spans, logs) are unsupported_record', () => {
+    for (const line of lines('otel-spec-json-file-pre-1.0-logs.jsonl')) {
+      const r = rejection(decodeExportLogsRequestJson(line));
+      expect(r.reason).toBe('unsupported_record');
+      // The message names the field that was found and what to send instead.
+      expect(r.message).toContain('resourceLogs[0].instrumentationLibraryLogs');
+      expect(r.message).toContain('scopeLogs');
+    }
+    for (const line of lines('otel-spec-json-file-pre-1.0-traces.jsonl')) {
+      const r = rejection(decodeExportTraceRequestJson(line));
+      expect(r.reason).toBe('unsupported_record');
+      expect(r.message).toContain('resourceSpans[0].instrumentationLibrarySpans');
+      expect(r.message).toContain('scopeSpans');
+    }
+  });
+
+  it('the transitional shape (instrumentationLibraryLogs holding logRecords, a .NET export) is rejected too', () => {
+    const r = rejection(decodeExportLogsRequestJson(fixture('collector-contrib-azureblob-dotnet-pre-1.0-logs.json')));
+    expect(r.reason).toBe('unsupported_record');
+    expect(r.message).toContain('instrumentationLibraryLogs');
+    const snake = '{"resource_logs":[{"instrumentation_library_logs":[{"log_records":[{}]}]}]}';
+    expect(rejection(decodeExportLogsRequestJson(snake)).message).toContain('resource_logs[0].instrumentation_library_logs');
+  });
+
+  it('pre-1.0 names inside a scope entry (instrumentationLibrary, logs) are unsupported_record, named with their path', () => {
+    const lib = rejection(decodeExportLogsRequestJson('{"resourceLogs":[{"scopeLogs":[{"logRecords":[]},{"instrumentationLibrary":{"name":"x"},"logRecords":[{}]}]}]}'));
+    expect(lib).toMatchObject({ reason: 'unsupported_record' });
+    expect(lib.message).toContain('resourceLogs[0].scopeLogs[1].instrumentationLibrary');
+    const logs = rejection(decodeExportLogsRequestJson('{"resourceLogs":[{"scopeLogs":[{"logs":[{"body":{"stringValue":"x"}}]}]}]}'));
+    expect(logs).toMatchObject({ reason: 'unsupported_record' });
+    expect(logs.message).toContain('resourceLogs[0].scopeLogs[0].logs');
+    expect(logs.message).toContain('logRecords');
+    const spans = rejection(decodeExportTraceRequestJson('{"resourceSpans":[{"scopeSpans":[{"instrumentation_library":{},"spans":[]}]}]}'));
+    expect(spans).toMatchObject({ reason: 'unsupported_record' });
+  });
+
+  it('an empty pre-1.0 list carries nothing and is ignored next to the 1.x one', () => {
+    const r = must(decodeExportLogsRequestJson('{"resourceLogs":[{"instrumentationLibraryLogs":[],"scopeLogs":[{"logRecords":[{"body":{"stringValue":"x"}}]}]}]}'));
+    expect(r.resourceLogs[0]!.scopeLogs[0]!.logRecords).toHaveLength(1);
+  });
+
+  it('another signal on the wrong endpoint is unsupported_record, saying where it belongs', () => {
+    const spansToLogs = rejection(decodeExportLogsRequestJson(sdkTracesJson(SPANS)));
+    expect(spansToLogs.reason).toBe('unsupported_record');
+    expect(spansToLogs.message).toContain('resourceSpans');
+    expect(spansToLogs.message).toContain('/v1/traces');
+    const logsToTraces = rejection(decodeExportTraceRequestJson(sdkLogsJson(LOGS)));
+    expect(logsToTraces.reason).toBe('unsupported_record');
+    expect(logsToTraces.message).toContain('/v1/logs');
+    const metrics = rejection(decodeExportLogsRequestJson('{"resourceMetrics":[{"scopeMetrics":[]}]}'));
+    expect(metrics.reason).toBe('unsupported_record');
+    expect(metrics.message).toContain('metrics');
+  });
+
+  it('an object with none of the known fields is malformed_json naming its keys; __proto__ is only a key', () => {
+    const foo = rejection(decodeExportLogsRequestJson('{"foo":1,"bar":[2]}'));
+    expect(foo.reason).toBe('malformed_json');
+    expect(foo.message).toContain('resourceLogs');
+    expect(foo.message).toContain('foo');
+    const proto = rejection(decodeExportLogsRequestJson('{"__proto__":{"resourceLogs":[{"scopeLogs":[{"logRecords":[{}]}]}]}}'));
+    expect(proto.reason).toBe('malformed_json');
+    expect(proto.message).toContain('__proto__');
+    expect(rejection(decodeExportTraceRequestJson('{"data":{"spans":[]}}')).reason).toBe('malformed_json');
+  });
+
+  it('a resource or scope entry holding only unknown fields is malformed_json', () => {
+    const res = rejection(decodeExportLogsRequestJson('{"resourceLogs":[{"scopeLogs":[]},{"records":[{"body":{"stringValue":"x"}}]}]}'));
+    expect(res.reason).toBe('malformed_json');
+    expect(res.message).toContain('resourceLogs[1]');
+    expect(res.message).toContain('records');
+    const scope = rejection(decodeExportTraceRequestJson('{"resourceSpans":[{"scopeSpans":[{"span":[{}]}]}]}'));
+    expect(scope.reason).toBe('malformed_json');
+    expect(scope.message).toContain('resourceSpans[0].scopeSpans[0]');
+  });
+
+  it('empty exports stay empty exports, and unknown fields next to known ones are ignored (OTLP forward compatibility)', () => {
+    for (const body of ['{}', '{"resourceLogs":[]}', '{"resourceLogs":null}', '{"resourceLogs":[{}]}', '{"resourceLogs":[{"scopeLogs":[{}]}]}']) {
+      expect(must(decodeExportLogsRequestJson(body)).resourceLogs.every((rl) => rl.scopeLogs.every((sl) => sl.logRecords.length === 0))).toBe(true);
+    }
+    expect(must(decodeExportTraceRequestJson('{"resourceSpans":[]}'))).toEqual({ resourceSpans: [] });
+    const future = must(decodeExportLogsRequestJson('{"futureTop":1,"resourceLogs":[{"futureRes":2,"scopeLogs":[{"futureScope":3,"logRecords":[{"body":{"stringValue":"x"}}]}]}]}'));
+    expect(future.resourceLogs[0]!.scopeLogs[0]!.logRecords).toHaveLength(1);
   });
 });
 

@@ -637,68 +637,199 @@ function parseJsonBody(buf: Buffer | Uint8Array | string): Result<Json> {
 }
 
 /**
- * Wraps the structural walk above the records: a resource or scope of the wrong shape makes the
- * body unreadable as a whole, because its records cannot be counted.
+ * What one signal's OTLP/JSON calls its lists, and the pre-1.0 names of them. opentelemetry-proto v0.15 renamed
+ * `instrumentation_library_*` to `scope_*` (keeping the old field as deprecated number 1000) and v0.19 deleted the
+ * old names (https://github.com/open-telemetry/opentelemetry-proto/blob/main/CHANGELOG.md); the early logs protos
+ * also called `log_records` `logs` (the spec's own pre-1.0 file examples, test/fixtures/otlp/otel-spec-json-file-*).
+ */
+interface JsonSignal {
+  request: string;
+  /** `[lowerCamelCase, snake_case]` of each list. */
+  resources: readonly [string, string];
+  scopes: readonly [string, string];
+  records: readonly [string, string];
+  /** The pre-1.0 name of `scopes` in a resource entry. */
+  legacyScopes: readonly [string, string];
+  /** The pre-1.0 name of `records` in a scope entry, when it had another one. */
+  legacyRecords?: string;
+  /** Where this signal is sent, for the message that tells a sender it used the wrong endpoint. */
+  endpoint: string;
+}
+
+const LOGS_JSON: JsonSignal = {
+  request: 'ExportLogsServiceRequest',
+  resources: ['resourceLogs', 'resource_logs'],
+  scopes: ['scopeLogs', 'scope_logs'],
+  records: ['logRecords', 'log_records'],
+  legacyScopes: ['instrumentationLibraryLogs', 'instrumentation_library_logs'],
+  legacyRecords: 'logs',
+  endpoint: 'POST /v1/logs (gRPC LogsService/Export)',
+};
+
+const TRACES_JSON: JsonSignal = {
+  request: 'ExportTraceServiceRequest',
+  resources: ['resourceSpans', 'resource_spans'],
+  scopes: ['scopeSpans', 'scope_spans'],
+  records: ['spans', 'spans'],
+  legacyScopes: ['instrumentationLibrarySpans', 'instrumentation_library_spans'],
+  endpoint: 'POST /v1/traces (gRPC TraceService/Export)',
+};
+
+/** Top-level lists of the OTLP signals meshlens does not take at all. */
+const OTHER_SIGNALS: ReadonlyArray<readonly [string, string]> = [
+  ['resourceMetrics', 'metrics'],
+  ['resource_metrics', 'metrics'],
+  ['resourceProfiles', 'profiles'],
+  ['resource_profiles', 'profiles'],
+];
+
+const PRE_1_0 = 'is a pre-1.0 OTLP/JSON name (opentelemetry-proto renamed the InstrumentationLibrary fields to Scope in v0.15 and deleted them in v0.19); meshlens reads OTLP 1.x only:';
+const PRE_1_0_RECORDS = 'is the name the early (pre-1.0) logs protos gave the records; meshlens reads OTLP 1.x only:';
+
+/** Present with something in it: `null` and `[]` carry nothing, so a sender writing them loses nothing. */
+function holdsSomething(v: unknown): boolean {
+  return v !== undefined && v !== null && !(Array.isArray(v) && v.length === 0);
+}
+
+/** Which of the names is present (camelCase first), undefined when neither. */
+function presentName(o: Json, names: readonly [string, string]): string | undefined {
+  if (o[names[0]] !== undefined && Object.prototype.hasOwnProperty.call(o, names[0])) return names[0];
+  if (o[names[1]] !== undefined && Object.prototype.hasOwnProperty.call(o, names[1])) return names[1];
+  return undefined;
+}
+
+/** Up to five of an object's keys, quoted and cut short, for a message. */
+function someKeys(o: Json): string {
+  const keys = Object.keys(o);
+  const shown = keys.slice(0, 5).map((k) => JSON.stringify(k.length > 40 ? k.slice(0, 40) + '…' : k));
+  return shown.join(', ') + (keys.length > 5 ? `, … (${keys.length} keys)` : '');
+}
+
+/**
+ * An entry that has keys but none this level knows is not an entry of this message: reading it as empty would
+ * drop whatever it holds without a word. Unknown keys next to known ones are ignored, as the OTLP spec asks of
+ * JSON receivers for forward compatibility (https://opentelemetry.io/docs/specs/otlp/#json-protobuf-encoding).
+ */
+function requireKnownKey(o: Json, known: readonly string[], where: string, expected: string): void {
+  for (const k of known) if (o[k] !== undefined && Object.prototype.hasOwnProperty.call(o, k)) return;
+  const keys = Object.keys(o);
+  if (keys.length === 0) return;
+  throw new JsonShapeError('malformed_json', `${where} has none of ${expected}, only ${someKeys(o)}`);
+}
+
+/** The keys a resource entry and a scope entry may have (both spellings). */
+function resourceKeys(sig: JsonSignal): string[] {
+  return ['resource', ...sig.scopes, 'schemaUrl', 'schema_url'];
+}
+function scopeKeys(sig: JsonSignal): string[] {
+  return ['scope', ...sig.records, 'schemaUrl', 'schema_url'];
+}
+
+/** The records list of one scope entry, after refusing the pre-1.0 spellings a scope entry could carry. */
+function jsonScopeEntry<R>(sig: JsonSignal, sl: unknown, where: string, record: (v: unknown) => R): { scope: InstrumentationScope; schemaUrl: string; records: R[] } {
+  if (!isObject(sl)) throw new JsonShapeError('malformed_json', `${where} is not an object`);
+  const lib = presentName(sl, ['instrumentationLibrary', 'instrumentation_library']);
+  if (lib !== undefined && holdsSomething(sl[lib])) {
+    throw new JsonShapeError('unsupported_record', `${where}.${lib} ${PRE_1_0} send "scope" instead`);
+  }
+  if (sig.legacyRecords !== undefined && holdsSomething(sl[sig.legacyRecords]) && Object.prototype.hasOwnProperty.call(sl, sig.legacyRecords)) {
+    throw new JsonShapeError('unsupported_record', `${where}.${sig.legacyRecords} ${PRE_1_0_RECORDS} send "${sig.records[0]}" instead`);
+  }
+  requireKnownKey(sl, scopeKeys(sig), where, `scope, ${sig.records[0]}, schemaUrl`);
+  return {
+    scope: jsonScope(sl.scope),
+    schemaUrl: jsonString(sl, 'schemaUrl', 'schema_url', 'schemaUrl'),
+    records: jsonList(sl, sig.records[0], sig.records[1], `${where}.${sig.records[0]}`).map(record),
+  };
+}
+
+interface JsonResourceEntry<R> {
+  resource: Resource;
+  schemaUrl: string;
+  scopes: Array<{ scope: InstrumentationScope; schemaUrl: string; records: R[] }>;
+}
+
+/**
+ * The walk above the records, shared by logs and traces. Whole-body problems are thrown as JsonShapeError (a
+ * resource or scope of the wrong shape makes the body unreadable as a whole: its records cannot be counted);
+ * problems inside one record are kept on that record by `record`.
+ */
+function jsonRequest<R>(sig: JsonSignal, body: Json, record: (v: unknown) => R): JsonResourceEntry<R>[] {
+  const top = presentName(body, sig.resources);
+  if (top === undefined) {
+    const other = sig === LOGS_JSON ? TRACES_JSON : LOGS_JSON;
+    const otherName = presentName(body, other.resources);
+    if (otherName !== undefined) {
+      throw new JsonShapeError(
+        'unsupported_record',
+        `body holds "${otherName}": an OTLP ${other.request}, not an ${sig.request}; send it to ${other.endpoint}`,
+      );
+    }
+    for (const [key, signal] of OTHER_SIGNALS) {
+      if (body[key] !== undefined && Object.prototype.hasOwnProperty.call(body, key)) {
+        throw new JsonShapeError('unsupported_record', `body holds "${key}": OTLP ${signal}, which meshlens does not take; send ${sig.resources[0]}`);
+      }
+    }
+    requireKnownKey(body, sig.resources, `body`, `"${sig.resources[0]}"`);
+    return [];
+  }
+  return jsonList(body, top, top, top).map((rl, i) => {
+    const where = `${top}[${i}]`;
+    if (!isObject(rl)) throw new JsonShapeError('malformed_json', `${where} is not an object`);
+    const legacy = presentName(rl, sig.legacyScopes);
+    if (legacy !== undefined && holdsSomething(rl[legacy])) {
+      throw new JsonShapeError('unsupported_record', `${where}.${legacy} ${PRE_1_0} send "${sig.scopes[0]}" with "${sig.records[0]}" (upgrade the exporter or collector)`);
+    }
+    requireKnownKey(rl, resourceKeys(sig), where, `resource, ${sig.scopes[0]}, schemaUrl`);
+    const scopesName = presentName(rl, sig.scopes) ?? sig.scopes[0];
+    return {
+      resource: jsonResource(rl.resource),
+      schemaUrl: jsonString(rl, 'schemaUrl', 'schema_url', 'schemaUrl'),
+      scopes: jsonList(rl, scopesName, scopesName, `${where}.${scopesName}`).map((sl, j) => jsonScopeEntry(sig, sl, `${where}.${scopesName}[${j}]`, record)),
+    };
+  });
+}
+
+/**
+ * Runs the structural walk: its JsonShapeErrors keep their reason, anything else (a RangeError from a
+ * pathological value) is malformed_json.
  */
 function structural<T>(what: string, walk: () => T): Result<T> {
   try {
     return ok(walk());
   } catch (err) {
+    if (err instanceof JsonShapeError) return reject(err.reason, `not a readable OTLP/JSON ${what}: ${err.message}`);
     return reject('malformed_json', `not an OTLP/JSON ${what}: ${describe(err)}`);
   }
 }
 
-/** `ExportLogsServiceRequest` from OTLP/JSON. Also reads the pre-1.0 `instrumentationLibraryLogs` key. */
+/**
+ * `ExportLogsServiceRequest` from OTLP/JSON. The pre-1.0 names (`instrumentationLibraryLogs`, `logs`,
+ * `instrumentationLibrary`) are refused `unsupported_record`, and a body of another shape `malformed_json`,
+ * rather than read as an empty export (issue 9).
+ */
 export function decodeExportLogsRequestJson(buf: Buffer | Uint8Array | string): Result<ExportLogsRequest> {
   const body = parseJsonBody(buf);
   if (!body.ok) return body;
-  return structural('ExportLogsServiceRequest', () => ({
-    resourceLogs: jsonList(body.value, 'resourceLogs', 'resource_logs', 'resourceLogs').map((rl) => {
-      if (!isObject(rl)) throw new JsonShapeError('malformed_json', 'resourceLogs entry is not an object');
-      const scopes = [
-        ...jsonList(rl, 'scopeLogs', 'scope_logs', 'scopeLogs'),
-        ...jsonList(rl, 'instrumentationLibraryLogs', 'instrumentation_library_logs', 'instrumentationLibraryLogs'),
-      ];
-      return {
-        resource: jsonResource(rl.resource),
-        schemaUrl: jsonString(rl, 'schemaUrl', 'schema_url', 'schemaUrl'),
-        scopeLogs: scopes.map((sl) => {
-          if (!isObject(sl)) throw new JsonShapeError('malformed_json', 'scopeLogs entry is not an object');
-          return {
-            scope: jsonScope(sl.scope ?? field(sl, 'instrumentationLibrary', 'instrumentation_library')),
-            schemaUrl: jsonString(sl, 'schemaUrl', 'schema_url', 'schemaUrl'),
-            logRecords: jsonList(sl, 'logRecords', 'log_records', 'logRecords').map(jsonLogRecord),
-          };
-        }),
-      };
-    }),
+  return structural(LOGS_JSON.request, () => ({
+    resourceLogs: jsonRequest(LOGS_JSON, body.value, jsonLogRecord).map((r) => ({
+      resource: r.resource,
+      schemaUrl: r.schemaUrl,
+      scopeLogs: r.scopes.map((s) => ({ scope: s.scope, schemaUrl: s.schemaUrl, logRecords: s.records })),
+    })),
   }));
 }
 
-/** `ExportTraceServiceRequest` from OTLP/JSON. Also reads the pre-1.0 `instrumentationLibrarySpans` key. */
+/** `ExportTraceServiceRequest` from OTLP/JSON, with the same refusals (`instrumentationLibrarySpans`). */
 export function decodeExportTraceRequestJson(buf: Buffer | Uint8Array | string): Result<ExportTraceRequest> {
   const body = parseJsonBody(buf);
   if (!body.ok) return body;
-  return structural('ExportTraceServiceRequest', () => ({
-    resourceSpans: jsonList(body.value, 'resourceSpans', 'resource_spans', 'resourceSpans').map((rs) => {
-      if (!isObject(rs)) throw new JsonShapeError('malformed_json', 'resourceSpans entry is not an object');
-      const scopes = [
-        ...jsonList(rs, 'scopeSpans', 'scope_spans', 'scopeSpans'),
-        ...jsonList(rs, 'instrumentationLibrarySpans', 'instrumentation_library_spans', 'instrumentationLibrarySpans'),
-      ];
-      return {
-        resource: jsonResource(rs.resource),
-        schemaUrl: jsonString(rs, 'schemaUrl', 'schema_url', 'schemaUrl'),
-        scopeSpans: scopes.map((ss) => {
-          if (!isObject(ss)) throw new JsonShapeError('malformed_json', 'scopeSpans entry is not an object');
-          return {
-            scope: jsonScope(ss.scope ?? field(ss, 'instrumentationLibrary', 'instrumentation_library')),
-            schemaUrl: jsonString(ss, 'schemaUrl', 'schema_url', 'schemaUrl'),
-            spans: jsonList(ss, 'spans', 'spans', 'spans').map(jsonSpan),
-          };
-        }),
-      };
-    }),
+  return structural(TRACES_JSON.request, () => ({
+    resourceSpans: jsonRequest(TRACES_JSON, body.value, jsonSpan).map((r) => ({
+      resource: r.resource,
+      schemaUrl: r.schemaUrl,
+      scopeSpans: r.scopes.map((s) => ({ scope: s.scope, schemaUrl: s.schemaUrl, spans: s.records })),
+    })),
   }));
 }
 
