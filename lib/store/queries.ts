@@ -135,9 +135,20 @@ function params(scope: QueryScope): Record<string, unknown> {
   };
 }
 
-const DEST_FILTER =
-  `({namespace:String} = '' OR destinationNamespace = {namespace:String})` +
-  ` AND ({service:String} = '' OR destinationService = {service:String})`;
+/**
+ * A missing name as /metrics labels it, `unknown` (Istio's convention, CONTRACT.md §5): rows stored by older
+ * versions or other parsers may hold '' for a namespace, workload, service or host, so the mapping is done when
+ * reading. The subset is not a name: '' means the request named none.
+ */
+const known = (col: string): string => `if(${col} = '', 'unknown', ${col})`;
+const NAMES = new Set(['sourceWorkload', 'sourceNamespace', 'destinationNamespace', 'destinationService', 'destinationHost']);
+/** A key column as the answers spell it, under its own name. */
+const spelled = (col: string): string => (NAMES.has(col) ? `${known(col)} AS ${col}` : col);
+
+/** `namespace=unknown` finds both spellings; '' asks for every namespace (and service). */
+const matches = (col: string, param: string): string =>
+  `({${param}:String} = '' OR ${col} = {${param}:String} OR ({${param}:String} = 'unknown' AND ${col} = ''))`;
+const DEST_FILTER = `${matches('destinationNamespace', 'namespace')} AND ${matches('destinationService', 'service')}`;
 const RAW_TIME = (col = 'timestamp'): string =>
   `${col} >= fromUnixTimestamp64Milli({from:Int64}, 'UTC') AND ${col} < fromUnixTimestamp64Milli({to:Int64}, 'UTC')`;
 const RAW_EDGES =
@@ -210,14 +221,16 @@ function redStates(db: string, keys: string[], reporter: ReporterFilter): string
   const rawStates = `countState() AS requests, countIfState(outcome = 'error') AS errors, countIfState(outcome = 'denied') AS denied,
       countIfState(outcome = 'error' AND NOT meshFailure) AS appErrors, countIfState(meshFailure) AS meshFailures,
       quantilesDDState(${QUANTILES})(durationMs) AS latencyMs`;
+  // Keys are spelled in each branch; the caller's GROUP BY merges '' and `unknown` into one group.
+  const named = keys.map(spelled).join(', ');
   if (reporter === 'all') {
-    return `SELECT ${k}, ${rawStates} FROM (${pairedRequests(db)}) GROUP BY ${k}`;
+    return `SELECT ${named}, ${rawStates} FROM (${pairedRequests(db)}) GROUP BY ${k}`;
   }
   return `
-    SELECT ${k}, requests, errors, denied, appErrors, meshFailures, latencyMs FROM ${db}.requests_1m
+    SELECT ${named}, requests, errors, denied, appErrors, meshFailures, latencyMs FROM ${db}.requests_1m
     WHERE ${ROLLUP_TIME} AND reporter = {reporter:String} AND ${DEST_FILTER}
     UNION ALL
-    SELECT ${k}, ${rawStates} FROM ${db}.requests
+    SELECT ${named}, ${rawStates} FROM ${db}.requests
     WHERE ${RAW_EDGES} AND reporter = {reporter:String} AND ${DEST_FILTER}
     GROUP BY ${k}`;
 }
@@ -280,10 +293,10 @@ export async function queryLatencyShifts(conn: Connection, scope: QueryScope, pa
   const KEYS = 'arrayZip({hosts:Array(String)}, {subsets:Array(String)})';
   const pairRows = `
     SELECT durationMs,
-      arrayJoin({pairsOf:Array(Array(UInt32))}[indexOf(${KEYS}, (destinationHost, destinationSubset))]) AS pair,
+      arrayJoin({pairsOf:Array(Array(UInt32))}[indexOf(${KEYS}, (${known('destinationHost')}, destinationSubset))]) AS pair,
       destinationSubset = {baselines:Array(String)}[pair] AS isBaseline
     FROM ${conn.database}.requests
-    WHERE ${RAW_TIME()} AND reporter = {reporter:String} AND has(${KEYS}, (destinationHost, destinationSubset))`;
+    WHERE ${RAW_TIME()} AND reporter = {reporter:String} AND has(${KEYS}, (${known('destinationHost')}, destinationSubset))`;
   // The canary is sample 0, so 'greater' asks whether its durations are stochastically greater. ClickHouse
   // refuses an empty sample, so pairs with one (raw rows expired, say) are left out of the test (-IfOrNull).
   const query = `
@@ -330,12 +343,16 @@ export async function queryLatencyShifts(conn: Connection, scope: QueryScope, pa
 export async function querySpanEdges(conn: Connection, scope: QueryScope): Promise<SpanEdgeRow[]> {
   const db = conn.database;
   const query = `
-    SELECT serviceName AS caller, destinationNamespace, destinationService, destinationHost, destinationSubset AS subset,
+    SELECT caller, destinationNamespace, destinationService, destinationHost, destinationSubset AS subset,
       count() AS requests, countIf(error) AS errors, quantileDD(0.01, 0.99)(durationMs) AS p99Ms
-    FROM ${db}.spans
-    WHERE ${RAW_TIME()} AND ${DEST_FILTER} AND kind = 'client' AND destinationService != ''
-      AND (requestId = '' OR (requestId, destinationService) NOT IN (
-        SELECT requestId, destinationService FROM ${db}.requests WHERE ${RAW_TIME()} AND requestId != ''))
+    FROM (
+      SELECT ${known('serviceName')} AS caller, ${['destinationNamespace', 'destinationService', 'destinationHost', 'destinationSubset'].map(spelled).join(', ')},
+        error, durationMs
+      FROM ${db}.spans
+      WHERE ${RAW_TIME()} AND ${DEST_FILTER} AND kind = 'client' AND destinationService != ''
+        AND (requestId = '' OR (requestId, destinationService) NOT IN (
+          SELECT requestId, destinationService FROM ${db}.requests WHERE ${RAW_TIME()} AND requestId != ''))
+    )
     GROUP BY caller, destinationNamespace, destinationService, destinationHost, subset
     ORDER BY caller, destinationNamespace, destinationService, subset`;
   return rows<SpanEdgeRow>(conn, query, scope);
@@ -356,26 +373,28 @@ export async function queryLedger(conn: Connection, scope: QueryScope): Promise<
     scope.reporter === 'all'
       ? `(${pairedRequests(db)})`
       : `(SELECT * FROM ${db}.requests WHERE ${RAW_TIME()} AND ${DEST_FILTER} AND reporter = {reporter:String})`;
+  const names = (cols: string[]): string => cols.map(spelled).join(', ');
+  const WHO = ['sourceNamespace', 'sourceWorkload', 'destinationNamespace', 'destinationService', 'destinationHost'];
   const query = `
-    SELECT if(protocol = 'tcp', 'L4', 'L7') AS layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService,
-      destinationHost, destinationSubset AS subset, destinationPort AS port, outcome = 'denied' AS denied, denyReason, policy, rule,
-      count() AS count
-    FROM ${requestRows}
-    GROUP BY layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset, port,
-      denied, denyReason, policy, rule
-    UNION ALL
-    SELECT 'L4' AS layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, '' AS subset,
-      destinationPort AS port, verdict = 'denied' AS denied, denyReason, policy, rule, sum(count) AS count
+    SELECT layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset, port,
+      denied, denyReason, policy, rule, sum(count) AS count
     FROM (
-      SELECT ${FLOW_KEYS}, sumMerge(connections) AS count FROM ${db}.flows_1m
-      WHERE ${ROLLUP_TIME} AND ${DEST_FILTER} AND ({reporter:String} = 'all' OR reporter = {reporter:String})
-      GROUP BY ${FLOW_KEYS}
+      SELECT if(protocol = 'tcp', 'L4', 'L7') AS layer, ${names(WHO)}, destinationSubset AS subset, destinationPort AS port,
+        outcome = 'denied' AS denied, denyReason, policy, rule, toUInt64(1) AS count
+      FROM ${requestRows}
       UNION ALL
-      SELECT ${FLOW_KEYS}, sum(count) AS count FROM ${db}.flows
-      WHERE ${RAW_EDGES} AND ${DEST_FILTER} AND ({reporter:String} = 'all' OR reporter = {reporter:String})
-      GROUP BY ${FLOW_KEYS}
+      SELECT 'L4' AS layer, ${names(WHO)}, '' AS subset, destinationPort AS port, verdict = 'denied' AS denied, denyReason, policy, rule, count
+      FROM (
+        SELECT ${FLOW_KEYS}, sumMerge(connections) AS count FROM ${db}.flows_1m
+        WHERE ${ROLLUP_TIME} AND ${DEST_FILTER} AND ({reporter:String} = 'all' OR reporter = {reporter:String})
+        GROUP BY ${FLOW_KEYS}
+        UNION ALL
+        SELECT ${FLOW_KEYS}, sum(count) AS count FROM ${db}.flows
+        WHERE ${RAW_EDGES} AND ${DEST_FILTER} AND ({reporter:String} = 'all' OR reporter = {reporter:String})
+        GROUP BY ${FLOW_KEYS}
+      )
     )
-    GROUP BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, port,
+    GROUP BY layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset, port,
       denied, denyReason, policy, rule`;
   const result = await rows<Omit<LedgerRow, 'denied'> & { denied: number | boolean }>(conn, query, scope);
   return result.map((r) => ({ ...r, denied: r.denied === true || r.denied === 1 }));

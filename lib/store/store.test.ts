@@ -248,6 +248,38 @@ describe('lib/store on embedded ClickHouse', () => {
     expect(ledger.filter((r) => r.denied)).toEqual([expect.objectContaining({ subset: 'v1', sourceWorkload: 'productpage-v1', denyReason: 'rbac', policy: 'default/deny', count: 1 })]);
   });
 
+  it('spells an unknown namespace, workload or service "unknown" as /metrics does, whichever spelling is stored, and filters on it', async () => {
+    const blackhole = { destinationHost: 'BlackHoleCluster', destinationService: 'BlackHoleCluster', protocol: 'tcp', outcome: 'denied', denyReason: 'blackhole' } as const;
+    await writer.insert(
+      'requests',
+      [
+        // Stored before and after the normalizer said `unknown`: one destination either way.
+        request({ ...blackhole, startTimeMs: T0 + 1000, destinationNamespace: '', sourceWorkload: '', sourceNamespace: '' }),
+        request({ ...blackhole, startTimeMs: T0 + 2000, destinationNamespace: 'unknown', sourceWorkload: 'unknown', sourceNamespace: 'unknown' }),
+        request({ startTimeMs: T0 + 3000, requestId: 'x', destinationHost: 'httpbin.org', destinationService: 'httpbin.org', destinationNamespace: '' }),
+      ],
+      'unknown-spelling',
+    );
+    await writer.insert('flows', [flow({ destinationHost: '93.184.216.34', destinationService: '93.184.216.34', destinationNamespace: '', sourceNamespace: '' })], 'unknown-flows');
+
+    for (const reporter of ['source', 'all'] as const) {
+      const subsets = await querySubsets(conn, scope({ reporter, namespace: 'unknown' }));
+      expect(subsets.map((s) => [s.namespace, s.service, s.host, s.subset, s.requests])).toEqual([
+        ['unknown', 'BlackHoleCluster', 'BlackHoleCluster', '', 2],
+        ['unknown', 'httpbin.org', 'httpbin.org', '', 1],
+      ]);
+      const edges = await queryEdges(conn, scope({ reporter, service: 'BlackHoleCluster' }));
+      expect(edges.map((e) => [e.sourceNamespace, e.sourceWorkload, e.destinationNamespace, e.requests])).toEqual([['unknown', 'unknown', 'unknown', 2]]);
+    }
+    expect(await querySubsets(conn, scope({ namespace: 'default' }))).toEqual([]);
+    const ledger = await queryLedger(conn, scope({ reporter: 'all', namespace: 'unknown' }));
+    expect(ledger.map((r) => [r.layer, r.sourceNamespace, r.sourceWorkload, r.destinationNamespace, r.destinationService, r.count]).sort()).toEqual([
+      ['L4', 'unknown', 'sleep', 'unknown', '93.184.216.34', 1],
+      ['L4', 'unknown', 'unknown', 'unknown', 'BlackHoleCluster', 2],
+      ['L7', 'default', 'productpage-v1', 'unknown', 'httpbin.org', 1],
+    ]);
+  });
+
   it('adds graph edges that only traces saw: CLIENT spans of hops no access log reported', async () => {
     const span = (over: Partial<Span>): Span => ({
       traceId: '0'.repeat(31) + '1',

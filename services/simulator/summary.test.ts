@@ -9,7 +9,8 @@ const FROM = '2026-03-14T09:26:53.000Z';
 const TO = '2026-03-14T09:27:23.000Z';
 
 const subset = (service: string, sub: string, requests: number, errors: number, p99: number, extra: object = {}) => ({
-  namespace: service === 'BlackHoleCluster' ? '' : 'default',
+  // The query API spells a destination outside the cluster's namespace `unknown`, as /metrics does.
+  namespace: service === 'BlackHoleCluster' ? 'unknown' : 'default',
   service,
   host: service === 'BlackHoleCluster' ? service : `${service}.default.svc.cluster.local`,
   subset: sub,
@@ -49,7 +50,7 @@ const FLOWS: FlowsResponse = {
     },
     {
       source: { namespace: 'default', workload: 'sleep' },
-      destination: { namespace: '', service: 'BlackHoleCluster', host: 'BlackHoleCluster', subset: '', port: 0 },
+      destination: { namespace: 'unknown', service: 'BlackHoleCluster', host: 'BlackHoleCluster', subset: '', port: 0 },
       layer: 'L7',
       allowed: 0,
       denied: 6,
@@ -87,11 +88,11 @@ describe('renderSummary', () => {
     const header = lines.findIndex((l) => l.startsWith('SERVICE'));
     expect(cells(lines[header])).toEqual(['SERVICE', 'SUBSET', 'RPS', 'ERR %', 'P99 ms', 'REQUESTS', 'DENIED', 'SHARE']);
     expect(lines.slice(header + 1, header + 6).map(cells)).toEqual([
-      ['BlackHoleCluster', '-', '0.20', '0.0', '0.4', '6', '6'],
       ['productpage.default', 'v1', '19.2', '0.3', '144', '576', '0'],
       ['reviews.default', 'v1', '13.4', '0.5', '41', '402', '0', '69.8 %'],
       ['reviews.default', 'v2', '4.8', '0.0', '52', '144', '0', '25.1 %'],
       ['reviews.default', 'v3', '1.0', '10.0', '231', '30', '0', '5.1 %'],
+      ['BlackHoleCluster', '-', '0.20', '0.0', '0.4', '6', '6'],
     ]);
   });
 

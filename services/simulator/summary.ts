@@ -55,9 +55,12 @@ function table(header: readonly string[], rows: readonly string[][], rightAligne
   return [line(header), ...rows.map(line)];
 }
 
-/** `reviews.default`; external destinations (BlackHoleCluster, hosts outside the cluster) by themselves. */
+/**
+ * `reviews.default`; external destinations (BlackHoleCluster, hosts outside the cluster) by themselves: the API
+ * spells their namespace `unknown` (older versions said '').
+ */
 function serviceLabel(service: string, namespace: string): string {
-  return namespace ? `${service}.${namespace}` : service;
+  return namespace && namespace !== 'unknown' ? `${service}.${namespace}` : service;
 }
 
 function fixed(x: number, digits: number): string {

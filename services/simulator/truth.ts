@@ -7,9 +7,9 @@
  * - a *record* is one access-log line; a request that both sidecars logged is two records, one per reporter;
  * - outcome: `denied` (an authorization decision refused it: RBAC 403, BlackHoleCluster, a policy drop), else
  *   `error` (5xx, or code 0 with an upstream-failure flag, never `DC`), else `ok`;
- * - a missing value is what the normalized record carries: subset `""`, namespace `""` for destinations outside
- *   the cluster (BlackHoleCluster), `"unknown"` for a source no metadata names; Prometheus labels (`requests_total`)
- *   say `"unknown"` for any empty workload, namespace or service (CONTRACT.md §5), the subset stays `""`.
+ * - a missing name is `"unknown"` everywhere, in the query API as in the Prometheus labels (CONTRACT.md §5): the
+ *   namespace of a destination outside the cluster (BlackHoleCluster), a source no metadata names; the subset is
+ *   not a name and stays `""` when none is known.
  */
 import { flagsLabel, orUnknown } from '../../lib/model';
 import type { DenyReason, Outcome } from '../../lib/model';
@@ -231,7 +231,7 @@ export class TruthAccumulator {
     const rows = this.subsets[r.reporter];
     let row = rows.get(destId);
     if (!row) {
-      row = { namespace: d.namespace, service: d.service, host: d.host, subset: d.subset, requests: 0, errors: 0, denied: 0, durations_ms: [] };
+      row = { ...spelled(d), requests: 0, errors: 0, denied: 0, durations_ms: [] };
       rows.set(destId, row);
     }
     row.requests++;
@@ -269,8 +269,8 @@ export class TruthAccumulator {
     let row = this.flows.get(key);
     if (!row) {
       row = {
-        source: { namespace: f.source.namespace, workload: f.source.workload },
-        destination: { namespace: d.namespace, service: d.service, host: d.host, subset: d.subset, port: f.port },
+        source: { namespace: orUnknown(f.source.namespace), workload: orUnknown(f.source.workload) },
+        destination: { ...spelled(d), port: f.port },
         layer: f.layer,
         allowed: 0,
         denied: 0,
@@ -331,6 +331,11 @@ export class TruthAccumulator {
         .sort((a, b) => cmp(flowKey(a), flowKey(b))),
     };
   }
+}
+
+/** A destination as the query API spells it: `unknown` for a missing name, the subset as it is. */
+function spelled(d: DestinationKey): DestinationKey {
+  return { namespace: orUnknown(d.namespace), service: orUnknown(d.service), host: orUnknown(d.host), subset: d.subset };
 }
 
 function cmp(a: string, b: string): number {
