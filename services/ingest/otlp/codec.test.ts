@@ -360,6 +360,27 @@ describe('OTLP/JSON shapes meshlens does not read are rejected, never answered a
   });
 });
 
+describe('OTLP/JSON numbers outside their protobuf type', () => {
+  const attrRecord = (value: unknown): ReturnType<typeof decodeExportLogsRequestJson> =>
+    decodeExportLogsRequestJson(JSON.stringify({ resourceLogs: [{ scopeLogs: [{ logRecords: [{ attributes: [{ key: 'n', value: { intValue: value } }] }] }] }] }));
+  const first = (r: ReturnType<typeof decodeExportLogsRequestJson>) => must(r).resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!;
+
+  it('an intValue outside int64 is invalid_number, not wrapped around', () => {
+    for (const v of ['9999999999999999999', '-9223372036854775809', '9223372036854775808', 1e19]) {
+      expect(first(attrRecord(v)).invalid).toMatchObject({ reason: 'invalid_number' });
+    }
+    expect(first(attrRecord('9223372036854775807')).attributes[0]!.value).toEqual({ kind: 'int', value: 9223372036854775807n });
+    expect(first(attrRecord('-9223372036854775808')).attributes[0]!.value).toEqual({ kind: 'int', value: -9223372036854775808n });
+  });
+
+  it('a time beyond uint64 is invalid_timestamp', () => {
+    const at = (t: unknown) => first(decodeExportLogsRequestJson(JSON.stringify({ resourceLogs: [{ scopeLogs: [{ logRecords: [{ timeUnixNano: t }] }] }] })));
+    expect(at('99999999999999999999').invalid).toMatchObject({ reason: 'invalid_timestamp' });
+    expect(at(1e20).invalid).toMatchObject({ reason: 'invalid_timestamp' });
+    expect(at('18446744073709551615').timeUnixNano).toBe(18446744073709551615n);
+  });
+});
+
 describe('protobuf failures', () => {
   it('garbage is malformed_protobuf, with a message', () => {
     const r = decodeExportLogsRequest(Buffer.from('this is not protobuf at all'));

@@ -425,14 +425,17 @@ function jsonString(o: Json, camel: string, snake: string, what: string): string
   return v;
 }
 
+const UINT64_MAX = (1n << 64n) - 1n;
+
 /** 64-bit unsigned time: decimal string or JSON number (OTLP/JSON allows both). */
 function jsonUnixNano(o: Json, camel: string, snake: string): bigint {
   const v = field(o, camel, snake);
   if (v === undefined || v === null) return 0n;
-  if (typeof v === 'string' && /^\d{1,20}$/.test(v)) return BigInt(v);
   // JSON numbers above 2^53 arrive rounded (JSON.parse); still far below a millisecond of error.
-  if (typeof v === 'number' && Number.isInteger(v) && v >= 0) return BigInt(v);
-  throw new JsonShapeError('invalid_timestamp', `${camel} ${JSON.stringify(v)} is not a non-negative 64-bit integer`);
+  const n = typeof v === 'string' && /^\d{1,20}$/.test(v) ? BigInt(v) : typeof v === 'number' && Number.isInteger(v) && v >= 0 ? BigInt(v) : -1n;
+  // fixed64: twenty digits reach past 2^64 - 1, which no sender can have meant.
+  if (n < 0n || n > UINT64_MAX) throw new JsonShapeError('invalid_timestamp', `${camel} ${JSON.stringify(v)} is not a non-negative 64-bit integer`);
+  return n;
 }
 
 /** A 32-bit integer field (enums as integers per OTLP/JSON, flags). */
@@ -455,6 +458,8 @@ function jsonId(o: Json, camel: string, snake: string): string {
 }
 
 const INT64_RE = /^-?\d{1,19}$/;
+const INT64_MIN = -(1n << 63n);
+const INT64_MAX = (1n << 63n) - 1n;
 
 function jsonAnyValue(v: unknown, depth: number): AnyValue {
   if (v === undefined || v === null) return EMPTY;
@@ -472,8 +477,9 @@ function jsonAnyValue(v: unknown, depth: number): AnyValue {
   }
   x = field(v, 'intValue', 'int_value');
   if (x !== undefined) {
-    if (typeof x === 'string' && INT64_RE.test(x)) return { kind: 'int', value: BigInt.asIntN(64, BigInt(x)) };
-    if (typeof x === 'number' && Number.isInteger(x)) return { kind: 'int', value: BigInt(x) };
+    const n = typeof x === 'string' && INT64_RE.test(x) ? BigInt(x) : typeof x === 'number' && Number.isInteger(x) ? BigInt(x) : undefined;
+    // Out of range is refused, not wrapped: BigInt.asIntN would turn 9999999999999999999 into a negative number.
+    if (n !== undefined && n >= INT64_MIN && n <= INT64_MAX) return { kind: 'int', value: n };
     throw new JsonShapeError('invalid_number', `intValue ${JSON.stringify(x)} is not a 64-bit integer`);
   }
   x = field(v, 'doubleValue', 'double_value');
