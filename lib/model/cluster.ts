@@ -42,6 +42,29 @@ function parsePort(s: string): number {
 }
 
 /**
+ * The port of an Envoy address `%UPSTREAM_HOST%`/`%DOWNSTREAM_LOCAL_ADDRESS%` in `s[start, end)`: `10.0.0.1:443`,
+ * `[2001:db8::1]:443`. 0 for anything else: unset, a bare IPv6 address (its last group is not a port), a pipe
+ * path, an internal listener `envoy://…`. Scans in place so a parser can read it from its line unsliced.
+ */
+export function addressPort(s: string, start = 0, end = s.length): number {
+  const colon = s.lastIndexOf(':', end - 1);
+  if (colon <= start || colon === end - 1) return 0; // no host, or no port
+  if (s.charCodeAt(start) === 91 /* [ */) {
+    if (s.charCodeAt(colon - 1) !== 93 /* ] */) return 0;
+  } else if (s.lastIndexOf(':', colon - 1) >= start) {
+    return 0; // more than one colon outside brackets: IPv6 without a port
+  }
+  if (end - colon - 1 > 5) return 0;
+  let n = 0;
+  for (let i = colon + 1; i < end; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c < 0 || c > 9) return 0;
+    n = n * 10 + c;
+  }
+  return n <= 65535 ? n : 0;
+}
+
+/**
  * Parse any upstream cluster name: `outbound|9080|v1|reviews.default.svc.cluster.local`, `inbound|9080||`,
  * `inbound|9080|http|reviews.default.svc.cluster.local` (pre-1.8), `inbound-vip|9080|http/v1|host` (waypoint),
  * `outbound_.9080_.v1_.host` (SNI-routed), `PassthroughCluster`, `BlackHoleCluster`, `InboundPassthroughClusterIpv4`,

@@ -15,6 +15,7 @@ export type { RejectReason, Rejection, Result } from './result';
 export {
   BLACKHOLE_CLUSTER,
   PASSTHROUGH_CLUSTER,
+  addressPort,
   parseSni,
   parseUpstreamCluster,
   serviceFromHost,

@@ -3,7 +3,7 @@
  * sends: they must never throw, and what they return must stay inside its vocabulary.
  */
 import fc from 'fast-check';
-import { parseSni, parseUpstreamCluster, serviceFromHost } from './cluster';
+import { addressPort, parseSni, parseUpstreamCluster, serviceFromHost } from './cluster';
 import { RESPONSE_FLAGS, flagsLabel, normalizeFlags } from './flags';
 import { parseRbacDenial } from './outcome';
 
@@ -15,6 +15,8 @@ const text = fc.oneof(
   fc.string({ unit: 'binary' }),
   fc.array(fc.constantFrom(...TOKENS), { maxLength: 12 }).map((a) => a.join('')),
 );
+/** Address-shaped text for addressPort (a separate arbitrary: changing `text` would move the seeds recorded below). */
+const address = fc.array(fc.constantFrom(':', '[', ']', '::', '2001:db8::1', '1.2.3.4', '443', '65535', '65536', '-', 'x', '/'), { maxLength: 6 }).map((a) => a.join(''));
 const DIRECTIONS = new Set(['outbound', 'inbound', 'inbound-vip', 'special', 'none']);
 
 describe('lib/model scanners on arbitrary strings', () => {
@@ -34,6 +36,17 @@ describe('lib/model scanners on arbitrary strings', () => {
       fc.property(text, (s) => {
         const sni = parseSni(s);
         if (sni) expect(sni.port > 0 && sni.port <= 65535 && sni.host.length > 0).toBe(true);
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('addressPort never throws and gives a port or 0, also on a range of a longer string', () => {
+    fc.assert(
+      fc.property(text, fc.oneof(text, address), text, (a, s, b) => {
+        const port = addressPort(s);
+        expect(Number.isInteger(port) && port >= 0 && port <= 65535).toBe(true);
+        expect(addressPort(a + s + b, a.length, a.length + s.length)).toBe(port);
       }),
       { numRuns: 500 },
     );

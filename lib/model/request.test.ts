@@ -116,6 +116,28 @@ describe('finishRequest', () => {
     });
   });
 
+  it('Passthrough and BlackHole: the port of the upstream host, else of the downstream local address (issue 9)', () => {
+    const pass = (destinationAddress: string, local: number) =>
+      finishRequest(req({ upstreamCluster: 'PassthroughCluster', destinationAddress, responseCode: 0, responseCodeDetails: '' }), local).destinationPort;
+    expect(pass('1.2.3.4:443', 0)).toBe(443);
+    expect(pass('1.2.3.4:443', 8443)).toBe(443); // the host Envoy connected to wins
+    expect(pass('[2001:db8::1]:8443', 0)).toBe(8443);
+    expect(pass('', 5432)).toBe(5432);
+    for (const odd of [':443', '2001:db8::1', '1.2.3.4', '1.2.3.4:', '1.2.3.4:99999', '1.2.3.4:x', '/var/run/x.sock', 'envoy://internal/']) {
+      expect({ odd, port: pass(odd, 0) }).toEqual({ odd, port: 0 });
+    }
+    const hole = finishRequest(req({ upstreamCluster: 'BlackHoleCluster', responseCode: 0, responseFlags: 'UH', responseCodeDetails: '' }), 5432);
+    expect(hole).toMatchObject({ destinationHost: 'BlackHoleCluster', destinationPort: 5432, outcome: 'denied' });
+    const route = finishRequest(req({ upstreamCluster: '', routeName: 'block_all', responseCode: 502, authority: 'www.baidu.com' }), 80);
+    expect(route).toMatchObject({ destinationHost: 'BlackHoleCluster', destinationPort: 80, outcome: 'denied' });
+  });
+
+  it('other destinations keep the port of their cluster name, whatever the downstream local address', () => {
+    const r = finishRequest(req({ upstreamCluster: 'outbound|9080|v2|reviews.default.svc.cluster.local', destinationAddress: '10.0.0.9:9081' }), 15001);
+    expect(r.destinationPort).toBe(9080);
+    expect(finishRequest(req({ upstreamCluster: '-', authority: 'nosuch:8080', destinationAddress: '10.0.0.9:9081' }), 8080).destinationPort).toBe(0);
+  });
+
   it('no cluster: destination side when the SNI is Istio`s (e.g. an RBAC denial before routing)', () => {
     const r = finishRequest(
       req({

@@ -2,7 +2,7 @@
  * Building a MeshRequest: defaults, the destination and reporter derived from the cluster columns, and the
  * emitting workload named by envelope or OTLP resource metadata. Shared by every access-log format.
  */
-import { BLACKHOLE_CLUSTER, parseSni, parseUpstreamCluster, serviceFromHost, type ClusterRef } from './cluster';
+import { addressPort, BLACKHOLE_CLUSTER, PASSTHROUGH_CLUSTER, parseSni, parseUpstreamCluster, serviceFromHost, type ClusterRef } from './cluster';
 import { applyOutcome, BLACKHOLE_ROUTE } from './outcome';
 import type { MeshRequest } from './records';
 
@@ -88,8 +88,13 @@ function authorityHost(authority: string): string {
  *   subset the client routed to, else from the pre-1.8 inbound host, else from `:authority`;
  * - no cluster (`-`: route miss, local reply): `destination` when the SNI is Istio's, `source` for the
  *   BlackHole route `block_all`, else `unknown`.
+ *
+ * `downstreamLocalPort` is the port of `%DOWNSTREAM_LOCAL_ADDRESS%` (0 when the line has none). Passthrough and
+ * BlackHole names carry no port, but the line does (issue 9: their ledger rows said port 0): `PassthroughCluster`
+ * is an ORIGINAL_DST cluster, so the upstream host is the address the client dialled; BlackHole traffic has no
+ * upstream host, and the outbound listener's local address is the original destination iptables redirected.
  */
-export function finishRequest(r: MeshRequest): MeshRequest {
+export function finishRequest(r: MeshRequest, downstreamLocalPort = 0): MeshRequest {
   const cluster = parseUpstreamCluster(r.upstreamCluster);
   const sni = r.requestedServerName.length > 0 ? parseSni(r.requestedServerName) : undefined;
   switch (cluster.direction) {
@@ -100,6 +105,9 @@ export function finishRequest(r: MeshRequest): MeshRequest {
     case 'special':
       r.reporter = 'source';
       setDestination(r, cluster);
+      if (cluster.host === PASSTHROUGH_CLUSTER || cluster.host === BLACKHOLE_CLUSTER) {
+        r.destinationPort = addressPort(r.destinationAddress) || downstreamLocalPort;
+      }
       break;
     case 'inbound':
     case 'inbound-vip':
@@ -119,6 +127,7 @@ export function finishRequest(r: MeshRequest): MeshRequest {
       if (r.routeName === BLACKHOLE_ROUTE) {
         r.reporter = 'source';
         setDestination(r, { direction: 'special', port: 0, subset: '', host: BLACKHOLE_CLUSTER });
+        r.destinationPort = downstreamLocalPort;
       } else if (sni) {
         r.reporter = 'destination';
         setDestination(r, sni);

@@ -117,6 +117,19 @@ describe('typed style (numbers and null)', () => {
     expect(accepted(parseIstioJson(fixtureLine('istio-json-typed.ndjson', 4)))).toMatchObject({ protocol: 'tcp', destinationHost: 'BlackHoleCluster', outcome: 'denied', denyReason: 'blackhole' });
   });
 
+  it('PassthroughCluster and BlackHoleCluster records carry the port the record names (issue 9: they were port 0)', () => {
+    const cases: [string, number, string, number][] = [
+      ['istio-json-typed.ndjson', 4, 'BlackHoleCluster', 5432], // downstream_local_address only: no upstream host
+      ['istio-json-typed.ndjson', 6, 'PassthroughCluster', 27017],
+      ['istio-json-typed.ndjson', 7, 'PassthroughCluster', 3306],
+      ['istio-json-strings.ndjson', 11, 'PassthroughCluster', 443],
+    ];
+    for (const [file, i, host, port] of cases) {
+      const r = accepted(parseIstioJson(fixtureLine(file, i)));
+      expect({ file, i, ...r }).toMatchObject({ file, i, protocol: 'tcp', reporter: 'source', destinationHost: host, destinationPort: port });
+    }
+  });
+
   it('strips the trailing `;` of upstream_cluster (istio/istio#54219) and matches the TEXT line it came from', () => {
     const fromJson = accepted(parseIstioJson(fixtureLine('istio-json-typed.ndjson', 5)));
     expect(fromJson.upstreamCluster).toBe('inbound|8000||');

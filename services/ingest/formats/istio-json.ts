@@ -16,7 +16,7 @@ import * as model from '../../../lib/model';
 import type { MeshRequest, RejectReason, Result } from '../../../lib/model';
 
 // Bound once at load: CommonJS re-exports compile to property getters, and these run once per line.
-const { emptyRequest, finishRequest, normalizeFlags, ok, reject, stripAltStatSuffix } = model;
+const { addressPort, emptyRequest, finishRequest, normalizeFlags, ok, reject, stripAltStatSuffix } = model;
 import { parseRfc3339Millis } from './istio-text';
 
 enum K {
@@ -149,6 +149,7 @@ export function parseIstioJsonObject(obj: Record<string, unknown>, ignore?: Read
   let method = '';
   let path = '';
   let protocol = '';
+  let downstreamLocalPort = 0;
   const keys = Object.keys(obj);
   for (let ki = 0; ki < keys.length; ki++) {
     const key = keys[ki]!;
@@ -245,12 +246,16 @@ export function parseIstioJsonObject(obj: Record<string, unknown>, ignore?: Read
       case K.UpstreamTransportFailureReason:
         r.upstreamTransportFailureReason = s;
         break;
+      case K.DownstreamLocalAddress:
+        // Only Passthrough/BlackHole destinations use it: their cluster names carry no port (finishRequest).
+        downstreamLocalPort = addressPort(s);
+        break;
       case K.IstioPolicyStatus:
         // The Mixer policy status (1.2–1.8): kept when set, it explains old UAEX rejections (§4).
         if (s.length > 0) setAttribute(r.attributes, key, s);
         break;
       default:
-        // x_forwarded_for, upstream_local_address, downstream_local_address: known, not modelled.
+        // x_forwarded_for, upstream_local_address: known, not modelled.
         break;
     }
   }
@@ -274,7 +279,7 @@ export function parseIstioJsonObject(obj: Record<string, unknown>, ignore?: Read
     r.path = path;
     r.httpVersion = protocol;
   }
-  return ok(finishRequest(r));
+  return ok(finishRequest(r, downstreamLocalPort));
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {

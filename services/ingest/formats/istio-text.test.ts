@@ -343,6 +343,35 @@ describe('denials (CONTRACT §4)', () => {
   });
 });
 
+describe('Passthrough and BlackHole destinations carry the port the line names (issue 9: they were port 0)', () => {
+  it('PassthroughCluster: the port of %UPSTREAM_HOST%, the original destination Envoy connected to', () => {
+    const cases: [string, number, number, Record<string, unknown>][] = [
+      ['istio-1.5-text.log', 2, 443, { protocol: 'tcp', destinationAddress: '1.2.3.4:443' }],
+      ['istio-1.5-text.log', 4, 80, { protocol: 'http', method: 'HEAD', responseCode: 301, routeName: 'allow_any', authority: 'apple.com' }],
+      ['istio-1.9-text.log', 13, 443, { protocol: 'tcp' }],
+      ['istio-1.9-text.log', 14, 80, { protocol: 'http', responseCode: 301, routeName: 'allow_any', authority: 'edition.cnn.com' }],
+      ['istio-1.9-text.log', 15, 443, { protocol: 'tcp', requestedServerName: 'www.dropbox.com' }],
+    ];
+    for (const [file, i, port, more] of cases) {
+      const { r } = parsed(file, i);
+      expect({ file, i, ...r }).toMatchObject({ file, i, destinationHost: 'PassthroughCluster', reporter: 'source', outcome: 'ok', destinationPort: port, ...more });
+    }
+  });
+
+  it('BlackHoleCluster and the block_all route: no upstream host, so the port of %DOWNSTREAM_LOCAL_ADDRESS%', () => {
+    for (const [i, port] of [[7, 5432], [8, 80], [9, 443]] as const) {
+      const { r } = parsed('denials.log', i);
+      expect({ i, ...r }).toMatchObject({ i, destinationHost: 'BlackHoleCluster', destinationAddress: '', outcome: 'denied', denyReason: 'blackhole', destinationPort: port });
+    }
+  });
+
+  it('leaves other destinations` ports to the cluster name', () => {
+    // An outbound line whose downstream local address (the Service VIP port 8000) is not the cluster's port source.
+    expect(parsed('istio-1.9-text.log', 0).r.destinationPort).toBe(8000);
+    expect(parsed('istio-1.9-text.log', 6).r).toMatchObject({ upstreamCluster: '', destinationPort: 0 }); // NR, cluster `-`
+  });
+});
+
 describe('plain Envoy default (13 tokens)', () => {
   it('parses the Envoy default format; without a cluster the destination comes from :authority', () => {
     const lines = fixtureLines('envoy-default-text.log');

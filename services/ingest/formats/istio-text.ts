@@ -26,7 +26,7 @@ import * as model from '../../../lib/model';
 import type { MeshRequest, Result } from '../../../lib/model';
 
 // Bound once at load: CommonJS re-exports compile to property getters, and these run once per line.
-const { emptyRequest, finishRequest, normalizeFlags, ok, reject, stripAltStatSuffix } = model;
+const { addressPort, emptyRequest, finishRequest, normalizeFlags, ok, reject, stripAltStatSuffix } = model;
 
 export type TextLayout = 'envoy' | 'g1' | 'g1m' | 'g2_12' | 'g2_13' | 'g3';
 
@@ -234,6 +234,7 @@ interface Columns {
   authority: number;
   upstreamHost: number;
   cluster: number;
+  downstreamLocal: number;
   downstreamRemote: number;
   sni: number;
   route: number;
@@ -259,6 +260,7 @@ function columns(layout: TextLayout, count: number, mixer: number, details: numb
     authority: bytes + 7,
     upstreamHost: bytes + 8,
     cluster: hasCluster ? bytes + 9 : -1,
+    downstreamLocal: hasCluster ? bytes + 11 : -1,
     downstreamRemote: hasCluster ? bytes + 12 : -1,
     sni: hasCluster ? bytes + 13 : -1,
     route: hasCluster && count > bytes + 14 ? bytes + 14 : -1,
@@ -525,13 +527,16 @@ function parseLine(line: string, sink: { layout: TextLayout | undefined } | null
   r.requestId = field(line, cols.requestId);
   r.authority = field(line, cols.authority);
   r.destinationAddress = field(line, cols.upstreamHost);
+  let downstreamLocalPort = 0;
   if (cols.cluster >= 0) {
     r.upstreamCluster = stripAltStatSuffix(field(line, cols.cluster));
     r.sourceAddress = field(line, cols.downstreamRemote);
     r.requestedServerName = field(line, cols.sni);
     if (cols.route >= 0) r.routeName = field(line, cols.route);
+    // Read in place (no slice): only Passthrough/BlackHole destinations use it (finishRequest).
+    downstreamLocalPort = addressPort(line, tokStart[cols.downstreamLocal]!, tokEnd[cols.downstreamLocal]!);
   }
-  return ok(finishRequest(r));
+  return ok(finishRequest(r, downstreamLocalPort));
 }
 
 function isUintToken(line: string, i: number): boolean {
