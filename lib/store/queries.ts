@@ -99,6 +99,20 @@ export interface LedgerRow {
   count: number;
 }
 
+/** Bounds on one statement: `max_execution_time` (CONTRACT.md §9). */
+export interface QueryLimits {
+  /** Milliseconds, rounded up to whole seconds; default DEFAULT_QUERY_TIMEOUT_MS. */
+  timeoutMs?: number;
+}
+
+/** The bound when the caller names none (MESHLENS_QUERY_TIMEOUT's default). */
+export const DEFAULT_QUERY_TIMEOUT_MS = 30_000;
+
+/** ClickHouse settings of a query under `limits`: every read is bounded, whoever asks. */
+function bounded(limits: QueryLimits | undefined): { max_execution_time: number } {
+  return { max_execution_time: Math.max(1, Math.ceil((limits?.timeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS) / 1000)) };
+}
+
 const MINUTE_MS = 60_000;
 /** DDSketch with 1 % relative accuracy (see clickhouse/migrations/002_create_rollups.sql for why not t-digest). */
 const QUANTILES = '0.01, 0.5, 0.9, 0.99';
@@ -235,8 +249,8 @@ function redStates(db: string, keys: string[], reporter: ReporterFilter): string
     GROUP BY ${k}`;
 }
 
-async function rows<T>(conn: Connection, query: string, scope: QueryScope): Promise<T[]> {
-  const rs = await conn.client.query({ query, query_params: params(scope), format: 'JSONEachRow' });
+async function rows<T>(conn: Connection, query: string, scope: QueryScope, limits: QueryLimits | undefined): Promise<T[]> {
+  const rs = await conn.client.query({ query, query_params: params(scope), format: 'JSONEachRow', clickhouse_settings: bounded(limits) });
   return rs.json<T>();
 }
 
@@ -246,7 +260,7 @@ const quantiles = (q: number[]): { p50: number; p90: number; p99: number } => ({
   p99: q[2] ?? 0,
 });
 
-export async function querySubsets(conn: Connection, scope: QueryScope): Promise<SubsetRow[]> {
+export async function querySubsets(conn: Connection, scope: QueryScope, limits?: QueryLimits): Promise<SubsetRow[]> {
   const keys = ['destinationNamespace', 'destinationService', 'destinationHost', 'destinationSubset'];
   const query = `
     SELECT destinationNamespace AS namespace, destinationService AS service, destinationHost AS host, destinationSubset AS subset,
@@ -256,11 +270,11 @@ export async function querySubsets(conn: Connection, scope: QueryScope): Promise
     FROM (${redStates(conn.database, keys, scope.reporter)})
     GROUP BY namespace, service, host, subset
     ORDER BY namespace, service, host, subset`;
-  const result = await rows<Omit<SubsetRow, 'latencyMs'> & { q: number[] }>(conn, query, scope);
+  const result = await rows<Omit<SubsetRow, 'latencyMs'> & { q: number[] }>(conn, query, scope, limits);
   return result.map(({ q, ...r }) => ({ ...r, latencyMs: quantiles(q) }));
 }
 
-export async function queryEdges(conn: Connection, scope: QueryScope): Promise<EdgeRow[]> {
+export async function queryEdges(conn: Connection, scope: QueryScope, limits?: QueryLimits): Promise<EdgeRow[]> {
   const keys = ['sourceNamespace', 'sourceWorkload', 'destinationNamespace', 'destinationService', 'destinationHost', 'destinationSubset'];
   const query = `
     SELECT sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationSubset AS subset,
@@ -269,7 +283,7 @@ export async function queryEdges(conn: Connection, scope: QueryScope): Promise<E
     FROM (${redStates(conn.database, keys, scope.reporter)})
     GROUP BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset
     ORDER BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, subset`;
-  return rows<EdgeRow>(conn, query, scope);
+  return rows<EdgeRow>(conn, query, scope, limits);
 }
 
 /**
@@ -278,7 +292,12 @@ export async function queryEdges(conn: Connection, scope: QueryScope): Promise<E
  * belongs to, a baseline row every pair of its host. Raw rows, not rollups: the test ranks every duration.
  * `reporter=all` reads the client side's rows, the latency the caller saw (as the deduplicated subsets do).
  */
-export async function queryLatencyShifts(conn: Connection, scope: QueryScope, pairs: readonly LatencyPair[]): Promise<LatencyShiftRow[]> {
+export async function queryLatencyShifts(
+  conn: Connection,
+  scope: QueryScope,
+  pairs: readonly LatencyPair[],
+  limits?: QueryLimits,
+): Promise<LatencyShiftRow[]> {
   if (pairs.length === 0) return [];
   const keys = new Map<string, { host: string; subset: string; pairs: number[] }>();
   pairs.forEach((p, i) => {
@@ -312,6 +331,7 @@ export async function queryLatencyShifts(conn: Connection, scope: QueryScope, pa
   const rs = await conn.client.query({
     query,
     format: 'JSONEachRow',
+    clickhouse_settings: bounded(limits),
     query_params: {
       ...params(scope),
       reporter: scope.reporter === 'all' ? 'source' : scope.reporter,
@@ -340,7 +360,7 @@ export async function queryLatencyShifts(conn: Connection, scope: QueryScope, pa
  * and destination service — no access log in the window reported. Access-log edges need no trace; spans
  * add the calls whose sidecar logs are not shipped to meshlens.
  */
-export async function querySpanEdges(conn: Connection, scope: QueryScope): Promise<SpanEdgeRow[]> {
+export async function querySpanEdges(conn: Connection, scope: QueryScope, limits?: QueryLimits): Promise<SpanEdgeRow[]> {
   const db = conn.database;
   const query = `
     SELECT caller, destinationNamespace, destinationService, destinationHost, destinationSubset AS subset,
@@ -355,7 +375,7 @@ export async function querySpanEdges(conn: Connection, scope: QueryScope): Promi
     )
     GROUP BY caller, destinationNamespace, destinationService, destinationHost, subset
     ORDER BY caller, destinationNamespace, destinationService, subset`;
-  return rows<SpanEdgeRow>(conn, query, scope);
+  return rows<SpanEdgeRow>(conn, query, scope, limits);
 }
 
 /**
@@ -367,7 +387,7 @@ export async function querySpanEdges(conn: Connection, scope: QueryScope): Promi
 const FLOW_KEYS =
   'sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationPort, verdict, denyReason, policy, rule';
 
-export async function queryLedger(conn: Connection, scope: QueryScope): Promise<LedgerRow[]> {
+export async function queryLedger(conn: Connection, scope: QueryScope, limits?: QueryLimits): Promise<LedgerRow[]> {
   const db = conn.database;
   const requestRows =
     scope.reporter === 'all'
@@ -396,6 +416,6 @@ export async function queryLedger(conn: Connection, scope: QueryScope): Promise<
     )
     GROUP BY layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset, port,
       denied, denyReason, policy, rule`;
-  const result = await rows<Omit<LedgerRow, 'denied'> & { denied: number | boolean }>(conn, query, scope);
+  const result = await rows<Omit<LedgerRow, 'denied'> & { denied: number | boolean }>(conn, query, scope, limits);
   return result.map((r) => ({ ...r, denied: r.denied === true || r.denied === 1 }));
 }

@@ -8,49 +8,93 @@ import type { MeshConfig } from '../../lib/model';
 import { HttpError, parseDuration } from '../../lib/runtime';
 import type { CanaryConfig, Logger } from '../../lib/runtime';
 import { FALSE_FAIL_RATE, LATENCY_RATIO, PASS_CONFIDENCE, judgeWindow } from './canary';
-import { queryEdges, queryLedger, querySpanEdges, querySubsets } from '../../lib/store';
-import type { Connection, LedgerRow, QueryScope, ReporterFilter } from '../../lib/store';
+import { DEFAULT_QUERY_TIMEOUT_MS, queryEdges, queryLedger, querySpanEdges, querySubsets } from '../../lib/store';
+import type { Connection, LedgerRow, QueryLimits, QueryScope, ReporterFilter } from '../../lib/store';
 
 export const DEFAULT_WINDOW_MS = 5 * 60_000;
+/** The first instant a window may start at: ClickHouse's DateTime64 holds nothing before 1970 (CONTRACT.md §9). */
+export const MIN_INSTANT_MS = 0;
+/** The last instant: the end of year 9999, where DateTime64 stops. */
+export const MAX_INSTANT_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
+/**
+ * The longest window: the longest retention meshlens can keep (MESHLENS_ROLLUP_RETENTION_DAYS ≤ 3650). A longer one
+ * cannot hold more data, only more work; `max_execution_time` bounds what is left.
+ */
+export const MAX_WINDOW_MS = 3650 * 86_400_000;
+/** Longest namespace or service filter: a DNS name (external hosts are services of their own). */
+const MAX_NAME = 253;
 
-type Query = Record<string, string | undefined>;
+type Query = Record<string, string | string[] | undefined>;
 
-/** RFC 3339 (`2026-11-25T10:00:00Z`) or Unix milliseconds → milliseconds; undefined when malformed. */
+const RFC3339 = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(?:\.\d+)?(?:Z|[+-](\d{2}):(\d{2}))$/i;
+
+/**
+ * RFC 3339 (`2026-11-25T10:00:00Z`) or Unix milliseconds → milliseconds; undefined when malformed. Fields are
+ * checked before `Date.parse`, which rolls `02-30` over into March and reads `24:00` as the next day.
+ */
 export function parseInstant(text: string): number | undefined {
   const t = text.trim();
   if (/^\d{1,16}$/.test(t)) return Number(t);
-  if (!/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})$/i.test(t)) return undefined;
+  const m = RFC3339.exec(t);
+  if (!m) return undefined;
+  const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [number, number, number, number, number, number];
+  const daysInMonth = new Date(Date.UTC(year, month, 0)).getUTCDate();
+  if (month < 1 || month > 12 || day < 1 || day > daysInMonth || hour > 23 || minute > 59 || second > 59) return undefined;
+  if (m[7] !== undefined && (Number(m[7]) > 23 || Number(m[8]) > 59)) return undefined;
   const ms = Date.parse(t);
   return Number.isNaN(ms) ? undefined : ms;
 }
 
 const badRequest = (message: string): HttpError => new HttpError(400, 'bad_request', message);
 
-/** Reads `window` | `from`+`to`, `namespace`, `service`, `reporter` (CONTRACT.md §6). Throws 400 on bad input. */
+/** A parameter given at most once (`?a=1&a=2` reaches here as an array). */
+function single(q: Query, name: string): string | undefined {
+  const v = q[name];
+  if (v === undefined || typeof v === 'string') return v;
+  throw badRequest(`give ${name} once`);
+}
+
+function instant(name: string, text: string): number {
+  const ms = parseInstant(text);
+  if (ms === undefined) throw badRequest(`${name}=${JSON.stringify(text)}: expected RFC 3339 or Unix milliseconds`);
+  if (ms < MIN_INSTANT_MS) throw badRequest(`${name}=${JSON.stringify(text)} is before 1970-01-01T00:00:00Z: nothing is stored that early`);
+  if (ms > MAX_INSTANT_MS) throw badRequest(`${name}=${JSON.stringify(text)} is after 9999-12-31T23:59:59.999Z: nothing is stored that late`);
+  return ms;
+}
+
+/**
+ * Reads `window` | `from`+`to`, `namespace`, `service`, `reporter` (CONTRACT.md §6). Throws 400 on bad input:
+ * instants before 1970 or after 9999, `to` not after `from`, windows longer than 3650 days, repeated parameters.
+ */
 export function parseScope(q: Query, defaultReporter: ReporterFilter, nowMs: number, defaultWindowMs = DEFAULT_WINDOW_MS): QueryScope {
+  const [window, from, to] = [single(q, 'window'), single(q, 'from'), single(q, 'to')];
   let fromMs: number;
   let toMs: number;
-  if (q.from !== undefined || q.to !== undefined) {
-    if (q.window !== undefined) throw badRequest('give either window or from/to, not both');
-    if (q.from === undefined) throw badRequest('to needs from');
-    const from = parseInstant(q.from);
-    if (from === undefined) throw badRequest(`from=${JSON.stringify(q.from)}: expected RFC 3339 or Unix milliseconds`);
-    const to = q.to === undefined ? nowMs : parseInstant(q.to);
-    if (to === undefined) throw badRequest(`to=${JSON.stringify(q.to)}: expected RFC 3339 or Unix milliseconds`);
-    fromMs = from;
-    toMs = to;
+  if (from !== undefined || to !== undefined) {
+    if (window !== undefined) throw badRequest('give either window or from/to, not both');
+    if (from === undefined) throw badRequest('to needs from');
+    fromMs = instant('from', from);
+    toMs = to === undefined ? nowMs : instant('to', to);
+    if (fromMs >= toMs) throw badRequest('from must be before to');
+    if (toMs - fromMs > MAX_WINDOW_MS) throw badRequest('from and to are more than 3650 days apart: ask for a shorter period');
   } else {
-    const window = q.window === undefined ? defaultWindowMs : parseDuration(q.window);
-    if (window === undefined) throw badRequest(`window=${JSON.stringify(q.window)}: expected a duration such as 30s, 5m, 1h`);
+    const ms = window === undefined ? defaultWindowMs : parseDuration(window);
+    if (ms === undefined || ms <= 0) throw badRequest(`window=${JSON.stringify(window)}: expected a duration such as 30s, 5m, 1h`);
+    if (ms > MAX_WINDOW_MS) throw badRequest(`window=${JSON.stringify(window)} is longer than 3650 days`);
     toMs = nowMs;
-    fromMs = nowMs - window;
+    fromMs = nowMs - ms;
+    if (fromMs < MIN_INSTANT_MS) throw badRequest(`window=${JSON.stringify(window)} starts before 1970-01-01T00:00:00Z`);
   }
-  if (fromMs >= toMs) throw badRequest('from must be before to');
-  const reporter = q.reporter ?? defaultReporter;
+  const reporter = single(q, 'reporter') ?? defaultReporter;
   if (reporter !== 'source' && reporter !== 'destination' && reporter !== 'all') {
     throw badRequest(`reporter=${JSON.stringify(reporter)}: expected source, destination or all`);
   }
-  return { fromMs, toMs, namespace: q.namespace ?? '', service: q.service ?? '', reporter };
+  const name = (key: 'namespace' | 'service'): string => {
+    const v = single(q, key) ?? '';
+    if (v.length > MAX_NAME) throw badRequest(`${key} is longer than ${MAX_NAME} characters`);
+    return v;
+  };
+  return { fromMs, toMs, namespace: name('namespace'), service: name('service'), reporter };
 }
 
 export interface ApiDeps {
@@ -65,21 +109,48 @@ export interface ApiDeps {
 
 const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
 
+/** Seconds a caller should wait before asking again after a 503. */
+const RETRY_AFTER_SECONDS = 5;
+
+/**
+ * `max_execution_time` ran out (ClickHouse TIMEOUT_EXCEEDED 159, TOO_SLOW 160), or the client's own request
+ * timeout did first (@clickhouse/client rejects with "Timeout error.").
+ */
+function isTimeout(err: unknown): boolean {
+  const e = err as { code?: unknown; type?: unknown; message?: unknown };
+  if (e.code === '159' || e.code === '160' || e.type === 'TIMEOUT_EXCEEDED' || e.type === 'TOO_SLOW') return true;
+  return typeof e.message === 'string' && e.message.startsWith('Timeout error');
+}
+
 export function registerQueryRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const now = deps.now ?? Date.now;
   const period = (s: QueryScope) => ({ from: new Date(s.fromMs).toISOString(), to: new Date(s.toMs).toISOString() });
+  const limits: QueryLimits = { timeoutMs: deps.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS };
+  const seconds = Math.max(1, Math.ceil((limits.timeoutMs as number) / 1000));
+  // Answers never carry the store's text (CONTRACT.md §9): it names tables, settings and versions. The log has it.
   const fromStore = async <T>(what: string, run: () => Promise<T>): Promise<T> => {
     try {
       return await run();
     } catch (err) {
+      if (isTimeout(err)) {
+        deps.logger.warn({ err, what, timeoutSeconds: seconds }, 'query ran out of time');
+        throw new HttpError(
+          503,
+          'query_timeout',
+          `the ${what} query took longer than ${seconds} s: narrow the window (window, or from and to) or filter by namespace or service`,
+          { 'Retry-After': String(RETRY_AFTER_SECONDS) },
+        );
+      }
       deps.logger.error({ err, what }, 'ClickHouse query failed');
-      throw new HttpError(503, 'store_unavailable', `the ${what} query failed: ${(err as Error).message}`, { 'Retry-After': '5' });
+      throw new HttpError(503, 'store_unavailable', `the store could not answer the ${what} query; try again shortly`, {
+        'Retry-After': String(RETRY_AFTER_SECONDS),
+      });
     }
   };
 
   app.get('/api/v1/subsets', async (request) => {
     const scope = parseScope(request.query as Query, 'source', now());
-    const rows = await fromStore('subsets', () => querySubsets(deps.conn, scope));
+    const rows = await fromStore('subsets', () => querySubsets(deps.conn, scope, limits));
     const seconds = (scope.toMs - scope.fromMs) / 1000;
     const perHost = new Map<string, number>();
     for (const r of rows) perHost.set(r.host, (perHost.get(r.host) ?? 0) + r.requests);
@@ -112,7 +183,7 @@ export function registerQueryRoutes(app: FastifyInstance, deps: ApiDeps): void {
   // Defaults to the judge's own window, so the answer matches meshlens_canary_verdict.
   app.get('/api/v1/canaries', async (request) => {
     const scope = parseScope(request.query as Query, 'source', now(), deps.canary.windowMs);
-    const canaries = await fromStore('canaries', () => judgeWindow(deps.conn, deps.meshConfig, scope, deps.canary));
+    const canaries = await fromStore('canaries', () => judgeWindow(deps.conn, deps.meshConfig, scope, deps.canary, limits));
     return {
       ...period(scope),
       reporter: scope.reporter,
@@ -123,13 +194,13 @@ export function registerQueryRoutes(app: FastifyInstance, deps: ApiDeps): void {
 
   app.get('/api/v1/flows', async (request) => {
     const scope = parseScope(request.query as Query, 'all', now());
-    const rows = await fromStore('flows', () => queryLedger(deps.conn, scope));
+    const rows = await fromStore('flows', () => queryLedger(deps.conn, scope, limits));
     return { ...period(scope), reporter: scope.reporter, flows: foldLedger(rows) };
   });
 
   app.get('/api/v1/graph', async (request) => {
     const scope = parseScope(request.query as Query, 'source', now());
-    const [edges, spanEdges] = await fromStore('graph', () => Promise.all([queryEdges(deps.conn, scope), querySpanEdges(deps.conn, scope)]));
+    const [edges, spanEdges] = await fromStore('graph', () => Promise.all([queryEdges(deps.conn, scope, limits), querySpanEdges(deps.conn, scope, limits)]));
     const nodes = new Map<string, object>();
     const service = (namespace: string, name: string, host: string): string => {
       const id = `service:${namespace}/${name}`;

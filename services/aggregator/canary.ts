@@ -22,7 +22,7 @@ import type { MeshConfig } from '../../lib/model';
 import { orUnknown, stableSubset } from '../../lib/model';
 import type { CanaryConfig, Logger } from '../../lib/runtime';
 import { queryLatencyShifts, querySubsets } from '../../lib/store';
-import type { Connection, LatencyPair, LatencyShiftRow, QueryScope, SubsetRow } from '../../lib/store';
+import type { Connection, LatencyPair, LatencyShiftRow, QueryLimits, QueryScope, SubsetRow } from '../../lib/store';
 import { fisherOneSidedP, normalCdf, normalQuantile, riskDifferenceZ } from './canary-stats';
 
 export type Verdict = 'pass' | 'fail' | 'inconclusive';
@@ -262,12 +262,18 @@ function decide(r: CanaryResult, margin: number): void {
 }
 
 /** Reads a window from ClickHouse and judges it: the subsets' counts, then the latency tests of the pairs. */
-export async function judgeWindow(conn: Connection, meshConfig: MeshConfig, scope: QueryScope, options: JudgeOptions): Promise<CanaryResult[]> {
-  const subsets = await querySubsets(conn, scope);
+export async function judgeWindow(
+  conn: Connection,
+  meshConfig: MeshConfig,
+  scope: QueryScope,
+  options: JudgeOptions,
+  limits?: QueryLimits,
+): Promise<CanaryResult[]> {
+  const subsets = await querySubsets(conn, scope, limits);
   const pairs = canaryPairs(subsets, meshConfig);
   // Latency is tested only where the canary has the minimum sample; the others stay inconclusive anyway.
   const tested = pairs.filter((p) => subsets.some((s) => s.host === p.host && s.subset === p.canary && s.requests >= options.minRequests));
-  return judgePairs(subsets, pairs, options, await queryLatencyShifts(conn, scope, tested));
+  return judgePairs(subsets, pairs, options, await queryLatencyShifts(conn, scope, tested, limits));
 }
 
 /**
@@ -282,7 +288,16 @@ export class CanaryJudge {
   private running: Promise<void> | undefined;
 
   constructor(
-    private readonly deps: { conn: Connection; meshConfig: MeshConfig; registry: Registry; logger: Logger; config: CanaryConfig; now?: () => number },
+    private readonly deps: {
+      conn: Connection;
+      meshConfig: MeshConfig;
+      registry: Registry;
+      logger: Logger;
+      config: CanaryConfig;
+      /** Bound on each of its queries (`max_execution_time`, MESHLENS_QUERY_TIMEOUT); default 30 s. */
+      queryTimeoutMs?: number;
+      now?: () => number;
+    },
   ) {
     this.gauge = new Gauge({
       name: 'meshlens_canary_verdict',
@@ -311,7 +326,7 @@ export class CanaryJudge {
     const toMs = (this.deps.now ?? Date.now)();
     const scope: QueryScope = { fromMs: toMs - this.deps.config.windowMs, toMs, namespace: '', service: '', reporter: 'source' };
     try {
-      this.publish(await judgeWindow(this.deps.conn, this.deps.meshConfig, scope, this.deps.config));
+      this.publish(await judgeWindow(this.deps.conn, this.deps.meshConfig, scope, this.deps.config, { timeoutMs: this.deps.queryTimeoutMs }));
     } catch (err) {
       this.failures.inc();
       this.deps.logger.warn({ err }, 'canary judgement failed; keeping the previous verdicts');
