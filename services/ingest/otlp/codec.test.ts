@@ -416,6 +416,72 @@ describe('protobuf failures', () => {
   });
 });
 
+describe('protobuf shapes meshlens does not read are rejected, never answered as an empty export', () => {
+  // Raw wire bytes, written field by field, so the tests do not depend on a schema that knows these shapes.
+  const len = (field: number, bytes: Uint8Array): Uint8Array => protobuf.Writer.create().uint32((field << 3) | 2).bytes(bytes).finish();
+  const varint = (field: number, n: number): Uint8Array => protobuf.Writer.create().uint32(field << 3).uint32(n).finish();
+  const cat = (...parts: Uint8Array[]): Buffer => Buffer.concat(parts);
+  const stringValue = (s: string): Uint8Array => len(1, Buffer.from(s));
+  // LogRecord{time_unix_nano (fixed64, field 1), body (field 5)}.
+  const logRecord = cat(protobuf.Writer.create().uint32((1 << 3) | 1).fixed64(1707149433975948000).finish(), len(5, stringValue('GET / 200')));
+  const scopeLogs = (...records: Uint8Array[]): Buffer => cat(...records.map((r) => len(2, r)));
+  const rejection = (r: Result<unknown>): { reason: string; message: string } => {
+    if (r.ok) throw new Error('expected a rejection, got ok');
+    return { reason: r.reason, message: r.message };
+  };
+
+  it('the pre-1.0 instrumentation_library_logs/spans (field 1000 of ResourceLogs/ResourceSpans) is unsupported_record', () => {
+    const legacy = cat(len(1, cat(len(1000, scopeLogs(logRecord)))));
+    const r = rejection(decodeExportLogsRequest(legacy));
+    expect(r.reason).toBe('unsupported_record');
+    expect(r.message).toContain('instrumentation_library_logs');
+    expect(r.message).toContain('1000');
+    expect(r.message).toContain('scope_logs');
+    // Next to a 1.x scope_logs it is still refused: the records in it would be lost without a word.
+    expect(rejection(decodeExportLogsRequest(cat(len(1, cat(len(2, scopeLogs(logRecord)), len(1000, scopeLogs(logRecord)))))))).toMatchObject({
+      reason: 'unsupported_record',
+    });
+    const spans = rejection(decodeExportTraceRequest(cat(len(1, len(1000, len(2, len(1, Buffer.alloc(16, 1))))))));
+    expect(spans.reason).toBe('unsupported_record');
+    expect(spans.message).toContain('instrumentation_library_spans');
+  });
+
+  it('a trace export sent to the logs decoder, and the other way round, is malformed_protobuf naming the wire type', () => {
+    const tracesToLogs = rejection(decodeExportLogsRequest(sdkTracesProtobuf(SPANS)));
+    expect(tracesToLogs.reason).toBe('malformed_protobuf');
+    expect(tracesToLogs.message).toContain('wire type');
+    const logsToTraces = rejection(decodeExportTraceRequest(sdkLogsProtobuf(LOGS)));
+    expect(logsToTraces.reason).toBe('malformed_protobuf');
+    expect(logsToTraces.message).toContain('wire type');
+  });
+
+  it('bytes that hold only unknown fields, at the top or in a resource or scope entry, are malformed_protobuf', () => {
+    expect(rejection(decodeExportLogsRequest(cat(varint(5, 1))))).toMatchObject({ reason: 'malformed_protobuf' });
+    expect(rejection(decodeExportTraceRequest(cat(varint(5, 1), len(9, Buffer.from('x')))))).toMatchObject({ reason: 'malformed_protobuf' });
+    const resource = rejection(decodeExportLogsRequest(cat(len(1, cat(varint(9, 1))))));
+    expect(resource.reason).toBe('malformed_protobuf');
+    expect(resource.message).toContain('ResourceLogs');
+    const scope = rejection(decodeExportLogsRequest(cat(len(1, len(2, cat(len(7, logRecord)))))));
+    expect(scope.reason).toBe('malformed_protobuf');
+    expect(scope.message).toContain('ScopeLogs');
+  });
+
+  it('empty messages stay empty exports; unknown fields next to known ones are ignored (proto3 forward compatibility)', () => {
+    expect(must(decodeExportLogsRequest(cat(len(1, Buffer.alloc(0)))))).toEqual({ resourceLogs: [{ resource: { attributes: [] }, schemaUrl: '', scopeLogs: [] }] });
+    const future = must(decodeExportLogsRequest(cat(varint(7, 1), len(1, cat(varint(9, 1), len(2, cat(varint(8, 2), scopeLogs(logRecord))))))));
+    expect(future.resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!.body).toEqual({ kind: 'string', value: 'GET / 200' });
+  });
+
+  it('strings with invalid UTF-8 decode the same from a Buffer and a Uint8Array (U+FFFD, never a lone surrogate)', () => {
+    const bad = Buffer.from([0x61, 0xed, 0xa0, 0x80, 0x62]);
+    const body = cat(len(1, len(2, len(2, len(5, len(1, bad))))));
+    const fromBuffer = must(decodeExportLogsRequest(body)).resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!.body;
+    const fromArray = must(decodeExportLogsRequest(new Uint8Array(body))).resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!.body;
+    expect(fromBuffer).toEqual({ kind: 'string', value: 'a\ufffd\ufffd\ufffdb' });
+    expect(fromArray).toEqual(fromBuffer);
+  });
+});
+
 describe('response encoders', () => {
   it('partialSuccess decodes with the SDK serializers', () => {
     const logs = ProtobufLogsSerializer.deserializeResponse(encodeExportLogsResponse({ rejectedLogRecords: 3, errorMessage: 'record 2: unknown_layout' }));

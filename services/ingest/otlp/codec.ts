@@ -319,10 +319,141 @@ function describe(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** A problem the wire scan found; caught in the decoders and turned into their Rejection. */
+class WireShapeError extends Error {
+  constructor(
+    readonly reason: RejectReason,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** One message level the wire scan checks: the protobufjs type, its name in paths, the list it descends into. */
+interface WireLevel {
+  type: protobuf.Type;
+  /** Proto name of the message, for messages (`ResourceLogs`). */
+  name: string;
+  child?: { id: number; name: string; level: WireLevel };
+  /** A field number this level had before OTLP 1.0 and no longer reads. */
+  legacy?: { id: number; name: string; instead: string };
+  /** Keys but none known means "not this message": refused instead of read as empty. */
+  requireKnown: boolean;
+}
+
+const BASIC_WIRE_TYPES = protobuf.types.basic as Readonly<Record<string, number>>;
+const PACKABLE = protobuf.types.packed as Readonly<Record<string, number>>;
+
+function wireLevel(type: protobuf.Type, requireKnown: boolean, child?: { field: string; name: string; level: WireLevel }, legacy?: WireLevel['legacy']): WireLevel {
+  const level: WireLevel = { type, name: type.name, requireKnown, legacy };
+  if (child) level.child = { id: type.fields[child.field]!.id, name: child.name, level: child.level };
+  return level;
+}
+
+/**
+ * The levels the scan walks for each request: request → resource entries → scope entries → records (only their
+ * own fields' wire types, not inside attributes). Field 1000 is the deprecated `instrumentation_library_logs` /
+ * `_spans` of opentelemetry-proto v0.15–v0.18 (`reserved 1000` since), which protobufjs would skip as unknown.
+ */
+function wireLevels(request: protobuf.Type, resource: string, scope: string, records: string, legacy: string): WireLevel {
+  const resourceType = request.fields[camel(resource)]!.resolvedType as protobuf.Type;
+  const scopeType = resourceType.fields[camel(scope)]!.resolvedType as protobuf.Type;
+  const recordType = scopeType.fields[camel(records)]!.resolvedType as protobuf.Type;
+  const recordLevel = wireLevel(recordType, false);
+  const scopeLevel = wireLevel(scopeType, true, { field: camel(records), name: records, level: recordLevel });
+  const resourceLevel = wireLevel(resourceType, true, { field: camel(scope), name: scope, level: scopeLevel }, { id: 1000, name: legacy, instead: scope });
+  return wireLevel(request, true, { field: camel(resource), name: resource, level: resourceLevel });
+}
+
+function camel(snake: string): string {
+  return snake.replace(/_([a-z])/g, (_m, c: string) => c.toUpperCase());
+}
+
+const LOGS_WIRE = wireLevels(LOGS_REQUEST, 'resource_logs', 'scope_logs', 'log_records', 'instrumentation_library_logs');
+const TRACE_WIRE = wireLevels(TRACE_REQUEST, 'resource_spans', 'scope_spans', 'spans', 'instrumentation_library_spans');
+
+/** The wire type a field is written with: enums as varints, messages as LEN, scalars per protobufjs's table. */
+function expectedWireType(f: protobuf.Field): number {
+  if (f.resolvedType instanceof protobuf.Enum) return 0;
+  if (f.resolvedType instanceof protobuf.Type) return 2;
+  return BASIC_WIRE_TYPES[f.type] ?? 2;
+}
+
+/**
+ * Walks the message levels above the records and checks, before protobufjs decodes anything, what protobufjs
+ * would let through silently: a known field with the wrong wire type (protobufjs reads it as its declared type
+ * and decodes garbage, e.g. a trace export on the logs endpoint), a level that holds only unknown fields (read
+ * as empty: the body would be answered as an empty export) and the pre-1.0 field 1000. Unknown fields next to
+ * known ones are skipped, as proto3 requires for forward compatibility. Cost: one tag read per field of the
+ * records, no allocation.
+ */
+function scanWire(r: protobuf.Reader, end: number, level: WireLevel, where: string, request: string): void {
+  let known = 0;
+  let unknown = 0;
+  let index = 0;
+  while (r.pos < end) {
+    const tag = r.uint32();
+    const id = tag >>> 3;
+    const wt = tag & 7;
+    if (id === 0) throw new WireShapeError('malformed_protobuf', `${where}: field number 0 does not exist in protobuf`);
+    const f = level.type.fieldsById[id];
+    if (f === undefined) {
+      if (level.legacy && id === level.legacy.id) {
+        throw new WireShapeError(
+          'unsupported_record',
+          `${where} has field ${id} (${level.legacy.name}), the pre-1.0 OTLP field opentelemetry-proto deleted in v0.19; meshlens reads OTLP 1.x only: send ${level.legacy.instead} (field ${level.child!.id}) instead (upgrade the exporter or collector)`,
+        );
+      }
+      unknown++;
+      r.skipType(wt);
+      continue;
+    }
+    known++;
+    const expected = expectedWireType(f);
+    if (wt !== expected && !(wt === 2 && f.repeated && PACKABLE[f.type] !== undefined)) {
+      throw new WireShapeError(
+        'malformed_protobuf',
+        `${where}: field ${id} (${f.name}) of ${level.name} has wire type ${wt}, expected ${expected}: not an ${request} (another signal's export?)`,
+      );
+    }
+    if (level.child && id === level.child.id) {
+      const length = r.uint32();
+      const childEnd = r.pos + length;
+      if (childEnd > end) throw new WireShapeError('malformed_protobuf', `${where}: ${level.child.name} entry runs past the end of its message (truncated body?)`);
+      scanWire(r, childEnd, level.child.level, `${where === '' ? '' : where + '.'}${level.child.name}[${index++}]`, request);
+    } else {
+      r.skipType(wt);
+    }
+  }
+  if (r.pos > end) throw new WireShapeError('malformed_protobuf', `${where || 'body'}: a field runs past the end of its message (truncated body?)`);
+  if (level.requireKnown && known === 0 && unknown > 0) {
+    throw new WireShapeError('malformed_protobuf', `${where || 'body'} holds ${unknown} field(s), none of them a field of ${level.name}`);
+  }
+}
+
+/** Node's Buffer decodes strings with U+FFFD for invalid UTF-8; protobufjs's own decoder (used for a plain Uint8Array) can leave lone surrogates. */
+function asBuffer(buf: Buffer | Uint8Array): Buffer {
+  return Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
+}
+
+/** Scan, then decode; a scan or decode failure is the body's Rejection. */
+function decodeChecked(buf: Buffer | Uint8Array, request: protobuf.Type, levels: WireLevel): Result<Msg> {
+  const bytes = asBuffer(buf);
+  try {
+    scanWire(protobuf.Reader.create(bytes), bytes.length, levels, '', request.name);
+    return ok(request.decode(bytes) as unknown as Msg);
+  } catch (err) {
+    if (err instanceof WireShapeError) return reject(err.reason, `not a readable OTLP ${request.name}: ${err.message}`);
+    return reject('malformed_protobuf', `not an OTLP ${request.name}: ${describe(err)}`);
+  }
+}
+
 /** `ExportLogsServiceRequest` from protobuf bytes (OTLP/gRPC message or OTLP/HTTP `application/x-protobuf`). */
 export function decodeExportLogsRequest(buf: Buffer | Uint8Array): Result<ExportLogsRequest> {
+  const decoded = decodeChecked(buf, LOGS_REQUEST, LOGS_WIRE);
+  if (!decoded.ok) return decoded;
+  const msg = decoded.value;
   try {
-    const msg = LOGS_REQUEST.decode(buf) as unknown as Msg;
     return ok({
       resourceLogs: arr(msg.resourceLogs).map((rl) => ({
         resource: pbResource(rl.resource),
@@ -341,8 +472,10 @@ export function decodeExportLogsRequest(buf: Buffer | Uint8Array): Result<Export
 
 /** `ExportTraceServiceRequest` from protobuf bytes. */
 export function decodeExportTraceRequest(buf: Buffer | Uint8Array): Result<ExportTraceRequest> {
+  const decoded = decodeChecked(buf, TRACE_REQUEST, TRACE_WIRE);
+  if (!decoded.ok) return decoded;
+  const msg = decoded.value;
   try {
-    const msg = TRACE_REQUEST.decode(buf) as unknown as Msg;
     return ok({
       resourceSpans: arr(msg.resourceSpans).map((rs) => ({
         resource: pbResource(rs.resource),
