@@ -83,6 +83,19 @@ describe('counting on real lines: fixtures → parsers → embedded ClickHouse �
     expect(await count('all')).toEqual([{ service: 'httpbin', requests: 4, errors: 4 }]);
   });
 
+  it('answers subsets, flows and graph joined (reporter=all) by default, and names the reporter; canaries keep source', async () => {
+    const rows = requests('retries-envoy.log');
+    await writer.insert('requests', rows, 'counting-defaults');
+    const period = around(rows.map((r) => r.startTimeMs));
+    const subsets = await get<{ reporter: string; subsets: Subset[] }>(`/api/v1/subsets?${period}`);
+    expect([subsets.reporter, subsets.subsets.map((s) => s.requests)]).toEqual(['all', [4]]);
+    const graph = await get<{ reporter: string; edges: { requests: number }[] }>(`/api/v1/graph?${period}`);
+    expect([graph.reporter, graph.edges.map((e) => e.requests)]).toEqual(['all', [4]]);
+    const ledger = await get<{ reporter: string; flows: { allowed: number }[] }>(`/api/v1/flows?${period}`);
+    expect([ledger.reporter, ledger.flows.map((f) => f.allowed)]).toEqual(['all', [4]]);
+    expect((await get<{ reporter: string }>(`/api/v1/canaries?${period}`)).reporter).toBe('source');
+  });
+
   it('counts an application retry that reused its x-request-id twice: both sidecars logged two requests', async () => {
     const rows = requests('retries-app.log');
     await writer.insert('requests', rows, 'counting-retries-app');

@@ -131,6 +131,23 @@ describe('ground truth: simulator → real receivers → embedded ClickHouse →
     }
   });
 
+  it('answers /api/v1/subsets joined by default (reporter=all): each request once, denied as the server decided', async () => {
+    const answer = await get<{ reporter: string; subsets: SubsetAnswer[] }>(`/api/v1/subsets?${period}`);
+    expect(answer.reporter).toBe('all');
+    // The truth's flows count every access-logged request once with the server's verdict; the Hubble flows to
+    // mysqldb are the only rows without access logs, so they are left out.
+    const key = (s: { namespace: string; service: string; subset: string }) => `${s.namespace}/${s.service}/${s.subset}`;
+    const want = new Map<string, { requests: number; denied: number }>();
+    for (const f of truth.flows.filter((x) => x.destination.service !== 'mysqldb')) {
+      const w = want.get(key(f.destination)) ?? { requests: 0, denied: 0 };
+      w.requests += f.allowed + f.denied;
+      w.denied += f.denied;
+      want.set(key(f.destination), w);
+    }
+    const got = new Map(answer.subsets.map((s) => [key(s), { requests: s.requests, denied: s.denied }]));
+    expect(Object.fromEntries([...got].sort())).toEqual(Object.fromEntries([...want].sort()));
+  });
+
   it('shows the reviews canary split and the configured weights from the mesh config', async () => {
     const { subsets } = await get<{ subsets: (SubsetAnswer & { traffic_share: number; configured_weight: number | null })[] }>(
       `/api/v1/subsets?${period}&service=reviews`,

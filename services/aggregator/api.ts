@@ -149,13 +149,15 @@ export function registerQueryRoutes(app: FastifyInstance, deps: ApiDeps): void {
   };
 
   app.get('/api/v1/subsets', async (request) => {
-    const scope = parseScope(request.query as Query, 'source', now());
+    // Joined by default (CONTRACT.md §6), so a subset's `denied` shows the RBAC denials only the server logs.
+    const scope = parseScope(request.query as Query, 'all', now());
     const rows = await fromStore('subsets', () => querySubsets(deps.conn, scope, limits));
     const seconds = (scope.toMs - scope.fromMs) / 1000;
     const perHost = new Map<string, number>();
     for (const r of rows) perHost.set(r.host, (perHost.get(r.host) ?? 0) + r.requests);
     return {
       ...period(scope),
+      reporter: scope.reporter,
       subsets: rows.map((r) => {
         const weight = configuredWeights(deps.meshConfig, r.host)?.find((w) => w.subset === r.subset);
         return {
@@ -199,7 +201,7 @@ export function registerQueryRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   app.get('/api/v1/graph', async (request) => {
-    const scope = parseScope(request.query as Query, 'source', now());
+    const scope = parseScope(request.query as Query, 'all', now());
     const [edges, spanEdges] = await fromStore('graph', () => Promise.all([queryEdges(deps.conn, scope, limits), querySpanEdges(deps.conn, scope, limits)]));
     const nodes = new Map<string, object>();
     const service = (namespace: string, name: string, host: string): string => {
