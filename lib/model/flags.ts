@@ -64,7 +64,7 @@ export function responseFlag(codeOrLong: string): ResponseFlag | undefined {
 export function normalizeFlags(flags: string): string {
   const n = flags.length;
   if (n === 0) return '';
-  // Fast paths, no allocation: one short code, or a clean list of them (the default formats' common cases).
+  // Fast paths that return the input itself: one short code, or a clean list of them (the default formats' cases).
   if (BY_CODE.has(flags)) return flags;
   if (n === 1 && flags.charCodeAt(0) === 45 /* - */) return '';
   if (isCleanList(flags, false)) return flags;
@@ -119,7 +119,7 @@ function isCleanList(flags: string, distinct: boolean): boolean {
  * their logged order, each token outside Envoy's vocabulary replaced by `other`, and a token that repeats an
  * earlier one (two spellings of one flag, several unknown tokens) dropped. The label thus takes its values
  * from a fixed vocabulary whatever the input, where free text would make one series per distinct string.
- * Accepts raw or normalized flags. Already-bounded input (the common case) is returned itself, unallocated.
+ * Accepts raw or normalized flags. Already-bounded input (the common case) is returned itself, no string built.
  */
 export function flagsLabel(flags: string): string {
   if (flags.length === 0) return '-';
