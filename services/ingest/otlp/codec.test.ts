@@ -258,6 +258,19 @@ describe('OTLP/JSON specifics', () => {
     expect(decodeExportTraceRequestJson('{"resourceSpans":[{"resource":"x"}]}')).toMatchObject({ ok: false, reason: 'malformed_json' });
   });
 
+  it('the dead-letter raw of a record nested too deep to re-serialize is still JSON, cut at a depth, not "[object Object]"', () => {
+    const depth = 20000;
+    const deep = '{"arrayValue":{"values":['.repeat(depth) + ']}}'.repeat(depth);
+    const body = `{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"severityText":"keep","body":${deep}}]}]}]}`;
+    const rec = must(decodeExportLogsRequestJson(body)).resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!;
+    expect(rec.invalid?.reason).toBe('malformed_json');
+    const raw = logRecordToOtlpJson(rec);
+    expect(raw).not.toBe('[object Object]');
+    const parsed = JSON.parse(raw) as { severityText: string };
+    expect(parsed.severityText).toBe('keep');
+    expect(raw).toContain('nested deeper than');
+  });
+
   it('stops at deeply nested AnyValues instead of exhausting the stack', () => {
     const depth = 2000;
     const deep = '{"arrayValue":{"values":['.repeat(depth) + '{"stringValue":"leaf"}' + ']}}'.repeat(depth);

@@ -16,7 +16,7 @@
 import path from 'node:path';
 import protobuf from 'protobufjs';
 import { ok, reject, type RejectReason, type Result } from '../../../lib/model';
-import { isObject } from '../formats/json-values';
+import { isObject, jsonForDeadLetter } from '../formats/json-values';
 
 /** Include root of the vendored protos; imports inside them are relative to it. */
 export const PROTO_ROOT = path.join(__dirname, 'proto');
@@ -1061,21 +1061,13 @@ function keyValuesToOtlpJson(list: readonly KeyValue[]): Json[] {
   return list.map((kv) => ({ key: kv.key, value: anyValueToOtlpJson(kv.value) }));
 }
 
-/** JSON.stringify that cannot throw (a `source` is plain parsed JSON, but be safe). */
-function safeStringify(v: unknown): string {
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-}
 
 /**
  * One log record back in OTLP/JSON (the dead-letter `raw`), without the resource it came with. A JSON record
  * that could not be read is returned exactly as it was received.
  */
 export function logRecordToOtlpJson(r: LogRecord): string {
-  if (r.source !== undefined) return safeStringify(r.source);
+  if (r.source !== undefined) return jsonForDeadLetter(r.source);
   const o: Json = {};
   if (r.timeUnixNano !== 0n) o.timeUnixNano = r.timeUnixNano.toString();
   if (r.observedTimeUnixNano !== 0n) o.observedTimeUnixNano = r.observedTimeUnixNano.toString();
@@ -1092,7 +1084,7 @@ export function logRecordToOtlpJson(r: LogRecord): string {
 
 /** One span back in OTLP/JSON (the dead-letter `raw`). */
 export function spanToOtlpJson(s: OtlpSpan): string {
-  if (s.source !== undefined) return safeStringify(s.source);
+  if (s.source !== undefined) return jsonForDeadLetter(s.source);
   const o: Json = {};
   if (s.traceId) o.traceId = s.traceId;
   if (s.spanId) o.spanId = s.spanId;
