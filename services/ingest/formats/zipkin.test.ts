@@ -195,6 +195,45 @@ describe('parseZipkin: rejects', () => {
   });
 });
 
+describe('parseZipkin: what it does not read is rejected, never taken as v2 spans', () => {
+  const good = { traceId: 'dfdf78be9f9802f3', id: 'dfdf78be9f9802f3', timestamp: 1689241786518590 };
+
+  it("Zipkin v1 spans (the Zipkin docs' data-model trace) are unsupported_record, not v2 spans without tags or kind", () => {
+    const batch = batchOf(parseZipkin(readFileSync(path.join(FIXTURES, 'zipkin-docs-data-model-v1.json'))));
+    expect(batch.records).toHaveLength(0);
+    expect(batch.rejects.map((r) => r.reason)).toEqual(['unsupported_record', 'unsupported_record']);
+    expect(batch.rejects[0]!.message).toContain('Zipkin v1');
+    expect(batch.rejects[0]!.message).toContain('v2');
+    // v2 has no binaryAnnotations at all, so even the first span's empty one marks it.
+    expect(batch.rejects[0]!.message).toContain('binaryAnnotations');
+    // Without it, v1 annotations (each with its endpoint) give the span away.
+    const annotated = [{ ...good, annotations: [{ timestamp: 1689241786518590, value: 'sr', endpoint: { serviceName: 'zipkin-query' } }] }];
+    expect(batchOf(parseZipkin(JSON.stringify(annotated))).rejects[0]).toMatchObject({ reason: 'unsupported_record' });
+    // v2 annotations are {timestamp, value} and stay accepted.
+    expect(batchOf(parseZipkin(JSON.stringify([{ ...good, annotations: [{ timestamp: 1689241786518590, value: 'ss' }] }]))).records).toHaveLength(1);
+  });
+
+  it('a span that would end after 2100 (a duration of centuries) is rejected', () => {
+    const batch = batchOf(parseZipkin(JSON.stringify([{ ...good, duration: Number.MAX_SAFE_INTEGER }, { ...good, duration: 86_400_000_000 }])));
+    expect(batch.rejects.map((r) => [r.index, r.reason])).toEqual([[1, 'invalid_number']]);
+    expect(batch.records).toHaveLength(1);
+  });
+
+  it('a UTF-8 byte order mark before the array is ignored (RFC 8259 section 8.1 allows it)', () => {
+    expect(batchOf(parseZipkin('\uFEFF[]'))).toEqual({ records: [], rejects: [] });
+    expect(batchOf(parseZipkin(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(JSON.stringify([good]))]))).records).toHaveLength(1);
+  });
+
+  it('the dead-letter raw of a span nested too deep to re-serialize is still JSON, not "[object Object]"', () => {
+    const depth = 100000;
+    const body = `[{"traceId":"dfdf78be9f9802f3","id":"dfdf78be9f9802f3","timestamp":1689241786518590,"tags":{"deep":${'['.repeat(depth)}${']'.repeat(depth)}}}]`;
+    const batch = batchOf(parseZipkin(body));
+    expect(batch.rejects).toHaveLength(1);
+    const raw = JSON.parse(batch.rejects[0]!.raw) as { traceId: string };
+    expect(raw.traceId).toBe('dfdf78be9f9802f3');
+  });
+});
+
 describe('parseZipkin never throws (fast-check)', () => {
   const check = (r: Result<Batch<Span>>, expected?: number): void => {
     expectWellFormedBatch(r);

@@ -11,7 +11,7 @@
 import { reject, type Result, type Span, type SpanKind } from '../../../lib/model';
 import { setOwn } from '../otlp/codec';
 import type { Batch } from './batch';
-import { isObject } from './json-values';
+import { isObject, jsonForDeadLetter } from './json-values';
 import { applyMeshTags, emptySpan, isValidId, MAX_PLAUSIBLE_MS, MIN_PLAUSIBLE_MS } from './mesh-span';
 
 const KINDS: Readonly<Record<string, SpanKind>> = Object.freeze({
@@ -52,8 +52,28 @@ function microsOf(v: unknown): number {
   return typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : Number.NaN;
 }
 
+/**
+ * Zipkin v1 JSON (`binaryAnnotations`, annotations carrying their `endpoint`) shares v2's ids and times, so a v1
+ * span would pass as a v2 span with no kind, tags or service: counted, but about nothing. v2 never has either
+ * (https://zipkin.io/zipkin-api/#/default/post_spans), so they mark the span as v1.
+ */
+function v1Marker(v: Record<string, unknown>): string | undefined {
+  if (v.binaryAnnotations !== undefined) return 'binaryAnnotations';
+  if (Array.isArray(v.annotations)) {
+    for (const a of v.annotations) if (isObject(a) && a.endpoint !== undefined) return 'annotations with an endpoint';
+  }
+  return undefined;
+}
+
 function toSpan(v: unknown): Result<Span> {
   if (!isObject(v)) return reject('malformed_json', `span is ${Array.isArray(v) ? 'an array' : v === null ? 'null' : typeof v}, not an object`);
+  const v1 = v1Marker(v);
+  if (v1 !== undefined) {
+    return reject(
+      'unsupported_record',
+      `a Zipkin v1 span (${v1}); meshlens reads Zipkin v2 JSON at /api/v2/spans: configure the tracer for v2 (Envoy: collector_endpoint_version HTTP_JSON)`,
+    );
+  }
   const traceId = traceIdOf(v.traceId);
   if (!traceId.ok) return traceId;
   const id = spanIdOf('id', v.id, true);
@@ -73,6 +93,8 @@ function toSpan(v: unknown): Result<Span> {
     const d = microsOf(v.duration);
     if (Number.isNaN(d)) return reject('invalid_number', `duration ${quote(v.duration)} is not integer microseconds`);
     durationMs = d / 1000;
+    // The end must be as plausible as the start: a duration of centuries is a unit or overflow bug.
+    if (startMs + durationMs > MAX_PLAUSIBLE_MS) return reject('invalid_number', `duration ${d} µs ends the span after 2100`);
   }
 
   let kind: SpanKind = 'unspecified';
@@ -114,21 +136,15 @@ function toSpan(v: unknown): Result<Span> {
   return { ok: true, value: applyMeshTags(span, tags, false) };
 }
 
-function rawOf(v: unknown): string {
-  try {
-    return JSON.stringify(v) ?? String(v);
-  } catch {
-    return String(v);
-  }
-}
-
 /**
  * Parse a Zipkin v2 body. Not JSON, or JSON that is not an array, is a `malformed_json` Rejection. An empty
  * (whitespace-only) body is an empty batch, as for the other receivers. Otherwise one record or one reject
  * per array element.
  */
 export function parseZipkin(body: Buffer | string): Result<Batch<Span>> {
-  const text = typeof body === 'string' ? body : body.toString('utf8');
+  let text = typeof body === 'string' ? body : body.toString('utf8');
+  // RFC 8259 §8.1: a parser may ignore a leading byte order mark (Windows tools write one); JSON.parse does not.
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   if (text.trim().length === 0) return { ok: true, value: { records: [], rejects: [] } };
   let parsed: unknown;
   try {
@@ -143,7 +159,7 @@ export function parseZipkin(body: Buffer | string): Result<Batch<Span>> {
   for (let i = 0; i < parsed.length; i++) {
     const r = toSpan(parsed[i]);
     if (r.ok) batch.records.push(r.value);
-    else batch.rejects.push({ index: i + 1, reason: r.reason, message: r.message, raw: rawOf(parsed[i]) });
+    else batch.rejects.push({ index: i + 1, reason: r.reason, message: r.message, raw: jsonForDeadLetter(parsed[i]) });
   }
   return { ok: true, value: batch };
 }
