@@ -233,6 +233,49 @@ describe('parseOtlpLogs: attribute-style records (logFormat.labels)', () => {
   });
 });
 
+describe('parseOtlpLogs: the record time that stands in for start_time must be plausible', () => {
+  const labels = { response_code: '200', upstream_cluster: 'outbound|8080||mock-server.default.svc.cluster.local' };
+  const body = (timeUnixNano: string | number, observed?: string): Buffer =>
+    Buffer.from(
+      JSON.stringify({
+        resourceLogs: [
+          {
+            scopeLogs: [
+              {
+                logRecords: [
+                  {
+                    timeUnixNano,
+                    ...(observed ? { observedTimeUnixNano: observed } : {}),
+                    attributes: Object.entries(labels).map(([key, v]) => ({ key, value: { stringValue: v } })),
+                  },
+                ],
+              },
+            ],
+          },
+        ],
+      }),
+    );
+
+  it('milliseconds or seconds sent as nanoseconds (1970), and times past 2100, are invalid_timestamp, not stored at 1970', () => {
+    for (const t of ['1707149433975', '1707149433', '1', '16725225600000000000']) {
+      const batch = batchOf(parseOtlpLogs(body(t), 'json'));
+      expect(batch.records).toEqual([]);
+      expect(batch.rejects.map((r) => r.reason)).toEqual(['invalid_timestamp']);
+      expect(batch.rejects[0]!.message).toContain('timeUnixNano');
+    }
+    // observedTimeUnixNano stands in when timeUnixNano is unset, and is checked the same way.
+    const observed = batchOf(parseOtlpLogs(body(0, '1707149433975'), 'json'));
+    expect(observed.rejects[0]).toMatchObject({ reason: 'invalid_timestamp' });
+    expect(observed.rejects[0]!.message).toContain('observedTimeUnixNano');
+  });
+
+  it('a plausible time is the start time', () => {
+    const batch = batchOf(parseOtlpLogs(body('1707149433975948000'), 'json'));
+    expect(batch.rejects).toEqual([]);
+    expect(batch.records[0]!.startTimeMs).toBe(1707149433975);
+  });
+});
+
 describe('parseOtlpLogs: mixed good and bad records', () => {
   const resources: SdkLogResource[] = [
     {

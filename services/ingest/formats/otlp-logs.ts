@@ -35,7 +35,7 @@ import {
 import { parseAccessLogLine } from './accesslog';
 import type { Batch } from './batch';
 import { parseIstioJsonObject } from './istio-json';
-import { isValidId } from './mesh-span';
+import { isValidId, MAX_PLAUSIBLE_MS, MIN_PLAUSIBLE_MS } from './mesh-span';
 
 export type OtlpEncoding = 'protobuf' | 'json';
 
@@ -175,11 +175,17 @@ function isoOfNanos(ns: bigint): string {
 function fromAttributes(rec: LogRecord, fields: Record<string, unknown>): Result<MeshRequest> {
   if (!Object.prototype.hasOwnProperty.call(fields, 'start_time') || fields.start_time === '' || fields.start_time === '-') {
     // Envoy puts the request start in `time_unix_nano` ("the request start time is set in the dedicated field").
+    const name = rec.timeUnixNano !== 0n ? 'timeUnixNano' : 'observedTimeUnixNano';
     const t = rec.timeUnixNano !== 0n ? rec.timeUnixNano : rec.observedTimeUnixNano;
     if (t !== 0n) {
-      // Beyond year 275760 the Date is invalid; leave start_time out and let the parser say it is missing.
+      // The same 2000–2100 window as span start times: a sender writing milliseconds or seconds into a
+      // nanosecond field lands in January 1970, and the record would be stored there (issue 9).
       const ms = Number(t / 1_000_000n);
-      if (ms <= 8.64e15) fields.start_time = isoOfNanos(t);
+      if (ms < MIN_PLAUSIBLE_MS || ms > MAX_PLAUSIBLE_MS) {
+        const when = ms <= 8.64e15 ? ` (${isoOfNanos(t)})` : '';
+        return reject('invalid_timestamp', `${name} ${t}${when} is outside 2000–2100: nanoseconds since the epoch are expected (milliseconds or seconds sent instead?)`);
+      }
+      fields.start_time = isoOfNanos(t);
     }
   }
   return parseIstioJsonObject(fields);
