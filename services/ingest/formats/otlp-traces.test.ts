@@ -200,6 +200,20 @@ describe('parseOtlpTraces: rejects', () => {
     expect(JSON.parse(batch.rejects[0]!.raw)).toMatchObject({ traceId: '00000000000000000000000000000000', spanId: 'cf77a1e7d50cfad8' });
   });
 
+  it('a span ending after 2100 (a duration of centuries) is invalid_timestamp', () => {
+    const span = { ...ok, traceId: '71f86e637c9ad592296688596eea6ee8', endTimeUnixNano: '16725225600000000000' };
+    const batch = batchOf(parseOtlpTraces(Buffer.from(JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [span] }] }] })), 'json'));
+    expect(batch.records).toEqual([]);
+    expect(batch.rejects.map((r) => r.reason)).toEqual(['invalid_timestamp']);
+    expect(batch.rejects[0]!.message).toContain('endTimeUnixNano');
+  });
+
+  it('an OTLP/JSON body after a UTF-8 byte order mark is read (RFC 8259 section 8.1 lets parsers ignore it)', () => {
+    const json = Buffer.from(JSON.stringify({ resourceSpans: [{ scopeSpans: [{ spans: [{ ...ok, traceId: '71f86e637c9ad592296688596eea6ee8' }] }] }] }));
+    const batch = batchOf(parseOtlpTraces(Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), json]), 'json'));
+    expect(batch.records).toHaveLength(1);
+  });
+
   it('undecodable bodies are one rejection', () => {
     expect(parseOtlpTraces(Buffer.from([0x0a, 0x05, 0x01]), 'protobuf')).toMatchObject({ ok: false, reason: 'malformed_protobuf' });
     expect(parseOtlpTraces(Buffer.from('{'), 'json')).toMatchObject({ ok: false, reason: 'malformed_json' });

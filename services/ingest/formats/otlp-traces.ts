@@ -49,6 +49,10 @@ function toSpan(s: OtlpSpan, serviceName: string): Result<Span> {
   if (s.endTimeUnixNano < s.startTimeUnixNano) {
     return reject('invalid_timestamp', `endTimeUnixNano ${s.endTimeUnixNano} is before startTimeUnixNano ${s.startTimeUnixNano}`);
   }
+  // The end must be as plausible as the start: a span of centuries is a unit or overflow bug, not a request.
+  if (nanosToMs(s.endTimeUnixNano) > MAX_PLAUSIBLE_MS) {
+    return reject('invalid_timestamp', `endTimeUnixNano ${s.endTimeUnixNano} is after 2100`);
+  }
 
   const span = emptySpan();
   span.traceId = s.traceId;
