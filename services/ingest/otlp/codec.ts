@@ -766,7 +766,9 @@ function jsonSpan(v: unknown): OtlpSpan {
 function parseJsonBody(buf: Buffer | Uint8Array | string): Result<Json> {
   let parsed: unknown;
   try {
-    const text = typeof buf === 'string' ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).toString('utf8');
+    let text = typeof buf === 'string' ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength).toString('utf8');
+    // RFC 8259 §8.1: a parser may ignore a leading byte order mark (Windows tools write one); JSON.parse does not.
+    if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
     parsed = JSON.parse(text);
   } catch (err) {
     return reject('malformed_json', `body is not JSON: ${describe(err)}`);
