@@ -237,6 +237,30 @@ describe('parseHubbleFlow edge cases', () => {
     expect(accepted(parseHubbleFlow(o)).count).toBe(6);
   });
 
+  it('rejects ports outside 0-65535 as invalid_number instead of storing them (or a garbled one as port 0)', () => {
+    for (const bad of [70000, -1, 80.5, 'eighty']) {
+      const o = base() as { flow: { l4: { TCP: Record<string, unknown> } } };
+      o.flow.l4.TCP.destination_port = bad;
+      expect(rejection(parseHubbleFlow(o))).toBe('invalid_number');
+      const p = base() as { flow: { l4: { TCP: Record<string, unknown> } } };
+      p.flow.l4.TCP.source_port = bad;
+      expect(rejection(parseHubbleFlow(p))).toBe('invalid_number');
+    }
+    const ok = base() as { flow: { l4: { TCP: Record<string, unknown> } } };
+    ok.flow.l4.TCP.destination_port = '65535';
+    expect(accepted(parseHubbleFlow(ok)).destinationPort).toBe(65535);
+  });
+
+  it('rejects aggregate counts beyond uint32 (flow.proto) instead of counting one record 9e15 times', () => {
+    const o = structuredClone(HOST_TO_WORLD_SYN!) as { flow: Record<string, unknown> };
+    o.flow.aggregate = { ingress_flow_count: 9007199254740991 };
+    expect(rejection(parseHubbleFlow(o))).toBe('invalid_number');
+    o.flow.aggregate = { egress_flow_count: -3 };
+    expect(rejection(parseHubbleFlow(o))).toBe('invalid_number');
+    o.flow.aggregate = { egress_flow_count: 4294967295 };
+    expect(accepted(parseHubbleFlow(o)).count).toBe(4294967295);
+  });
+
   it('refuses non-flow envelopes and a non-object flow', () => {
     expect(rejection(parseHubbleFlow({ lost_events: { source: 'HUBBLE_RING_BUFFER', num_events_lost: '3' } }))).toBe('unsupported_record');
     expect(rejection(parseHubbleFlow({ flow: 'DROPPED' }))).toBe('malformed_json');

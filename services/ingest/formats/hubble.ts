@@ -182,15 +182,51 @@ interface L4 {
   destinationPort: number;
 }
 
-function l4Of(l4: JsonObject | undefined): L4 {
-  if (!l4) return { transport: '', sourcePort: 0, destinationPort: 0 };
+const MAX_PORT = 65535;
+/** flow.proto's counters are uint32. */
+const MAX_UINT32 = 4294967295;
+
+/**
+ * A port: absent or null (the exporter's field mask) is 0; present, it must be an integer in 0–65535, since a
+ * port outside it is a corrupt record, and keeping it as 0 would quietly file the flow under another port.
+ */
+function portOf(v: unknown): number | undefined {
+  if (v === undefined || v === null) return 0;
+  const n = uint(v);
+  return n !== undefined && n <= MAX_PORT ? n : undefined;
+}
+
+function l4Of(l4: JsonObject | undefined): Result<L4> {
+  if (!l4) return ok({ transport: '', sourcePort: 0, destinationPort: 0 });
   for (const [key, transport] of L4_KINDS) {
     const v = l4[key];
     if (isObject(v)) {
-      return { transport, sourcePort: uint(v.source_port) ?? 0, destinationPort: uint(v.destination_port) ?? 0 };
+      const sourcePort = portOf(v.source_port);
+      const destinationPort = portOf(v.destination_port);
+      if (sourcePort === undefined) return reject('invalid_number', `l4.${key}.source_port ${JSON.stringify(v.source_port)} is not a port (0–65535)`);
+      if (destinationPort === undefined) {
+        return reject('invalid_number', `l4.${key}.destination_port ${JSON.stringify(v.destination_port)} is not a port (0–65535)`);
+      }
+      return ok({ transport, sourcePort, destinationPort });
     }
   }
-  return { transport: '', sourcePort: 0, destinationPort: 0 };
+  return ok({ transport: '', sourcePort: 0, destinationPort: 0 });
+}
+
+const AGGREGATE_COUNTS = ['ingress_flow_count', 'egress_flow_count', 'unknown_direction_flow_count'] as const;
+
+/** How many flows an aggregated record stands for (0 when it says none); a count outside uint32 is invalid_number. */
+function aggregateCount(aggregate: JsonObject): Result<number> {
+  let n = 0;
+  for (const k of AGGREGATE_COUNTS) {
+    const v = aggregate[k];
+    if (v === undefined || v === null) continue;
+    const c = uint(v);
+    // Each one multiplies what the record counts: a corrupt 9e15 would outweigh every real flow.
+    if (c === undefined || c > MAX_UINT32) return reject('invalid_number', `aggregate.${k} ${JSON.stringify(v)} is not a uint32 count`);
+    n += c;
+  }
+  return ok(n);
 }
 
 const L4_KINDS: ReadonlyArray<readonly [string, string]> = [
@@ -306,7 +342,9 @@ export function parseHubbleFlow(obj: Record<string, unknown>): Result<Flow> {
     out.sourceAddress = str(ip.source);
     out.destinationAddress = str(ip.destination);
   }
-  const ports = l4Of(l4);
+  const l4Fields = l4Of(l4);
+  if (!l4Fields.ok) return l4Fields;
+  const ports = l4Fields.value;
   out.transport = ports.transport;
   out.destinationPort = ports.destinationPort;
   if (ports.sourcePort !== 0) attrs.source_port = String(ports.sourcePort);
@@ -328,8 +366,9 @@ export function parseHubbleFlow(obj: Record<string, unknown>): Result<Flow> {
 
   const aggregate = isObject(f.aggregate) ? f.aggregate : undefined;
   if (aggregate) {
-    const n = (uint(aggregate.ingress_flow_count) ?? 0) + (uint(aggregate.egress_flow_count) ?? 0) + (uint(aggregate.unknown_direction_flow_count) ?? 0);
-    if (n > 0) out.count = n;
+    const n = aggregateCount(aggregate);
+    if (!n.ok) return n;
+    if (n.value > 0) out.count = n.value;
   }
 
   attrs.layer = isL7 ? 'L7' : 'L3_L4';
