@@ -44,6 +44,12 @@ describe('parseAccessLogLine', () => {
     expect(parseAccessLogLine(env).result).toEqual(parseEnvelope(env));
   });
 
+  it('ignores a UTF-8 byte order mark before the line (the first line of a body a Windows tool wrote)', () => {
+    for (const line of [fixtureLine('istio-1.9-text.log', 0), fixtureLine('istio-json-typed.ndjson', 0), fixtureLine('fluentbit-envelope.ndjson', 0)]) {
+      expect(parseAccessLogLine('\uFEFF' + line)).toEqual(parseAccessLogLine(line));
+    }
+  });
+
   it('rejects with the reason of the layer that failed', () => {
     expect(parseAccessLogLine('{"start_time": ')).toMatchObject({ format: 'istio_json', result: { ok: false, reason: 'malformed_json' } });
     expect(parseAccessLogLine(fixtureLine('rejected-json.ndjson', 1))).toMatchObject({ format: 'istio_json', result: { ok: false, reason: 'missing_field' } });

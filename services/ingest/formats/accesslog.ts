@@ -33,6 +33,9 @@ function utf8Length(line: string): number {
 
 /** Parse one access-log line of any supported kind. Never throws. */
 export function parseAccessLogLine(line: string): AccessLogParse {
+  // A byte order mark opens the first line of a body some Windows tools write (firstNonSpace already skips it);
+  // neither JSON.parse nor the TEXT scanner would, and the line would be refused for one invisible character.
+  if (line.charCodeAt(0) === 0xfeff) line = line.slice(1);
   const first = firstNonSpace(line);
   let json = first === 123; /* { */
   if (first >= 48 && first <= 57) {

@@ -143,6 +143,13 @@ describe('metadata edge cases', () => {
   });
 });
 
+describe('byte order mark', () => {
+  it('a UTF-8 byte order mark before the line is ignored (the first line of a body a Windows tool wrote)', () => {
+    const line = fixtureLine('fluentbit-envelope.ndjson', 0);
+    expect(parseEnvelope('\uFEFF' + line)).toEqual(parseEnvelope(line));
+  });
+});
+
 describe('properties', () => {
   const inner = fc.oneof(
     fc.constantFrom(fixtureLine('istio-1.9-text.log', 0), fixtureLine('istio-json-strings.ndjson', 2), fixtureLine('rejected-text.log', 0)),

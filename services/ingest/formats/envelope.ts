@@ -139,6 +139,8 @@ export function parseEnvelopeObject(obj: Record<string, unknown>): Result<MeshRe
 
 /** Parse one NDJSON envelope line. Never throws. */
 export function parseEnvelope(line: string): Result<MeshRequest> {
+  // RFC 8259 §8.1 lets a parser ignore a byte order mark; JSON.parse does not.
+  if (line.charCodeAt(0) === 0xfeff) line = line.slice(1);
   let v: unknown;
   try {
     v = JSON.parse(line);

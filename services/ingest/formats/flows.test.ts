@@ -22,6 +22,12 @@ describe('parseFlowLine', () => {
     }
   });
 
+  it('ignores a UTF-8 byte order mark before the line (the first line of a body a Windows tool wrote)', () => {
+    for (const line of [...lines('hubble.ndjson'), ...lines('calico-enterprise.ndjson')]) {
+      expect(parseFlowLine('\uFEFF' + line)).toEqual(parseFlowLine(line));
+    }
+  });
+
   it('rejects text that is not JSON, and JSON that is not an object, as malformed_json', () => {
     for (const l of ['{"flow": {', 'hello', '[1,2]', 'null', '42', '"flow"']) {
       const { result } = parseFlowLine(l);

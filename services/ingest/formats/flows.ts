@@ -40,6 +40,8 @@ function isCalico(o: Record<string, unknown>): boolean {
 }
 
 export function parseFlowLine(line: string): FlowLineResult {
+  // RFC 8259 §8.1 lets a parser ignore a byte order mark (the first line of a body a Windows tool wrote); JSON.parse does not.
+  if (line.charCodeAt(0) === 0xfeff) line = line.slice(1);
   let value: unknown;
   try {
     value = JSON.parse(line);
