@@ -1,9 +1,11 @@
 /**
  * The meshlens CLI: `meshlens [target]`. Reads the environment (the only place that does), starts the
- * target, prints its ports, and shuts down gracefully on SIGTERM/SIGINT.
+ * target, prints its ports, and shuts down gracefully on SIGTERM/SIGINT, within MESHLENS_SHUTDOWN_TIMEOUT.
+ * An uncaught error stops it the same way, then exits non-zero: what was acknowledged is stored, what was
+ * not is answered 503 and counted, rather than vanishing with the process.
  */
 import { join } from 'node:path';
-import { ConfigError, loadConfig } from '../lib/runtime/config';
+import { ConfigError, loadConfig, redactUrl } from '../lib/runtime/config';
 import { createLogger } from '../lib/runtime/logger';
 import { DEMO_USAGE, parseDemoArgs, runDemo } from '../services/simulator';
 import { start, TARGETS, type Running, type Target } from './start';
@@ -12,8 +14,6 @@ import { start, TARGETS, type Running, type Target } from './start';
 const PLANNED = ['provisioner', 'tracer'];
 /** The mesh config the demo's simulated mesh follows, used when MESHLENS_MESH_CONFIG is unset. */
 const DEMO_MESH_CONFIG = join(__dirname, '..', 'examples', 'bookinfo');
-/** Forced exit when a graceful stop hangs (compose's default stop_grace_period is 10 s). */
-const SHUTDOWN_TIMEOUT_MS = 8000;
 
 async function main(argv: string[]): Promise<void> {
   if (argv[0] === 'demo') return demo(argv.slice(1));
@@ -25,7 +25,9 @@ async function main(argv: string[]): Promise<void> {
   }
   const config = configOrExit();
   const logger = createLogger(config.logLevel, `meshlens-${target}`);
+  const stopper = stopOnSignals(logger, config.shutdownTimeoutMs);
   const running = await start({ config, target, logger });
+  stopper.arm(() => running.close());
   const { ports } = running;
   const h = config.listenHost;
   const store = running.aggregator
@@ -40,8 +42,6 @@ async function main(argv: string[]): Promise<void> {
   if (ports.otlpHttp) lines.push(`  otlp http   http://${h}:${ports.otlpHttp}   (/v1/logs, /v1/traces)`);
   if (ports.zipkin) lines.push(`  zipkin      http://${h}:${ports.zipkin}   (/api/v2/spans)`);
   process.stdout.write(`${lines.join('\n')}\n`);
-
-  stopOnSignals(logger, () => running.close());
 }
 
 function configOrExit(env: Record<string, string | undefined> = process.env) {
@@ -56,24 +56,73 @@ function configOrExit(env: Record<string, string | undefined> = process.env) {
   }
 }
 
-/** Graceful stop on SIGTERM/SIGINT, forced after SHUTDOWN_TIMEOUT_MS. */
-function stopOnSignals(logger: ReturnType<typeof createLogger>, close: () => Promise<void>): void {
-  const stop = (signal: string): void => {
-    logger.info({ signal }, 'shutting down');
+/**
+ * Graceful stop on SIGTERM/SIGINT (a second signal forces it), and on an uncaught error, which then exits 1.
+ * Armed with the running process's `close` once it started; before that, a signal or a crash exits at once.
+ * The exit is forced at `timeoutMs` whatever the stop is doing: `close` plans its steps within that bound.
+ */
+function stopOnSignals(logger: ReturnType<typeof createLogger>, timeoutMs: number): { arm(close: () => Promise<void>): void } {
+  let close: (() => Promise<void>) | undefined;
+  let stopping = false;
+  const stop = (why: string, code: number): void => {
+    if (stopping) {
+      logger.warn({ why }, 'stopping at once');
+      process.exit(code || 1);
+    }
+    stopping = true;
+    if (close === undefined) process.exit(code || 1);
+    logger.info({ why, timeoutMs }, 'shutting down');
     setTimeout(() => {
-      logger.error('graceful shutdown timed out');
+      logger.error({ timeoutMs }, 'graceful shutdown timed out (MESHLENS_SHUTDOWN_TIMEOUT)');
       process.exit(1);
-    }, SHUTDOWN_TIMEOUT_MS).unref();
+    }, timeoutMs).unref();
     close().then(
-      () => process.exit(0),
+      () => process.exit(code),
       (err: unknown) => {
         logger.error({ err }, 'shutdown failed');
         process.exit(1);
       },
     );
   };
-  process.once('SIGTERM', () => stop('SIGTERM'));
-  process.once('SIGINT', () => stop('SIGINT'));
+  process.on('SIGTERM', () => stop('SIGTERM', 0));
+  process.on('SIGINT', () => stop('SIGINT', 0));
+  process.on('uncaughtException', (err) => {
+    logger.fatal({ err }, 'uncaught exception; stopping');
+    stop('uncaughtException', 1);
+  });
+  process.on('unhandledRejection', (reason) => {
+    logger.fatal({ err: reason }, 'unhandled promise rejection; stopping');
+    stop('unhandledRejection', 1);
+  });
+  return {
+    arm(c) {
+      close = c;
+    },
+  };
+}
+
+/** Start-up failures as one line naming what to change; the stack only at debug level. */
+function describeStartError(err: unknown, env: Record<string, string | undefined>): string {
+  const e = err as { code?: string; message?: string; port?: number; address?: string };
+  const message = String(e.message ?? err);
+  if (err instanceof ConfigError) return message;
+  if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
+    const ports: Record<string, string> = {
+      MESHLENS_HTTP_PORT: env.MESHLENS_HTTP_PORT ?? '8080',
+      MESHLENS_OTLP_GRPC_PORT: env.MESHLENS_OTLP_GRPC_PORT ?? '4317',
+      MESHLENS_OTLP_HTTP_PORT: env.MESHLENS_OTLP_HTTP_PORT ?? '4318',
+      MESHLENS_ZIPKIN_PORT: env.MESHLENS_ZIPKIN_PORT ?? '9411',
+    };
+    const port = e.port ?? Number(/:(\d+)\s*$/.exec(message)?.[1]);
+    const name = Object.entries(ports).find(([, v]) => Number(v) === port)?.[0] ?? 'the MESHLENS_*_PORT variables';
+    const why = e.code === 'EADDRINUSE' ? 'is in use by another process' : 'may not be opened by this user';
+    return `cannot listen on port ${port}: it ${why}; stop that process or set ${name} to another port`;
+  }
+  if (/Cannot lock file|Another server instance in same directory is already running/i.test(message)) {
+    return `the data directory ${env.MESHLENS_DATA_DIR ?? './data'} is in use by another meshlens (or ClickHouse) process; stop it, or set MESHLENS_DATA_DIR to another directory`;
+  }
+  const first = message.split('\n')[0] as string;
+  return `failed to start: ${redactUrl(first)}`;
 }
 
 /**
@@ -94,6 +143,7 @@ async function demo(argv: string[]): Promise<void> {
   const env = { MESHLENS_LOG_LEVEL: 'warn', MESHLENS_MESH_CONFIG: DEMO_MESH_CONFIG, ...process.env };
   const config = configOrExit(env);
   const logger = createLogger(config.logLevel, 'meshlens-demo', process.stderr);
+  const stopper = stopOnSignals(logger, config.shutdownTimeoutMs);
   const running: Running = await start({ config, target: 'all', logger });
   const h = config.listenHost === '0.0.0.0' ? '127.0.0.1' : config.listenHost;
   const handle = runDemo({
@@ -106,13 +156,14 @@ async function demo(argv: string[]): Promise<void> {
     logger,
     out: process.stdout,
   });
-  stopOnSignals(logger, async () => {
+  stopper.arm(async () => {
     await handle.stop();
     await running.close();
   });
 }
 
 main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`meshlens: failed to start: ${(err as Error).stack ?? String(err)}\n`);
+  process.stderr.write(`meshlens: ${describeStartError(err, process.env)}\n`);
+  if (/^(debug|trace)$/.test(process.env.MESHLENS_LOG_LEVEL ?? '')) process.stderr.write(`${(err as Error).stack ?? ''}\n`);
   process.exit(1);
 });

@@ -3,12 +3,12 @@
  * both start meshlens through `start()`, so tests exercise exactly what `npm start` runs.
  */
 import type { AddressInfo } from 'node:net';
-import { Registry, collectDefaultMetrics } from 'prom-client';
-import { createKafkaBus, createMemoryBus } from '../lib/bus';
+import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { createKafkaBus, createMemoryBus, registerPipelineGauges } from '../lib/bus';
 import type { Bus, Subscription } from '../lib/bus';
-import type { Config } from '../lib/runtime/config';
+import { ConfigError, type Config } from '../lib/runtime/config';
 import { Health } from '../lib/runtime/health';
-import { addOpsRoutes, createHttpServer } from '../lib/runtime/http';
+import { addOpsRoutes, bearerAuth, createHttpServer } from '../lib/runtime/http';
 import type { Logger } from '../lib/runtime/logger';
 import { emptyMeshConfig } from '../lib/model';
 import type { MeshConfig } from '../lib/model';
@@ -25,8 +25,13 @@ import type { PrometheusTargets } from '../services/provisioner';
 export const TARGETS = ['all', 'ingest', 'aggregator'] as const;
 export type Target = (typeof TARGETS)[number];
 
-/** How long a graceful stop waits for consumers to store what the bus holds (the CLI allows 8 s in all). */
-const SHUTDOWN_DRAIN_MS = 5_000;
+/**
+ * What a graceful stop keeps for itself out of MESHLENS_SHUTDOWN_TIMEOUT after the receivers' requests and the
+ * bus were given their time: closing the servers, the consumers and the store. The CLI forces the exit at the
+ * full timeout, so a stop that runs long is still cut short by the process, never by a supervisor's SIGKILL.
+ */
+const CLOSE_RESERVE_MS = 1_500;
+const DAY_MS = 86_400_000;
 
 export interface Ports {
   http: number;
@@ -48,7 +53,11 @@ export interface Running {
   advertiseAddress: string;
   /** `GET /api/v1/prometheus/targets` and the file_sd file (targets `all` and `aggregator`). */
   prometheusTargets: PrometheusTargets | undefined;
-  /** Graceful stop: not ready, stop intake, drain consumers, close the bus. */
+  /**
+   * Graceful stop, within MESHLENS_SHUTDOWN_TIMEOUT: not ready; every receiver answers 503 + Retry-After; the
+   * requests already taken are stored and answered; what is left unstored is logged and counted (its senders
+   * are told to retry); then servers, consumers, store and bus close.
+   */
   close(): Promise<void>;
 }
 
@@ -60,8 +69,6 @@ export interface StartOptions {
   bus?: Bus;
   /** Collect Node.js process metrics on /metrics (off in tests that start several instances). */
   processMetrics?: boolean;
-  /** Aggregator insert batching; tests shorten the wait so records are queryable sooner. */
-  batchWaitMs?: number;
 }
 
 /** Reads MESHLENS_MESH_CONFIG; problems in the files are logged, a missing path stops the start. */
@@ -73,8 +80,24 @@ async function meshConfigFor(config: Config, logger: Logger): Promise<MeshConfig
   return mesh;
 }
 
+/** Resolves with `p`, or with `fallback` once `ms` passed: a stop step that hangs must not hold the rest. */
+function within<T>(ms: number, p: Promise<T>, fallback: T): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)));
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
 export async function start(opts: StartOptions): Promise<Running> {
   const { config, logger } = opts;
+  const serving = opts.target === 'all' || opts.target === 'aggregator';
+  const ingesting = opts.target === 'all' || opts.target === 'ingest';
+  const memoryBus = opts.bus === undefined && config.kafkaBrokers.length === 0;
+  // Nothing silent (CONTRACT.md §1): a split target on a process-private bus would publish to nobody, or consume nothing.
+  if (memoryBus && opts.target !== 'all') {
+    const role = opts.target === 'ingest' ? 'publishes every record to Kafka' : 'consumes its records from Kafka';
+    throw new ConfigError([`MESHLENS_KAFKA_BROKERS is not set: the ${opts.target} target ${role}; set it, or run the all-in-one (meshlens all)`]);
+  }
+
   const registry = new Registry();
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'meshlens_process_' });
   const health = new Health();
@@ -82,27 +105,27 @@ export async function start(opts: StartOptions): Promise<Running> {
     opts.bus ??
     (config.kafkaBrokers.length > 0
       ? createKafkaBus({ brokers: config.kafkaBrokers, clientId: `meshlens-${opts.target}`, logger })
-      : createMemoryBus({ capacity: config.busCapacity }));
+      : createMemoryBus({ capacity: config.busCapacity, logger }));
   health.register('bus', () => bus.ready());
+  registerPipelineGauges(registry, bus);
+  const unstored = new Counter({
+    name: 'meshlens_pipeline_unstored_records_total',
+    help: 'Records taken in but not stored when meshlens stopped; their senders were answered 503 and retry.',
+    registers: [registry],
+  });
 
   const subscriptions: Subscription[] = [];
   // With the in-memory bus nothing else keeps rejected input: the all-in-one writes it to the data dir.
-  if (config.kafkaBrokers.length === 0 && opts.bus === undefined) {
-    subscriptions.push(await startDeadLetterFileSink(bus, config.dataDir));
-  }
+  if (memoryBus) subscriptions.push(await startDeadLetterFileSink(bus, config.dataDir));
 
-  const http = createHttpServer({ logger, maxBodyBytes: config.maxBodyBytes });
-  addOpsRoutes(http, health, registry);
-
-  // The process that answers queries also serves the Prometheus targets of every meshlens process it hears of.
-  const serving = opts.target === 'all' || opts.target === 'aggregator';
   const instance = newInstanceId();
   const startedAtMs = Date.now();
   const directory = serving ? new MemberDirectory() : undefined;
   let aggregator: Aggregator | undefined;
   let prometheusTargets: PrometheusTargets | undefined;
+  let meshConfig: MeshConfig | undefined;
   if (serving) {
-    const meshConfig = await meshConfigFor(config, logger);
+    meshConfig = await meshConfigFor(config, logger);
     aggregator = await createAggregator({
       bus,
       registry,
@@ -112,21 +135,42 @@ export async function start(opts: StartOptions): Promise<Running> {
       dataDir: config.dataDir,
       rawRetentionDays: config.rawRetentionDays,
       rollupRetentionDays: config.rollupRetentionDays,
+      maxClockSkewMs: config.maxClockSkewMs,
       maxSeries: config.maxSeries,
       canary: config.canary,
       queryTimeoutMs: config.queryTimeoutMs,
-      batchWaitMs: opts.batchWaitMs,
     });
     const agg = aggregator;
     health.register('store', () => agg.ready());
+  }
+  const ingest = ingesting
+    ? createIngest({
+        bus,
+        registry,
+        logger,
+        ingestToken: config.ingestToken,
+        maxBodyBytes: config.maxBodyBytes,
+        maxInflightBytes: config.maxInflightBytes,
+        bounds: { maxAgeMs: config.rawRetentionDays * DAY_MS, maxAheadMs: config.maxClockSkewMs },
+        // In the all-in-one an acknowledgement needs the store too: while it is down, senders get 503 at once.
+        ready: () => bus.ready() && (aggregator === undefined || aggregator.ready()),
+      })
+    : undefined;
+
+  const http = createHttpServer({ logger, maxBodyBytes: config.maxBodyBytes, budget: ingest?.budget });
+  if (config.apiToken !== undefined) {
+    // Every route under /api/ (query API, Prometheus HTTP SD); /metrics and health stay open for Prometheus and probes.
+    const apiAuth = bearerAuth(config.apiToken);
+    http.addHook('onRequest', async (request, reply) => {
+      if (request.url.startsWith('/api/')) await apiAuth(request, reply);
+    });
+  }
+  addOpsRoutes(http, health, registry);
+  if (aggregator && meshConfig) {
     aggregator.registerRoutes(http);
     prometheusTargets = createPrometheusTargets({ directory: directory as MemberDirectory, meshConfig, fileSdPath: config.fileSdPath, logger });
     prometheusTargets.registerRoutes(http);
   }
-  const ingest =
-    opts.target === 'all' || opts.target === 'ingest'
-      ? createIngest({ bus, registry, logger, ingestToken: config.ingestToken, maxBodyBytes: config.maxBodyBytes })
-      : undefined;
   ingest?.registerHttpRoutes(http);
 
   const host = config.listenHost;
@@ -143,12 +187,11 @@ export async function start(opts: StartOptions): Promise<Running> {
   };
   // After listen: the advertised address needs the bound port. A bus only this process uses (the all-in-one's
   // memory bus) has nobody else to hear heartbeats, so a process that does not list members keeps quiet there.
-  const privateBus = opts.bus === undefined && config.kafkaBrokers.length === 0;
   const address = advertiseAddress({ advertiseAddress: config.advertiseAddress, listenHost: host, port: ports.http });
   const membership: Membership = await startMembership({
     bus,
     self: { instance, target: opts.target, address, startedAtMs },
-    publish: serving || !privateBus,
+    publish: serving || !memoryBus,
     directory,
     logger,
   });
@@ -158,23 +201,43 @@ export async function start(opts: StartOptions): Promise<Running> {
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
+      const deadline = Date.now() + Math.max(500, config.shutdownTimeoutMs - CLOSE_RESERVE_MS);
+      const left = (): number => Math.max(0, deadline - Date.now());
       health.markStopping();
-      // First, so the serving process unlists this one before its /metrics goes away.
+      // 1. Intake stops on every receiver at once: new requests get 503 + Retry-After, before any body is read.
+      ingest?.intake.close();
+      // First of the rest, so the serving process unlists this one before its /metrics goes away.
       await membership.stop();
-      if (ingest) {
-        await Promise.all([
-          ingest.otlpHttp.close(),
-          ingest.zipkin.close(),
-          new Promise<void>((resolve) => ingest.grpc.tryShutdown(() => resolve())),
-        ]);
+      // 2. What was taken is finished: its records are stored and its senders get their acknowledgement.
+      const answered = ingest ? await ingest.intake.idle(left()) : true;
+      const drained = await bus.drain(left());
+      // 3. Anything left is counted and logged; closing the bus answers its senders 503 (memory) or leaves it in Kafka.
+      const notStored = bus.pending().reduce((n, p) => n + p.records, 0);
+      if (memoryBus && (notStored > 0 || !answered || !drained)) {
+        unstored.inc(notStored);
+        logger.warn(
+          { records: notStored, requests: ingest?.intake.inFlight ?? 0, shutdownTimeoutMs: config.shutdownTimeoutMs },
+          'stopping with records not stored; their senders are answered 503 and retry',
+        );
+      } else if (notStored > 0) {
+        logger.info({ records: notStored }, 'stopping with records not yet consumed; Kafka keeps them for the next consumer');
       }
-      // Intake is closed; what the memory bus still holds is delivered and stored before the consumers stop.
-      if (!(await bus.drain(SHUTDOWN_DRAIN_MS))) logger.warn({}, 'stopping with records not yet stored');
-      await http.close();
+      await within(left() + CLOSE_RESERVE_MS / 3, bus.close(), undefined);
+      // 4. Servers, then consumers and the store. Requests still open are answered by now (the bus rejected them).
+      await within(
+        CLOSE_RESERVE_MS / 3,
+        Promise.all([
+          http.close(),
+          ingest?.otlpHttp.close(),
+          ingest?.zipkin.close(),
+          ingest && new Promise<void>((resolve) => ingest.grpc.tryShutdown(() => resolve())),
+        ]).then(() => undefined),
+        undefined,
+      );
+      ingest?.grpc.forceShutdown();
       for (const s of subscriptions) await s.stop();
       await prometheusTargets?.close();
-      await aggregator?.close();
-      await bus.close();
+      await within(CLOSE_RESERVE_MS / 3, aggregator?.close() ?? Promise.resolve(), undefined);
     })();
     return closing;
   };

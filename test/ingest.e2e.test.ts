@@ -93,6 +93,8 @@ function testConfig(extra: Record<string, string> = {}) {
   return loadConfig({
     ...EPHEMERAL_PORTS,
     MESHLENS_DATA_DIR: mkdtempSync(join(tmpdir(), 'meshlens-e2e-')),
+    // The fixtures are real lines logged since 2019: a retention that reaches back to them keeps them in bounds.
+    MESHLENS_RAW_RETENTION_DAYS: '3650',
     ...extra,
   });
 }

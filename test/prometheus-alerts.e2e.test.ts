@@ -45,7 +45,7 @@ async function post(url: string, lines: string[]): Promise<void> {
       MESHLENS_CANARY_INTERVAL: '2s',
       MESHLENS_CANARY_MIN_REQUESTS: String(RULES.minRequests),
     });
-    running = await start({ config, target: 'all', logger, processMetrics: false, batchWaitMs: 100 });
+    running = await start({ config, target: 'all', logger, processMetrics: false });
     const http = `http://127.0.0.1:${running.ports.http}`;
 
     const traffic = createTrafficGenerator({ seed: 4, startTimeMs: Date.now(), rps: RPS });

@@ -17,6 +17,7 @@ export type {
   Topic,
 } from './types';
 export { MEMORY_BUS_DEFAULTS, createMemoryBus } from './memory';
+export { registerPipelineGauges } from './metrics';
 export type { MemoryBusOptions } from './memory';
 export { KAFKA_BUS_DEFAULTS, createKafkaBus, toBusError } from './kafka';
 export type { KafkaBus, KafkaBusOptions, UndecodableEvent } from './kafka';

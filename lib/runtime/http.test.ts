@@ -1,8 +1,9 @@
 import { gzipSync } from 'node:zlib';
 import pino from 'pino';
 import { Registry } from 'prom-client';
+import { BodyBudget } from './body';
 import { Health } from './health';
-import { addOpsRoutes, bearerAuth, createHttpServer } from './http';
+import { addOpsRoutes, bearerAuth, checkBearer, createHttpServer, tokenDigest } from './http';
 
 const logger = pino({ level: 'silent' });
 
@@ -52,6 +53,51 @@ describe('createHttpServer bodies', () => {
     expect(wrong.statusCode).toBe(401);
     const right = await app.inject({ method: 'POST', url: '/echo', headers: { 'content-type': 'text/plain', authorization: 'Bearer t0ken' }, payload: 'x' });
     expect(right.statusCode).toBe(200);
+  });
+
+  it('takes the Bearer scheme in any case (RFC 7235), and nothing but the exact token', () => {
+    const expected = tokenDigest('s3cret');
+    for (const header of ['Bearer s3cret', 'bearer s3cret', 'BEARER s3cret', 'bEaReR   s3cret']) expect(checkBearer(header, expected)).toBe(true);
+    for (const header of [undefined, '', 's3cret', 'Bearer', 'Bearer ', 'Basic s3cret', 'Bearer s3cre', 'Bearer s3cret!', 'Bearer s3cret x', 'Bearers3cret'])
+      expect(checkBearer(header, expected)).toBe(false);
+  });
+
+  it('compares digests of equal length, so a token of another length takes the same path', () => {
+    // The comparison is on SHA-256 digests: whatever the sent token's length, timingSafeEqual sees 32 bytes on
+    // both sides (it throws on unequal lengths, which a length-leaking early return used to avoid).
+    expect(tokenDigest('x')).toHaveLength(32);
+    expect(tokenDigest('a much longer token than the expected one')).toHaveLength(32);
+    expect(checkBearer('Bearer a much longer token than the expected one', tokenDigest('s3cret'))).toBe(false);
+  });
+
+  it('bounds the bytes of bodies in flight: beyond the budget a request gets 503 with Retry-After, and the bytes come back after the response', async () => {
+    const budget = new BodyBudget(1000);
+    const app = createHttpServer({ logger, maxBodyBytes: 800, budget });
+    let release!: () => void;
+    const gate = new Promise<void>((resolve) => (release = resolve));
+    app.post('/hold', async (request) => {
+      await gate;
+      return { bytes: (request.body as Buffer).length };
+    });
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const url = `http://127.0.0.1:${(app.server.address() as { port: number }).port}/hold`;
+      const post = (n: number) => fetch(url, { method: 'POST', headers: { 'content-type': 'text/plain' }, body: 'x'.repeat(n) });
+      const first = post(700);
+      while (budget.inUse < 700) await new Promise((r) => setTimeout(r, 5));
+      const second = await post(400);
+      expect(second.status).toBe(503);
+      expect(second.headers.get('retry-after')).toBe('1');
+      expect(((await second.json()) as { error: string }).error).toBe('pipeline_busy');
+      expect(budget.inUse).toBe(700);
+      release();
+      expect((await first).status).toBe(200);
+      while (budget.inUse > 0) await new Promise((r) => setTimeout(r, 5));
+      expect((await post(800)).status).toBe(200);
+      while (budget.inUse > 0) await new Promise((r) => setTimeout(r, 5));
+    } finally {
+      await app.close();
+    }
   });
 });
 

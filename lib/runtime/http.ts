@@ -3,10 +3,11 @@
  * error shape, optional bearer auth for receivers, health and metrics routes. Builds without listening
  * (DESIGN.md "Build without listening"): tests use `inject()`, only bin/ calls `listen()`.
  */
-import { timingSafeEqual } from 'node:crypto';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
-import { readBody, HttpError } from './body';
+import { readBody, HttpError, RETRY_AFTER_SECONDS, type BodyBudget } from './body';
 import type { Health } from './health';
 import type { Logger } from './logger';
 
@@ -14,6 +15,8 @@ export interface HttpServerOptions {
   logger: Logger;
   /** Largest body, counted after decompression. */
   maxBodyBytes: number;
+  /** Bytes of bodies in flight, shared by every server of the process's receivers; a body is held until its response is over. */
+  budget?: BodyBudget;
 }
 
 interface RetriableError {
@@ -26,9 +29,6 @@ function isRetriable(err: unknown): err is RetriableError {
   return typeof err === 'object' && err !== null && (err as { retriable?: unknown }).retriable === true;
 }
 
-/** Seconds a client should wait when the pipeline is full. */
-export const RETRY_AFTER_SECONDS = 1;
-
 export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
   const app: FastifyInstance = Fastify({
     // pino's Logger is a FastifyBaseLogger; the cast only widens fastify's logger type parameter.
@@ -40,8 +40,21 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
     return503OnClosing: true,
   });
   app.removeAllContentTypeParsers();
+  const budget = opts.budget;
+  // What each request's body holds of the budget, given back when its response is over ('close' fires when the
+  // response finished or the connection died, whichever comes first).
+  const held = new WeakMap<IncomingMessage, number>();
+  if (budget) {
+    app.addHook('onRequest', (request, reply, done) => {
+      reply.raw.once('close', () => {
+        const n = held.get(request.raw);
+        if (n !== undefined) budget.give(n);
+      });
+      done();
+    });
+  }
   app.addContentTypeParser('*', (request, payload, done) => {
-    readBody(payload, request.headers['content-encoding'], opts.maxBodyBytes).then(
+    readBody(payload, request.headers['content-encoding'], opts.maxBodyBytes, budget, (n) => held.set(request.raw, n)).then(
       (body) => done(null, body),
       (err: Error) => done(err),
     );
@@ -73,11 +86,11 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
 }
 
 /**
- * A preHandler that requires `Authorization: Bearer <token>` (CONTRACT.md §2 MESHLENS_INGEST_TOKEN);
- * a no-op when no token is configured. Constant-time comparison.
+ * An onRequest hook that requires `Authorization: Bearer <token>` (MESHLENS_INGEST_TOKEN for receivers,
+ * MESHLENS_API_TOKEN for `/api/*`); a no-op when no token is configured.
  */
 export function bearerAuth(token: string | undefined): (request: FastifyRequest, reply: FastifyReply) => Promise<void> {
-  const expected = token === undefined ? undefined : Buffer.from(`Bearer ${token}`);
+  const expected = token === undefined ? undefined : tokenDigest(token);
   return async (request, reply) => {
     if (expected === undefined) return;
     if (!checkBearer(request.headers.authorization, expected)) {
@@ -89,11 +102,22 @@ export function bearerAuth(token: string | undefined): (request: FastifyRequest,
   };
 }
 
-/** Constant-time check of an Authorization header value against `Bearer <token>` bytes. */
+/** SHA-256 of a token: what is compared, so the comparison takes the same time whatever the token's length. */
+export function tokenDigest(token: string): Buffer {
+  return createHash('sha256').update(token, 'utf8').digest();
+}
+
+/** `Bearer` in any case (RFC 7235 §2.1), one or more spaces, the token, nothing else. */
+const BEARER = /^bearer +(\S+) *$/i;
+
+/**
+ * Constant-time check of an Authorization header value against a token's digest: the header's token is hashed
+ * too (also when the header does not parse), and the two 32-byte digests are compared with timingSafeEqual.
+ */
 export function checkBearer(header: string | undefined, expected: Buffer): boolean {
-  if (header === undefined) return false;
-  const got = Buffer.from(header);
-  return got.length === expected.length && timingSafeEqual(got, expected);
+  const m = header === undefined ? null : BEARER.exec(header);
+  const same = timingSafeEqual(tokenDigest(m ? (m[1] as string) : ''), expected);
+  return same && m !== null;
 }
 
 /** `/livez`, `/healthz` (alias), `/readyz` and `/metrics`. */

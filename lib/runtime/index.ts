@@ -4,8 +4,8 @@ export { createLogger } from './logger';
 export type { Logger } from './logger';
 export { Health } from './health';
 export type { ReadinessCheck } from './health';
-export { HttpError, readBody } from './body';
-export { RETRY_AFTER_SECONDS, addOpsRoutes, bearerAuth, checkBearer, createHttpServer } from './http';
+export { BodyBudget, HttpError, RETRY_AFTER_SECONDS, budgetExceeded, readBody } from './body';
+export { addOpsRoutes, bearerAuth, checkBearer, createHttpServer, tokenDigest } from './http';
 export type { HttpServerOptions } from './http';
 export { loadMeshConfig } from './mesh-config';
 export {

@@ -6,5 +6,18 @@ export { MAX_ROWS_PER_INSERT, StoreWriter } from './writer';
 export type { InsertResult, RecordTable, RefusedRow, StoreWriterOptions } from './writer';
 export { StoreError, classifyStoreError } from './errors';
 export type { StoreErrorInfo } from './errors';
-export { DEFAULT_QUERY_TIMEOUT_MS, queryEdges, queryLatencyShifts, queryLedger, querySpanEdges, querySubsets, splitWindow } from './queries';
+export {
+  DEFAULT_QUERY_TIMEOUT_MS,
+  LATENCY_ACCURACY,
+  ZERO_BUCKET,
+  bucketValue,
+  latencyBucket,
+  nearestRank,
+  queryEdges,
+  queryLatencyShifts,
+  queryLedger,
+  querySpanEdges,
+  querySubsets,
+  splitWindow,
+} from './queries';
 export type { EdgeRow, LatencyPair, LatencyShiftRow, Layer, LedgerRow, QueryLimits, QueryScope, ReporterFilter, SpanEdgeRow, SubsetRow } from './queries';

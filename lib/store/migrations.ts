@@ -7,6 +7,7 @@ import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Connection } from './client';
+import { StoreError } from './errors';
 
 export const MIGRATIONS_DIR = join(__dirname, '..', '..', 'clickhouse', 'migrations');
 
@@ -82,7 +83,11 @@ export async function migrate(conn: Connection, retention: Retention, migrations
     const prior = applied.get(m.version);
     if (prior) {
       if (prior.checksum !== m.checksum) {
-        throw new Error(`migration ${m.name} changed after it was applied (was ${prior.name}); add a new migration instead`);
+        throw new StoreError(`migration ${m.name} changed after it was applied (was ${prior.name}); add a new migration instead`, {
+          retriable: false,
+          type: 'MIGRATION_CHANGED',
+          code: '',
+        });
       }
       continue;
     }

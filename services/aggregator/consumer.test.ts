@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { Registry } from 'prom-client';
 import { TOPICS, createMemoryBus } from '../../lib/bus';
-import type { Bus, Subscription } from '../../lib/bus';
+import type { Bus, DeadLetter, Subscription } from '../../lib/bus';
 import { emptyMeshConfig, emptyRequest } from '../../lib/model';
 import type { MeshRequest } from '../../lib/model';
 import { StoreWriter, connect, migrate } from '../../lib/store';
@@ -60,7 +60,6 @@ describe('aggregator consumer replay', () => {
       meshConfig: emptyMeshConfig(),
       logger: pino({ level: 'silent' }),
       batchRecords: 1_000_000,
-      batchWaitMs: 20,
     });
     const records: MeshRequest[] = Array.from({ length: 1200 }, (_, i) => ({
       ...emptyRequest(),
@@ -76,6 +75,7 @@ describe('aggregator consumer replay', () => {
       outcome: 'ok',
       requestId: `replay-${i}`,
     }));
+    // Answered only once stored: the first attempt's lost ack and the redelivery happen inside this await.
     await bus.publish(TOPICS.requests, [
       { key: 'reviews.default.svc.cluster.local', value: records.slice(0, 500) },
       { key: 'reviews.default.svc.cluster.local', value: records.slice(500) },
@@ -96,5 +96,53 @@ describe('aggregator consumer replay', () => {
     const total = [...text.matchAll(/^meshlens_requests_total\{.*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
     expect(total).toBe(1200);
     expect(text).toContain('meshlens_store_insert_failures_total{table="requests"} 1');
+  });
+
+  it('stores the rest of a batch ClickHouse refuses rows of, dead-letters those rows, and counts only what was stored', async () => {
+    for (const s of subs) await s.stop();
+    await bus?.close();
+    await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.requests` });
+    await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.requests_1m` });
+    bus = createMemoryBus({ retryInitialMs: 20 });
+    const registry = new Registry();
+    const metrics = new MeshMetrics(registry, 1000);
+    const health = { failed: 0, succeeded: 0, insertFailed: () => void health.failed++, insertSucceeded: () => void health.succeeded++ };
+    subs = await startConsumers({
+      bus,
+      writer: new StoreWriter(conn),
+      metrics,
+      storeMetrics: new StoreMetrics(registry),
+      meshConfig: emptyMeshConfig(),
+      logger: pino({ level: 'silent' }),
+      health,
+    });
+    const letters: DeadLetter[] = [];
+    subs.push(await bus.subscribe(TOPICS.deadLetters, 'test-deadletters', async (batch) => void letters.push(...batch.flatMap((m) => m.value))));
+    const records: MeshRequest[] = Array.from({ length: 40 }, (_, i) => ({
+      ...emptyRequest(),
+      startTimeMs: T0 + i,
+      reporter: 'source',
+      destinationHost: 'reviews.default.svc.cluster.local',
+      destinationService: 'reviews',
+      destinationNamespace: 'default',
+      responseCode: 200,
+      requestId: `poison-${i}`,
+      // A row no ingest parser makes: ClickHouse refuses it every time, and retrying would wedge the topic.
+      ...(i === 7 ? { durationMs: 'NaN ms' as unknown as number } : {}),
+    }));
+    await bus.publish(TOPICS.requests, [{ key: 'reviews.default.svc.cluster.local', value: records }]);
+
+    const one = async (sql: string) => Number(Object.values(((await (await conn.client.query({ query: sql, format: 'JSONEachRow' })).json()) as Record<string, number>[])[0] ?? {})[0]);
+    expect(await one(`SELECT count() FROM ${conn.database}.requests`)).toBe(39);
+    expect(letters).toHaveLength(1);
+    expect(letters[0]).toMatchObject({ receiver: 'store:requests', reason: 'store_rejected' });
+    expect(letters[0]?.message).toMatch(/durationMs/);
+    expect(JSON.parse(Buffer.from(letters[0]?.rawBase64 ?? '', 'base64').toString('utf8'))).toMatchObject({ requestId: 'poison-7' });
+    const text = await registry.metrics();
+    const total = [...text.matchAll(/^meshlens_requests_total\{.*\} (\d+)$/gm)].reduce((n, m) => n + Number(m[1]), 0);
+    expect(total).toBe(39);
+    expect(text).toContain('meshlens_store_refused_rows_total{table="requests"} 1');
+    expect(text).toContain('meshlens_store_rows_total{table="requests"} 39');
+    expect(health).toMatchObject({ failed: 0, succeeded: 1 });
   });
 });

@@ -2,20 +2,33 @@
  * The aggregator's consumers: requests, flows and spans from the bus into ClickHouse (raw rows, and through
  * the materialized views the per-minute rollups) and into the Prometheus metrics.
  *
- * Order per delivered batch: insert, then update the metrics, then resolve (the bus commits). A failed
- * insert rejects, the bus redelivers exactly the same batch, and the insert token derived from it
- * (`<group>/<topic>/<partition>/<first>-<last>`) lets ClickHouse drop the repeat if the first attempt had
- * landed after all. Metrics only move for batches that were stored, so /metrics and the query API agree.
+ * Order per delivered batch: insert, dead-letter what ClickHouse refused for good, update the metrics with
+ * what was stored, then resolve (the bus commits, and with the memory bus the receivers answer their callers).
+ * A retriable insert failure rejects: the bus redelivers exactly the same batch, and the insert token derived
+ * from it (`<group>/<topic>/<partition>/<first>-<last>`) lets ClickHouse drop the repeat if the first attempt
+ * had landed after all. Metrics only move for rows that were stored, so /metrics and the query API agree.
+ *
+ * Group commit: a consumer takes whatever waits as soon as its previous insert finished, up to `batchRecords`
+ * records, so one insert is in flight per topic and its latency bounds the acknowledgement latency.
  */
 import { TOPICS } from '../../lib/bus';
-import type { Bus, DeliveredMessage, Subscription, Topic } from '../../lib/bus';
+import type { Bus, DeadLetter, DeliveredMessage, Subscription, Topic } from '../../lib/bus';
 import { subsetForVersion } from '../../lib/model';
 import type { Flow, MeshConfig, MeshRequest, Span } from '../../lib/model';
 import type { Logger } from '../../lib/runtime';
-import type { RecordTable, StoreWriter } from '../../lib/store';
+import type { RecordTable, RefusedRow, StoreWriter } from '../../lib/store';
 import type { MeshMetrics, StoreMetrics } from './metrics';
 
 export const AGGREGATOR_GROUP = 'meshlens-aggregator';
+
+/** Most records per insert: beyond it the batch closes even when more waits (the rest goes in the next one). */
+export const DEFAULT_BATCH_RECORDS = 20_000;
+
+/** What the consumers tell readiness about the store: a failing insert makes the process not ready at once. */
+export interface StoreHealth {
+  insertFailed(err: unknown): void;
+  insertSucceeded(): void;
+}
 
 export interface ConsumerOptions {
   bus: Bus;
@@ -24,25 +37,31 @@ export interface ConsumerOptions {
   storeMetrics: StoreMetrics;
   meshConfig: MeshConfig;
   logger: Logger;
-  /** Records per insert the consumer waits for (ClickHouse prefers few large inserts). Default 10,000. */
+  health?: StoreHealth;
+  /** Most records per insert. Default 20,000. */
   batchRecords?: number;
-  /** Longest wait for `batchRecords` before inserting what arrived. Default 1,000 ms. */
-  batchWaitMs?: number;
+  now?: () => number;
 }
 
 /** Subscribes the three consumers; stop them (in any order) to drain. */
 export async function startConsumers(opts: ConsumerOptions): Promise<Subscription[]> {
-  const batch = { minSize: opts.batchRecords ?? 10_000, maxWaitMs: opts.batchWaitMs ?? 1_000, sizeOf: (v: unknown[]) => v.length };
+  const batch = { minSize: 1, maxWaitMs: 0, maxSize: opts.batchRecords ?? DEFAULT_BATCH_RECORDS, sizeOf: (v: unknown[]) => v.length };
   const consume = <T extends object>(topic: Topic<T[]>, table: RecordTable, prepare: (records: T[]) => T[], after: (records: T[]) => void) =>
     opts.bus.subscribe(
       topic,
       AGGREGATOR_GROUP,
       async (messages) => {
         const records = prepare(flatten(messages));
-        if (records.length > 0) {
-          await store(opts, table, records, insertToken(topic.name, messages));
+        if (records.length === 0) return;
+        const refused = await store(opts, table, records, insertToken(topic.name, messages));
+        if (refused.length === 0) {
           after(records);
+          return;
         }
+        // Durable first: the refused rows are kept (with ClickHouse's reason) before the batch commits.
+        await deadLetter(opts, table, refused);
+        const gone = new Set(refused.map((r) => r.row));
+        after(records.filter((r) => !gone.has(r)));
       },
       { batch },
     );
@@ -66,18 +85,37 @@ function insertToken(topic: string, messages: DeliveredMessage<unknown>[]): stri
   return `${AGGREGATOR_GROUP}/${topic}/${first.partition}/${first.offset}-${last.offset}`;
 }
 
-async function store(opts: ConsumerOptions, table: RecordTable, rows: object[], token: string): Promise<void> {
+async function store(opts: ConsumerOptions, table: RecordTable, rows: object[], token: string): Promise<RefusedRow[]> {
   const end = opts.storeMetrics.insertSeconds.startTimer({ table });
   try {
-    await opts.writer.insert(table, rows, token);
+    const result = await opts.writer.insert(table, rows, token);
+    opts.health?.insertSucceeded();
+    opts.storeMetrics.rows.inc({ table }, result.stored);
+    if (result.refused.length > 0) opts.storeMetrics.refused.inc({ table }, result.refused.length);
+    return result.refused;
   } catch (err) {
+    opts.health?.insertFailed(err);
     opts.storeMetrics.failures.inc({ table });
     opts.logger.error({ err, table, rows: rows.length, token }, 'ClickHouse insert failed; the batch will be redelivered');
     throw err;
   } finally {
     end();
   }
-  opts.storeMetrics.rows.inc({ table }, rows.length);
+}
+
+async function deadLetter(opts: ConsumerOptions, table: RecordTable, refused: RefusedRow[]): Promise<void> {
+  const now = (opts.now ?? Date.now)();
+  const letters: DeadLetter[] = refused.map((r) => ({
+    receivedAtMs: now,
+    receiver: `store:${table}`,
+    format: 'unknown',
+    reason: 'store_rejected',
+    message: `ClickHouse refused this ${table} row for good: ${r.error}`,
+    line: 0,
+    rawBase64: Buffer.from(JSON.stringify(r.row)).toString('base64'),
+  }));
+  opts.logger.warn({ table, rows: refused.length, error: refused[0]?.error }, 'ClickHouse refused rows for good; they were dead-lettered and the rest of the batch stored');
+  await opts.bus.publish(TOPICS.deadLetters, [{ key: `store:${table}`, value: letters }]);
 }
 
 /**

@@ -8,11 +8,11 @@ import type { Bus, Subscription } from '../../lib/bus';
 import type { MeshConfig } from '../../lib/model';
 import { CANARY_DEFAULTS } from '../../lib/runtime';
 import type { CanaryConfig, Logger } from '../../lib/runtime';
-import { StoreWriter, connect, migrate } from '../../lib/store';
+import { StoreWriter, classifyStoreError, connect, migrate } from '../../lib/store';
 import type { Connection } from '../../lib/store';
 import { registerQueryRoutes } from './api';
 import { CanaryJudge } from './canary';
-import { startConsumers } from './consumer';
+import { startConsumers, type StoreHealth } from './consumer';
 import { MeshMetrics, StoreMetrics } from './metrics';
 
 export interface AggregatorOptions {
@@ -24,14 +24,15 @@ export interface AggregatorOptions {
   dataDir: string;
   rawRetentionDays: number;
   rollupRetentionDays: number;
+  /** How far ahead of now ingest accepts event times; with the raw retention it bounds the days one insert spans. */
+  maxClockSkewMs?: number;
   maxSeries: number;
   /** Canary judge settings; default CANARY_DEFAULTS. */
   canary?: CanaryConfig;
   /** Bound on one query-API statement (`max_execution_time`); default 30 s. */
   queryTimeoutMs?: number;
-  /** Insert batching (defaults 10,000 records or 1 s); tests shorten the wait. */
+  /** Most records per insert (group commit). Default 20,000. */
   batchRecords?: number;
-  batchWaitMs?: number;
 }
 
 export interface Aggregator {
@@ -40,62 +41,133 @@ export interface Aggregator {
   /** The canary judge; `judgeNow()` refreshes `meshlens_canary_verdict` at once (tests, demo). */
   judge: CanaryJudge;
   registerRoutes(app: FastifyInstance): void;
-  /** Readiness: the store answered its last ping (every 5 s). */
+  /**
+   * Readiness: the schema is in place, the consumers run, the store answered its last ping (every 5 s) and the
+   * last insert did not fail. In the all-in-one the receivers take nothing while this is false.
+   */
   ready(): boolean;
   /** Stops consuming (in-flight batches finish and commit), then closes the store. */
   close(): Promise<void>;
 }
 
+const PING_INTERVAL_MS = 5_000;
+const MIGRATE_RETRY_INITIAL_MS = 1_000;
+const MIGRATE_RETRY_MAX_MS = 30_000;
+const DAY_MS = 86_400_000;
+
+/**
+ * Connects, migrates and starts consuming. Embedded ClickHouse lives in this process: a failure there is fatal
+ * and rejects. A server that does not answer yet is waited for: the aggregator comes up not ready (the query
+ * API answers 503, the all-in-one's receivers 503 with Retry-After) and retries the migrations with backoff,
+ * as a process in a compose stack or a pod must while its database starts. A migration ClickHouse refuses for
+ * good (a changed file, bad SQL) stops the process.
+ */
 export async function createAggregator(opts: AggregatorOptions): Promise<Aggregator> {
   const conn = connect({ clickhouseUrl: opts.clickhouseUrl, dataDir: opts.dataDir });
+  const retention = { rawDays: opts.rawRetentionDays, rollupDays: opts.rollupRetentionDays };
+  const metrics = new MeshMetrics(opts.registry, opts.maxSeries);
+  const storeMetrics = new StoreMetrics(opts.registry);
+  const canary = opts.canary ?? CANARY_DEFAULTS;
+  const judge = new CanaryJudge({ conn, meshConfig: opts.meshConfig, registry: opts.registry, logger: opts.logger, config: canary });
+  const writer = new StoreWriter(conn, {
+    maxPartitionsPerInsert: Math.max(100, opts.rawRetentionDays + Math.ceil((opts.maxClockSkewMs ?? 0) / DAY_MS) + 2),
+  });
+
   let subscriptions: Subscription[] = [];
-  try {
-    const applied = await migrate(conn, { rawDays: opts.rawRetentionDays, rollupDays: opts.rollupRetentionDays });
+  let running = false;
+  let closed = false;
+  let pingOk = true;
+  let insertFailing = false;
+  let retryTimer: NodeJS.Timeout | undefined;
+  let pinger: NodeJS.Timeout | undefined;
+  const health: StoreHealth = {
+    insertFailed: () => void (insertFailing = true),
+    insertSucceeded: () => void (insertFailing = false),
+  };
+
+  const run = async (): Promise<void> => {
+    const applied = await migrate(conn, retention);
     opts.logger.info({ store: conn.kind, location: conn.location, applied }, 'ClickHouse schema ready');
-    const metrics = new MeshMetrics(opts.registry, opts.maxSeries);
+    if (closed) return;
     subscriptions = await startConsumers({
       bus: opts.bus,
-      writer: new StoreWriter(conn),
+      writer,
       metrics,
-      storeMetrics: new StoreMetrics(opts.registry),
+      storeMetrics,
       meshConfig: opts.meshConfig,
       logger: opts.logger,
+      health,
       batchRecords: opts.batchRecords,
-      batchWaitMs: opts.batchWaitMs,
     });
-    const canary = opts.canary ?? CANARY_DEFAULTS;
-    const judge = new CanaryJudge({ conn, meshConfig: opts.meshConfig, registry: opts.registry, logger: opts.logger, config: canary });
     judge.start();
-    let storeUp = true;
-    const pinger = setInterval(() => {
+    pinger = setInterval(() => {
       void conn.client.ping().then(
-        (r) => (storeUp = r.success),
-        () => (storeUp = false),
+        (r) => (pingOk = r.success),
+        () => (pingOk = false),
       );
-    }, 5_000);
+    }, PING_INTERVAL_MS);
     pinger.unref();
-    return {
-      conn,
-      metrics,
-      judge,
-      registerRoutes: (app) => registerQueryRoutes(app, { conn, meshConfig: opts.meshConfig, logger: opts.logger, canary, queryTimeoutMs: opts.queryTimeoutMs }),
-      ready: () => storeUp,
-      close: async () => {
-        clearInterval(pinger);
-        await judge.close();
-        await Promise.all(subscriptions.map((s) => s.stop()));
-        await conn.client.close();
-      },
-    };
-  } catch (err) {
+    running = true;
+  };
+
+  const close = async (): Promise<void> => {
+    closed = true;
+    clearTimeout(retryTimer);
+    clearInterval(pinger);
+    await judge.close();
     await Promise.all(subscriptions.map((s) => s.stop()));
     await conn.client.close();
-    throw err;
+  };
+
+  try {
+    await run();
+  } catch (err) {
+    if (conn.kind === 'embedded' || !unreachable(err)) {
+      await close();
+      throw err;
+    }
+    opts.logger.error({ err: String(err), location: conn.location }, 'ClickHouse does not answer; meshlens stays not ready and retries');
+    const retry = (delayMs: number): void => {
+      retryTimer = setTimeout(() => {
+        run().then(
+          () => opts.logger.info({ location: conn.location }, 'ClickHouse answers again; meshlens is consuming'),
+          (e: unknown) => {
+            if (closed) return;
+            if (!unreachable(e)) {
+              // Not a matter of waiting (e.g. a migration that changed after it was applied): say so, loudly.
+              opts.logger.fatal({ err: e }, 'ClickHouse refused the schema migration; fix it and restart');
+              return;
+            }
+            retry(Math.min(delayMs * 2, MIGRATE_RETRY_MAX_MS));
+          },
+        );
+      }, delayMs);
+      retryTimer.unref();
+    };
+    retry(MIGRATE_RETRY_INITIAL_MS);
   }
+
+  return {
+    conn,
+    metrics,
+    judge,
+    registerRoutes: (app) => registerQueryRoutes(app, { conn, meshConfig: opts.meshConfig, logger: opts.logger, canary, queryTimeoutMs: opts.queryTimeoutMs }),
+    ready: () => running && pingOk && !insertFailing,
+    close,
+  };
+}
+
+/**
+ * The server could not be reached (network errors, timeouts: worth waiting for), as opposed to a ClickHouse that
+ * answered and refused (it names the error type: bad SQL, a changed migration), which waiting does not fix.
+ */
+function unreachable(err: unknown): boolean {
+  const { type } = classifyStoreError(err);
+  return type === 'UNKNOWN' || /^E[A-Z]+$/.test(type);
 }
 
 export { DEFAULT_WINDOW_MS, foldLedger, parseInstant, parseScope } from './api';
-export { AGGREGATOR_GROUP } from './consumer';
+export { AGGREGATOR_GROUP, DEFAULT_BATCH_RECORDS } from './consumer';
 export { FALSE_FAIL_RATE, LATENCY_RATIO, PASS_CONFIDENCE, canaryPairs, judgeCanaries, ratioCheck } from './canary';
 export type { CanaryResult, JudgeOptions, Verdict } from './canary';
 export { DURATION_BUCKETS_SECONDS, MeshMetrics } from './metrics';

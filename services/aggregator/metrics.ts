@@ -43,17 +43,6 @@ const FLOW_LABELS = [
   'reason',
   'policy',
 ] as const;
-/** What an overflow series forgets; reporter, code, outcome and verdict are bounded and stay. */
-const HIGH_CARDINALITY = [
-  'source_workload',
-  'source_workload_namespace',
-  'destination_service',
-  'destination_service_name',
-  'destination_service_namespace',
-  'destination_subset',
-  'policy',
-];
-
 const SEP = '\u0001';
 
 export class MeshMetrics {
@@ -73,7 +62,6 @@ export class MeshMetrics {
       help,
       labelNames,
       maxSeries,
-      overflowLabels: HIGH_CARDINALITY,
       overflowCounter,
     });
     this.requests = new CounterFamily(
@@ -95,7 +83,8 @@ export class MeshMetrics {
       const dest = r.destinationHost + SEP + r.destinationService + SEP + r.destinationNamespace + SEP + r.destinationSubset;
       const durationKey = r.reporter + SEP + dest;
       this.requests.add(
-        durationKey + SEP + r.sourceWorkload + SEP + r.sourceNamespace + SEP + r.responseCode + SEP + r.responseFlags + SEP + r.outcome,
+        // The bounded label value, not the raw flags: 2,000 made-up flags are one `other` series, not 2,000 keys.
+        durationKey + SEP + r.sourceWorkload + SEP + r.sourceNamespace + SEP + r.responseCode + SEP + flagsLabel(r.responseFlags) + SEP + r.outcome,
         () => requestLabels(r),
         1,
       );
@@ -160,19 +149,26 @@ function flowLabels(f: Flow): Labels {
 /** The storage consumer's own metrics. */
 export class StoreMetrics {
   readonly rows: Counter<'table'>;
+  readonly refused: Counter<'table'>;
   readonly failures: Counter<'table'>;
   readonly insertSeconds: Histogram<'table'>;
 
   constructor(registry: Registry) {
     this.rows = new Counter({
       name: 'meshlens_store_rows_total',
-      help: 'Rows handed to ClickHouse per table (a redelivered batch counts again here; ClickHouse drops the repeat).',
+      help: 'Rows stored in ClickHouse per table (a redelivered batch counts again here; ClickHouse drops the repeat).',
+      labelNames: ['table'],
+      registers: [registry],
+    });
+    this.refused = new Counter({
+      name: 'meshlens_store_refused_rows_total',
+      help: 'Rows ClickHouse refused for good (isolated from their batch and dead-lettered with reason store_rejected).',
       labelNames: ['table'],
       registers: [registry],
     });
     this.failures = new Counter({
       name: 'meshlens_store_insert_failures_total',
-      help: 'Failed ClickHouse inserts; the bus redelivers the batch.',
+      help: 'Failed ClickHouse inserts that will be retried; the bus redelivers the batch.',
       labelNames: ['table'],
       registers: [registry],
     });

@@ -3,9 +3,10 @@
  * aggregated state, never one prom-client call per event). Each family is a prom-client-compatible metric
  * object (`name`, `help`, `type`, `get()`), registered in the process registry beside the ordinary ones.
  *
- * Cardinality (CONTRACT.md §9): at most `maxSeries` label sets per family. Past it, a new label set folds
- * into the family's overflow series — its high-cardinality labels set to `__overflow__` — and
- * `meshlens_series_overflow_total{metric}` counts the folded observations, so totals stay right.
+ * Cardinality (CONTRACT.md §9): at most `maxSeries` label sets per family, plus one. Past it, a new label set
+ * folds into the family's single overflow series — every label `__overflow__`, whatever the input, so no value
+ * from a request can grow the family any further — and `meshlens_series_overflow_total{metric}` counts the
+ * folded observations, so totals stay right.
  */
 import type { Counter } from 'prom-client';
 
@@ -33,8 +34,6 @@ interface FamilyOptions {
   help: string;
   labelNames: readonly string[];
   maxSeries: number;
-  /** Labels whose values the overflow series replaces by `__overflow__`. */
-  overflowLabels: readonly string[];
   overflowCounter: Counter<'metric'>;
 }
 
@@ -64,28 +63,30 @@ abstract class Family<S> {
     if (hit) return hit.state;
     if (this.series.size >= this.opts.maxSeries) {
       this.opts.overflowCounter.inc({ metric: this.name }, weight);
-      return this.overflowSlot(labels());
+      return this.overflowSlot();
     }
     const entry = { labels: labels(), state: this.newState() };
     this.series.set(key, entry);
     return entry.state;
   }
 
-  private overflowSlot(labels: Labels): S {
-    const folded: Labels = { ...labels };
-    for (const l of this.opts.overflowLabels) if (l in folded) folded[l] = OVERFLOW;
-    const key = `${OVERFLOW}\u0001${this.opts.labelNames.map((l) => folded[l]).join('\u0001')}`;
-    let entry = this.series.get(key);
-    if (!entry) {
-      // The overflow series themselves may exceed maxSeries by the few low-cardinality combinations they keep.
-      entry = { labels: folded, state: this.newState() };
-      this.series.set(key, entry);
+  private overflow: S | undefined;
+
+  /** The one series every label set folds into once the family is full; it is the `maxSeries + 1`st. */
+  private overflowSlot(): S {
+    if (this.overflow === undefined) {
+      const labels: Labels = {};
+      for (const l of this.opts.labelNames) labels[l] = OVERFLOW;
+      this.overflow = this.newState();
+      // A key no caller-built key can equal: those join label values with \u0001 and never start with \u0000.
+      this.series.set('\u0000overflow', { labels, state: this.overflow });
     }
-    return entry.state;
+    return this.overflow;
   }
 
   reset(): void {
     this.series.clear();
+    this.overflow = undefined;
   }
 }
 

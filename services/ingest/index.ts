@@ -3,13 +3,15 @@
  * Built without listening; bin/ binds the ports.
  */
 import type { Server } from '@grpc/grpc-js';
-import type { FastifyInstance } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Bus } from '../../lib/bus/types';
+import { BodyBudget, RETRY_AFTER_SECONDS } from '../../lib/runtime/body';
 import { bearerAuth, createHttpServer } from '../../lib/runtime/http';
 import type { Logger } from '../../lib/runtime/logger';
-import { createIngestMetrics } from './metrics';
-import { IngestPipeline } from './pipeline';
+import { Intake } from './intake';
+import { createIngestMetrics, type ReceiverName } from './metrics';
+import { IngestPipeline, type EventTimeBounds } from './pipeline';
 import { registerLineRoutes } from './receivers/lines';
 import { createOtlpGrpcServer } from './receivers/otlp-grpc';
 import { registerOtlpHttpRoutes } from './receivers/otlp-http';
@@ -18,7 +20,8 @@ import { registerZipkinRoutes } from './receivers/zipkin';
 export { startDeadLetterFileSink } from './deadletters';
 export { bindGrpc } from './receivers/otlp-grpc';
 export { MAX_REPLY_ERRORS } from './pipeline';
-export type { IngestReply, ReplyError } from './pipeline';
+export type { EventTimeBounds, IngestReply, ReplyError } from './pipeline';
+export type { Intake, Refusal } from './intake';
 
 export interface IngestDeps {
   bus: Bus;
@@ -26,6 +29,12 @@ export interface IngestDeps {
   logger: Logger;
   ingestToken: string | undefined;
   maxBodyBytes: number;
+  /** Decompressed bytes all receivers together hold at once (MESHLENS_MAX_INFLIGHT_BYTES). */
+  maxInflightBytes: number;
+  bounds: EventTimeBounds;
+  /** Whether the pipeline behind the receivers can store records now; while false they answer 503. */
+  ready?: () => boolean;
+  now?: () => number;
 }
 
 export interface Ingest {
@@ -37,23 +46,54 @@ export interface Ingest {
   zipkin: FastifyInstance;
   /** OTLP/gRPC server (logs and traces), for the OTLP gRPC port. */
   grpc: Server;
+  /** Bytes in flight, shared by every receiver; the server that hosts `registerHttpRoutes` must be built with it. */
+  budget: BodyBudget;
+  /** Admission: `close()` makes every receiver answer 503, `idle()` waits for the requests already taken. */
+  intake: Intake;
 }
 
 export function createIngest(deps: IngestDeps): Ingest {
-  const pipeline = new IngestPipeline(deps.bus, createIngestMetrics(deps.registry));
-  const onRequest = bearerAuth(deps.ingestToken);
-  const httpOptions = { logger: deps.logger, maxBodyBytes: deps.maxBodyBytes };
+  const metrics = createIngestMetrics(deps.registry);
+  const pipeline = new IngestPipeline(deps.bus, metrics, { bounds: deps.bounds, now: deps.now });
+  const intake = new Intake(deps.ready);
+  const budget = new BodyBudget(deps.maxInflightBytes);
+  const auth = bearerAuth(deps.ingestToken);
 
+  /**
+   * Before a body is read: the token (401), then admission (503 + Retry-After while stopping or unavailable).
+   * A request taken is tracked until its response is over, and every 429/503 it ends with is counted.
+   */
+  const gate =
+    (receiver: ReceiverName) =>
+    async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      await auth(request, reply);
+      if (reply.sent) return;
+      const refusal = intake.refusal();
+      if (refusal !== undefined) {
+        metrics.retries.inc({ receiver });
+        await reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send({ error: refusal.code, message: refusal.message });
+        return;
+      }
+      intake.begin();
+      reply.raw.once('close', () => {
+        intake.end();
+        if (reply.statusCode === 429 || reply.statusCode === 503) metrics.retries.inc({ receiver });
+      });
+    };
+
+  const httpOptions = { logger: deps.logger, maxBodyBytes: deps.maxBodyBytes, budget };
   const otlpHttp = createHttpServer(httpOptions);
-  registerOtlpHttpRoutes(otlpHttp, { pipeline, onRequest });
+  registerOtlpHttpRoutes(otlpHttp, { pipeline, onRequest: gate('otlp_http') });
   const zipkin = createHttpServer(httpOptions);
-  registerZipkinRoutes(zipkin, { pipeline, onRequest });
-  const grpc = createOtlpGrpcServer({ pipeline, logger: deps.logger, ingestToken: deps.ingestToken, maxBodyBytes: deps.maxBodyBytes });
+  registerZipkinRoutes(zipkin, { pipeline, onRequest: gate('zipkin') });
+  const grpc = createOtlpGrpcServer({ pipeline, logger: deps.logger, ingestToken: deps.ingestToken, maxBodyBytes: deps.maxBodyBytes, intake, budget, metrics });
 
   return {
-    registerHttpRoutes: (app) => registerLineRoutes(app, { pipeline, onRequest }),
+    registerHttpRoutes: (app) => registerLineRoutes(app, { pipeline, gate }),
     otlpHttp,
     zipkin,
     grpc,
+    budget,
+    intake,
   };
 }

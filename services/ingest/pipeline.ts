@@ -1,8 +1,13 @@
 /**
- * From parsed records to the bus: group accepted records by key into batches, keep every rejected input on
- * the dead-letter topic with its raw bytes and reason, count both once the bus has taken them, and build the
- * caller's reply (CONTRACT.md §3). A bus refusal propagates as a retriable BusError: nothing is counted and
- * the receiver tells the caller to retry, so no record is dropped silently.
+ * From parsed records to the bus: bound event time, group accepted records by key into batches, keep every
+ * rejected input on the dead-letter topic with its raw bytes and reason, count both once the bus has them
+ * durably (in the all-in-one: stored in ClickHouse), and build the caller's reply (CONTRACT.md §3). A bus
+ * refusal propagates as a retriable BusError: nothing is counted and the receiver tells the caller to retry,
+ * so no record is dropped silently.
+ *
+ * Event time is bounded here, once for every receiver: a record older than the raw retention would be
+ * accepted and then vanish with its partition's TTL, and one far in the future would be stored in a wrapped
+ * partition and never queried. Both are rejected with a reason (`too_old`, `too_new`) instead.
  */
 import { TOPICS, type Bus, type BusMessage, type DeadLetter, type Topic } from '../../lib/bus/types';
 import type { IngestFormat, RejectReason, Result } from '../../lib/model';
@@ -32,8 +37,25 @@ export function describeRejections(reply: IngestReply): string {
 
 export type LineParser<T> = (line: string) => { format: IngestFormat; result: Result<T> };
 
+/** Every record carries its event time (CONTRACT.md §4 "Time"). */
+interface Timed {
+  startTimeMs: number;
+}
+
+export interface EventTimeBounds {
+  /** Oldest event time accepted, as an age: MESHLENS_RAW_RETENTION_DAYS. */
+  maxAgeMs: number;
+  /** Furthest ahead of the receiver's clock accepted: MESHLENS_MAX_CLOCK_SKEW. */
+  maxAheadMs: number;
+}
+
+export interface PipelineOptions {
+  bounds: EventTimeBounds;
+  now?: () => number;
+}
+
 /** Accumulates one request's outcome before anything is published. */
-class Tally<T> {
+class Tally<T extends Timed> {
   readonly byKey = new Map<string, T[]>();
   readonly deadLetters: DeadLetter[] = [];
   readonly errors: ReplyError[] = [];
@@ -42,13 +64,37 @@ class Tally<T> {
   accepted = 0;
   rejected = 0;
 
+  private readonly oldestMs: number;
+  private readonly newestMs: number;
+
   constructor(
     readonly receiver: ReceiverName,
     private readonly keyOf: (record: T) => string,
     private readonly receivedAtMs: number,
-  ) {}
+    private readonly bounds: EventTimeBounds,
+  ) {
+    this.oldestMs = receivedAtMs - bounds.maxAgeMs;
+    this.newestMs = receivedAtMs + bounds.maxAheadMs;
+  }
 
-  accept(format: IngestFormat, record: T): void {
+  /** Takes a parsed record, or rejects it when its event time is out of bounds; `raw` is what a dead letter keeps. */
+  accept(format: IngestFormat, record: T, line: number, raw: () => string | Buffer): void {
+    const t = record.startTimeMs;
+    if (t < this.oldestMs) {
+      const days = Math.round(this.bounds.maxAgeMs / 86_400_000);
+      this.reject(format, line, 'too_old', `event time ${iso(t)} is older than the ${days}-day raw retention (MESHLENS_RAW_RETENTION_DAYS)`, raw());
+      return;
+    }
+    if (t > this.newestMs) {
+      this.reject(
+        format,
+        line,
+        'too_new',
+        `event time ${iso(t)} is more than ${Math.round(this.bounds.maxAheadMs / 1000)} s ahead of this receiver's clock (MESHLENS_MAX_CLOCK_SKEW)`,
+        raw(),
+      );
+      return;
+    }
     const key = this.keyOf(record);
     const group = this.byKey.get(key);
     if (group) group.push(record);
@@ -81,18 +127,24 @@ class Tally<T> {
 }
 
 export class IngestPipeline {
+  private readonly now: () => number;
+  private readonly bounds: EventTimeBounds;
+
   constructor(
     private readonly bus: Bus,
     private readonly metrics: IngestMetrics,
-    private readonly now: () => number = Date.now,
-  ) {}
+    options: PipelineOptions,
+  ) {
+    this.now = options.now ?? Date.now;
+    this.bounds = options.bounds;
+  }
 
   /**
    * A newline-delimited body: one record per line; blank lines are not records. `\r\n` endings are accepted.
    * The body is decoded once and scanned with indexOf (no split: bodies hold thousands of lines).
    */
-  async lines<T>(receiver: ReceiverName, body: Buffer, parse: LineParser<T>, topic: Topic<T[]>, keyOf: (r: T) => string): Promise<IngestReply> {
-    const tally = new Tally<T>(receiver, keyOf, this.now());
+  async lines<T extends Timed>(receiver: ReceiverName, body: Buffer, parse: LineParser<T>, topic: Topic<T[]>, keyOf: (r: T) => string): Promise<IngestReply> {
+    const tally = new Tally<T>(receiver, keyOf, this.now(), this.bounds);
     const text = body.toString('utf8');
     let start = 0;
     let lineNo = 0;
@@ -105,7 +157,7 @@ export class IngestPipeline {
       if (!isBlank(text, start, stop)) {
         const line = text.slice(start, stop);
         const { format, result } = parse(line);
-        if (result.ok) tally.accept(format, result.value);
+        if (result.ok) tally.accept(format, result.value, lineNo, () => line);
         else tally.reject(format, lineNo, result.reason, result.message, line);
       }
       start = end + 1;
@@ -115,12 +167,12 @@ export class IngestPipeline {
   }
 
   /** Records given as a list of JSON values (a JSON-array body); each is re-serialized for its parser. */
-  async jsonArray<T>(receiver: ReceiverName, items: unknown[], parse: LineParser<T>, topic: Topic<T[]>, keyOf: (r: T) => string): Promise<IngestReply> {
-    const tally = new Tally<T>(receiver, keyOf, this.now());
+  async jsonArray<T extends Timed>(receiver: ReceiverName, items: unknown[], parse: LineParser<T>, topic: Topic<T[]>, keyOf: (r: T) => string): Promise<IngestReply> {
+    const tally = new Tally<T>(receiver, keyOf, this.now(), this.bounds);
     for (let i = 0; i < items.length; i++) {
       const line = typeof items[i] === 'string' ? (items[i] as string) : JSON.stringify(items[i]);
       const { format, result } = parse(line);
-      if (result.ok) tally.accept(format, result.value);
+      if (result.ok) tally.accept(format, result.value, i + 1, () => line);
       else tally.reject(format, i + 1, result.reason, result.message, line);
     }
     await this.commit(tally, topic);
@@ -128,9 +180,14 @@ export class IngestPipeline {
   }
 
   /** A body decoded by a whole-body parser (OTLP, Zipkin): its records and per-record rejections. */
-  async batch<T>(receiver: ReceiverName, format: IngestFormat, batch: Batch<T>, topic: Topic<T[]>, keyOf: (r: T) => string): Promise<IngestReply> {
-    const tally = new Tally<T>(receiver, keyOf, this.now());
-    for (const record of batch.records) tally.accept(format, record);
+  async batch<T extends Timed>(receiver: ReceiverName, format: IngestFormat, batch: Batch<T>, topic: Topic<T[]>, keyOf: (r: T) => string): Promise<IngestReply> {
+    const tally = new Tally<T>(receiver, keyOf, this.now(), this.bounds);
+    // A whole-body format's records do not keep their place in the body: an out-of-bounds one is reported by
+    // its place among the records parsed, and dead-lettered as the record meshlens made of it.
+    for (let i = 0; i < batch.records.length; i++) {
+      const record = batch.records[i] as T;
+      tally.accept(format, record, i + 1, () => JSON.stringify(record));
+    }
     for (const r of batch.rejects) tally.reject(format, r.index, r.reason, r.message, r.raw);
     await this.commit(tally, topic);
     return tally.reply();
@@ -138,7 +195,7 @@ export class IngestPipeline {
 
   /** A body that could not be decoded at all (bad protobuf, not JSON): kept whole as one dead letter. */
   async rejectBody(receiver: ReceiverName, format: IngestFormat, reason: RejectReason, message: string, raw: Buffer): Promise<IngestReply> {
-    const tally = new Tally<never>(receiver, () => '', this.now());
+    const tally = new Tally<never>(receiver, () => '', this.now(), this.bounds);
     tally.reject(format, 0, reason, message, raw);
     await this.commit(tally, TOPICS.deadLetters as unknown as Topic<never[]>);
     return tally.reply();
@@ -148,19 +205,14 @@ export class IngestPipeline {
    * Dead letters first: if the records' publish is then refused, the caller retries the body and the only
    * duplicates are diagnostic dead letters, never counted records.
    */
-  private async commit<T>(tally: Tally<T>, topic: Topic<T[]>): Promise<void> {
-    try {
-      if (tally.deadLetters.length > 0) {
-        await this.bus.publish(TOPICS.deadLetters, [{ key: tally.deadLetters[0]!.receiver, value: tally.deadLetters }]);
-      }
-      if (tally.byKey.size > 0) {
-        const messages: BusMessage<T[]>[] = [];
-        for (const [key, value] of tally.byKey) messages.push({ key, value });
-        await this.bus.publish(topic, messages);
-      }
-    } catch (err) {
-      if ((err as { retriable?: boolean }).retriable) this.metrics.retries.inc({ receiver: tally.receiver });
-      throw err;
+  private async commit<T extends Timed>(tally: Tally<T>, topic: Topic<T[]>): Promise<void> {
+    if (tally.deadLetters.length > 0) {
+      await this.bus.publish(TOPICS.deadLetters, [{ key: tally.deadLetters[0]!.receiver, value: tally.deadLetters }]);
+    }
+    if (tally.byKey.size > 0) {
+      const messages: BusMessage<T[]>[] = [];
+      for (const [key, value] of tally.byKey) messages.push({ key, value });
+      await this.bus.publish(topic, messages);
     }
     const receiver = tally.receiver;
     for (const [format, n] of tally.acceptedByFormat) this.metrics.records.inc({ receiver, format, outcome: 'accepted' }, n);
@@ -169,6 +221,11 @@ export class IngestPipeline {
       this.metrics.rejected.inc({ receiver, format, reason }, n);
     }
   }
+}
+
+function iso(ms: number): string {
+  const d = new Date(ms);
+  return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString();
 }
 
 function isBlank(text: string, start: number, end: number): boolean {

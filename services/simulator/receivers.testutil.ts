@@ -28,8 +28,17 @@ export async function startReceivers(ingestToken?: string): Promise<Receivers> {
   await bus.subscribe<MeshRequest[]>(TOPICS.requests, 'simulator-test', count('requests'));
   await bus.subscribe<Flow[]>(TOPICS.flows, 'simulator-test', count('flows'));
   await bus.subscribe<Span[]>(TOPICS.spans, 'simulator-test', count('spans'));
-  const ingest = createIngest({ bus, registry: new Registry(), logger, ingestToken, maxBodyBytes: 16 << 20 });
-  const http = createHttpServer({ logger, maxBodyBytes: 16 << 20 });
+  const ingest = createIngest({
+    bus,
+    registry: new Registry(),
+    logger,
+    ingestToken,
+    maxBodyBytes: 16 << 20,
+    maxInflightBytes: 64 << 20,
+    // The tests simulate fixed days (reproducible output), so the event-time bound reaches back ten years.
+    bounds: { maxAgeMs: 3650 * 86_400_000, maxAheadMs: 3_600_000 },
+  });
+  const http = createHttpServer({ logger, maxBodyBytes: 16 << 20, budget: ingest.budget });
   ingest.registerHttpRoutes(http);
   await http.listen({ host: '127.0.0.1', port: 0 });
   await ingest.zipkin.listen({ host: '127.0.0.1', port: 0 });

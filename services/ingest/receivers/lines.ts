@@ -16,8 +16,11 @@ const LINE_TYPES = new Set(['text/plain', 'application/x-ndjson', 'application/n
 
 export interface LineRoutesDeps {
   pipeline: IngestPipeline;
-  /** Runs before the body is read, so unauthenticated clients cannot make us buffer a body. */
-  onRequest: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
+  /**
+   * Runs before the body is read (auth, then admission), so unauthenticated clients cannot make us buffer a
+   * body and a stopping or unavailable pipeline answers 503 at once.
+   */
+  gate: (receiver: ReceiverName) => (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 }
 
 function mediaType(request: FastifyRequest): string {
@@ -32,7 +35,7 @@ export function statusOf(reply: IngestReply): number {
   return reply.accepted > 0 || reply.rejected === 0 ? 200 : 400;
 }
 
-async function ingest<T>(
+async function ingest<T extends { startTimeMs: number }>(
   deps: LineRoutesDeps,
   receiver: ReceiverName,
   /** Format label for a JSON-array body that is not JSON at all. */
@@ -68,11 +71,11 @@ function firstNonSpace(body: Buffer): number {
 }
 
 export function registerLineRoutes(app: FastifyInstance, deps: LineRoutesDeps): void {
-  app.post('/v1/accesslogs', { onRequest: deps.onRequest }, async (request, reply) => {
+  app.post('/v1/accesslogs', { onRequest: deps.gate('accesslog') }, async (request, reply) => {
     const result = await ingest(deps, 'accesslog', 'istio_json', request, parseAccessLogLine, TOPICS.requests, (r) => r.destinationHost);
     return reply.code(statusOf(result)).send(result);
   });
-  app.post('/v1/flows', { onRequest: deps.onRequest }, async (request, reply) => {
+  app.post('/v1/flows', { onRequest: deps.gate('flows') }, async (request, reply) => {
     const result = await ingest(deps, 'flows', 'hubble', request, parseFlowLine, TOPICS.flows, (f) => f.destinationHost);
     return reply.code(statusOf(result)).send(result);
   });

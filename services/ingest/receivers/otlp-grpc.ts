@@ -3,8 +3,8 @@
  * `...trace.v1.TraceService/Export`, as Istio's `envoyOtelAls` access-log provider and `opentelemetry`
  * tracing provider send them. Messages are taken as raw bytes and decoded in the handler, so a body that
  * does not decode gets INVALID_ARGUMENT with a reason rather than a transport-level INTERNAL.
- * Status codes follow https://opentelemetry.io/docs/specs/otlp/#failures: a full pipeline is UNAVAILABLE,
- * which OTLP clients retry with backoff.
+ * Status codes follow https://opentelemetry.io/docs/specs/otlp/#failures: a full, stopping or unavailable
+ * pipeline is UNAVAILABLE, which OTLP clients retry with backoff. OK is sent once the records are durable.
  */
 import {
   Server,
@@ -17,8 +17,11 @@ import {
 } from '@grpc/grpc-js';
 import { TOPICS } from '../../../lib/bus/types';
 import type { IngestFormat, Rejection } from '../../../lib/model';
-import { checkBearer } from '../../../lib/runtime/http';
+import type { BodyBudget } from '../../../lib/runtime/body';
+import { checkBearer, tokenDigest } from '../../../lib/runtime/http';
 import type { Logger } from '../../../lib/runtime/logger';
+import type { Intake } from '../intake';
+import type { IngestMetrics } from '../metrics';
 import type { Batch } from '../formats/batch';
 import { parseOtlpLogs } from '../formats/otlp-logs';
 import { parseOtlpTraces } from '../formats/otlp-traces';
@@ -50,6 +53,10 @@ export interface OtlpGrpcDeps {
   logger: Logger;
   ingestToken: string | undefined;
   maxBodyBytes: number;
+  intake: Intake;
+  /** Shared with the HTTP receivers: a message's bytes are held until its reply. */
+  budget: BodyBudget;
+  metrics: IngestMetrics;
 }
 
 function authorized(call: ServerUnaryCall<Buffer, Buffer>, expected: Buffer | undefined): boolean {
@@ -58,20 +65,33 @@ function authorized(call: ServerUnaryCall<Buffer, Buffer>, expected: Buffer | un
   return typeof got === 'string' && checkBearer(got, expected);
 }
 
-function handler<T>(
+function handler<T extends { startTimeMs: number }>(
   deps: OtlpGrpcDeps,
   format: IngestFormat,
   parse: (body: Buffer, encoding: 'protobuf') => { ok: true; value: Batch<T> } | Rejection,
   publish: (batch: Batch<T>) => Promise<IngestReply>,
   encodeResponse: (rejected: number, errorMessage: string) => Buffer,
 ) {
-  const expected = deps.ingestToken === undefined ? undefined : Buffer.from(`Bearer ${deps.ingestToken}`);
-  return (call: ServerUnaryCall<Buffer, Buffer>, callback: sendUnaryData<Buffer>): void => {
+  const expected = deps.ingestToken === undefined ? undefined : tokenDigest(deps.ingestToken);
+  return (call: ServerUnaryCall<Buffer, Buffer>, reply: sendUnaryData<Buffer>): void => {
     if (!authorized(call, expected)) {
-      callback({ code: status.UNAUTHENTICATED, details: 'a valid authorization: Bearer token is required' });
+      reply({ code: status.UNAUTHENTICATED, details: 'a valid authorization: Bearer token is required' });
       return;
     }
     const body = call.request;
+    const refusal = deps.intake.refusal();
+    if (refusal !== undefined || !deps.budget.take(body.length)) {
+      deps.metrics.retries.inc({ receiver: 'otlp_grpc' });
+      const why = refusal?.message ?? `meshlens holds ${deps.budget.limit} bytes of requests in flight; retry later`;
+      reply({ code: status.UNAVAILABLE, details: why });
+      return;
+    }
+    deps.intake.begin();
+    const callback: sendUnaryData<Buffer> = (err, value) => {
+      deps.budget.give(body.length);
+      deps.intake.end();
+      reply(err, value);
+    };
     const parsed = parse(body, 'protobuf');
     const run = parsed.ok
       ? publish(parsed.value).then((r) => {
@@ -82,6 +102,7 @@ function handler<T>(
         });
     run.catch((err: { retriable?: boolean; message?: string }) => {
       if (err.retriable) {
+        deps.metrics.retries.inc({ receiver: 'otlp_grpc' });
         callback({ code: status.UNAVAILABLE, details: `pipeline cannot take more, retry later: ${err.message ?? ''}` });
       } else {
         deps.logger.error({ err }, 'otlp grpc export failed');

@@ -25,6 +25,7 @@ type Encoding = 'protobuf' | 'json';
 
 export interface OtlpHttpDeps {
   pipeline: IngestPipeline;
+  /** Auth, then admission, before the body is read. */
   onRequest: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 }
 
