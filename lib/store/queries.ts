@@ -34,7 +34,13 @@ export interface SubsetRow {
   appErrors: number;
   /** Not denied, with an upstream-failure flag (UH, UF, URX, NR...): the proxy failed the request itself. */
   meshFailures: number;
-  latencyMs: { p50: number; p90: number; p99: number };
+  /** Nearest-rank quantiles of the durations (ms); null when none is known (see `latencySamples`). */
+  latencyMs: { p50: number | null; p90: number | null; p99: number | null };
+  /**
+   * How many durations the quantiles rest on: `requests`, less those of minutes rolled up before the latency
+   * histogram existed (migration 004), whose durations are not kept.
+   */
+  latencySamples?: number;
 }
 
 /** One canary subset judged against its baseline subset of the same host. */
@@ -64,7 +70,7 @@ export interface EdgeRow {
   requests: number;
   errors: number;
   denied: number;
-  p99Ms: number;
+  p99Ms: number | null;
 }
 
 /** A call seen only in traces: a CLIENT span whose hop no access log reported (e.g. logs not shipped). */
@@ -77,7 +83,7 @@ export interface SpanEdgeRow {
   subset: string;
   requests: number;
   errors: number;
-  p99Ms: number;
+  p99Ms: number | null;
 }
 
 export type Layer = 'L7' | 'L4';
@@ -114,8 +120,62 @@ function bounded(limits: QueryLimits | undefined): { max_execution_time: number 
 }
 
 const MINUTE_MS = 60_000;
-/** DDSketch with 1 % relative accuracy (see clickhouse/migrations/002_create_rollups.sql for why not t-digest). */
-const QUANTILES = '0.01, 0.5, 0.9, 0.99';
+
+/**
+ * Latency quantiles by nearest rank: the duration at rank ceil(q·n) of the n sorted durations, as operators count
+ * (the p99 of {84, 10273} ms is 10273). Durations are kept as a log-bucketed histogram, the DDSketch mapping with
+ * relative accuracy α: bucket i = ceil(log_γ(ms)) holds (γ^(i−1), γ^i], γ = (1+α)/(1−α), and its representative
+ * 2γ^i/(γ+1) is within α of every value in it. Histograms merge by adding counts, so rollup minutes, raw rows and
+ * the joined view give the same answer for the same durations; the answer is within 1 % of the exact one.
+ * clickhouse/migrations/004_add_latency_buckets_and_flow_workloads.sql writes the same buckets.
+ */
+export const LATENCY_ACCURACY = 0.01;
+const GAMMA = (1 + LATENCY_ACCURACY) / (1 - LATENCY_ACCURACY);
+const LOG_GAMMA = Math.log(GAMMA);
+/** The bucket of durations ≤ 0 (Envoy logs 0 ms for what took under a millisecond); its representative is 0. */
+export const ZERO_BUCKET = -32768;
+const MAX_BUCKET = 32767;
+
+/** A duration's bucket, as the SQL below computes it (Int16: from about 1e-285 ms to 1e285 ms). */
+export function latencyBucket(ms: number): number {
+  if (!(ms > 0)) return ZERO_BUCKET;
+  return Math.max(-MAX_BUCKET, Math.min(MAX_BUCKET, Math.ceil(Math.log(ms) / LOG_GAMMA)));
+}
+
+/** The value a bucket stands for: 2γ^i/(γ+1), within α of everything in it; 0 for the zero bucket. */
+export function bucketValue(bucket: number): number {
+  return bucket === ZERO_BUCKET ? 0 : (2 * Math.pow(GAMMA, bucket)) / (GAMMA + 1);
+}
+
+/** `latencyBucket` in SQL, for a Float64 column of milliseconds. */
+export const LATENCY_BUCKET_SQL = (col: string): string =>
+  `if(${col} > 0, toInt16(greatest(-32767, least(32767, ceil(log(${col}) / log(1.01 / 0.99))))), toInt16(-32768))`;
+
+/** A histogram of raw rows' durations, as the rollup keeps it. */
+const HISTOGRAM = `sumMap(map(${LATENCY_BUCKET_SQL('durationMs')}, toUInt64(1)))`;
+
+/**
+ * The nearest-rank `percent`-th percentile of a histogram (bucket → count, as ClickHouse returns a Map): the
+ * representative of the bucket holding rank ceil(percent·n/100); null for an empty histogram. Integer percent, so
+ * the rank is exact (0.99·100 is not 99 in floating point).
+ */
+export function nearestRank(histogram: Readonly<Record<string, number>>, percent: number): number | null {
+  const buckets = Object.entries(histogram)
+    .map(([k, n]) => [Number(k), Number(n)] as const)
+    .filter(([, n]) => n > 0)
+    .sort((a, b) => a[0] - b[0]);
+  const total = buckets.reduce((sum, [, n]) => sum + n, 0);
+  if (total === 0) return null;
+  const rank = Math.max(1, Math.ceil((percent * total) / 100));
+  let seen = 0;
+  for (const [bucket, n] of buckets) {
+    seen += n;
+    if (seen >= rank) return bucketValue(bucket);
+  }
+  return null;
+}
+
+const samples = (histogram: Readonly<Record<string, number>>): number => Object.values(histogram).reduce((sum, n) => sum + Number(n), 0);
 
 interface Split {
   /** Whole minutes [rollupFrom, rollupTo) in seconds, empty when rollupFrom >= rollupTo. */
@@ -234,14 +294,15 @@ function redStates(db: string, keys: string[], reporter: ReporterFilter): string
   const k = keys.join(', ');
   const rawStates = `countState() AS requests, countIfState(outcome = 'error') AS errors, countIfState(outcome = 'denied') AS denied,
       countIfState(outcome = 'error' AND NOT meshFailure) AS appErrors, countIfState(meshFailure) AS meshFailures,
-      quantilesDDState(${QUANTILES})(durationMs) AS latencyMs`;
+      ${HISTOGRAM} AS latencyBuckets`;
   // Keys are spelled in each branch; the caller's GROUP BY merges '' and `unknown` into one group.
   const named = keys.map(spelled).join(', ');
   if (reporter === 'all') {
     return `SELECT ${named}, ${rawStates} FROM (${pairedRequests(db)}) GROUP BY ${k}`;
   }
   return `
-    SELECT ${named}, requests, errors, denied, appErrors, meshFailures, latencyMs FROM ${db}.requests_1m
+    SELECT ${named}, requests, errors, denied, appErrors, meshFailures, CAST(latencyBuckets, 'Map(Int16, UInt64)') AS latencyBuckets
+    FROM ${db}.requests_1m
     WHERE ${ROLLUP_TIME} AND reporter = {reporter:String} AND ${DEST_FILTER}
     UNION ALL
     SELECT ${named}, ${rawStates} FROM ${db}.requests
@@ -254,11 +315,7 @@ async function rows<T>(conn: Connection, query: string, scope: QueryScope, limit
   return rs.json<T>();
 }
 
-const quantiles = (q: number[]): { p50: number; p90: number; p99: number } => ({
-  p50: q[0] ?? 0,
-  p90: q[1] ?? 0,
-  p99: q[2] ?? 0,
-});
+type Histogram = Record<string, number>;
 
 export async function querySubsets(conn: Connection, scope: QueryScope, limits?: QueryLimits): Promise<SubsetRow[]> {
   const keys = ['destinationNamespace', 'destinationService', 'destinationHost', 'destinationSubset'];
@@ -266,12 +323,16 @@ export async function querySubsets(conn: Connection, scope: QueryScope, limits?:
     SELECT destinationNamespace AS namespace, destinationService AS service, destinationHost AS host, destinationSubset AS subset,
       countMerge(requests) AS requests, countIfMerge(errors) AS errors, countIfMerge(denied) AS denied,
       countIfMerge(appErrors) AS appErrors, countIfMerge(meshFailures) AS meshFailures,
-      quantilesDDMerge(${QUANTILES})(latencyMs) AS q
+      sumMap(latencyBuckets) AS h
     FROM (${redStates(conn.database, keys, scope.reporter)})
     GROUP BY namespace, service, host, subset
     ORDER BY namespace, service, host, subset`;
-  const result = await rows<Omit<SubsetRow, 'latencyMs'> & { q: number[] }>(conn, query, scope, limits);
-  return result.map(({ q, ...r }) => ({ ...r, latencyMs: quantiles(q) }));
+  const result = await rows<Omit<SubsetRow, 'latencyMs'> & { h: Histogram }>(conn, query, scope, limits);
+  return result.map(({ h, ...r }) => ({
+    ...r,
+    latencyMs: { p50: nearestRank(h, 50), p90: nearestRank(h, 90), p99: nearestRank(h, 99) },
+    latencySamples: samples(h),
+  }));
 }
 
 export async function queryEdges(conn: Connection, scope: QueryScope, limits?: QueryLimits): Promise<EdgeRow[]> {
@@ -279,11 +340,12 @@ export async function queryEdges(conn: Connection, scope: QueryScope, limits?: Q
   const query = `
     SELECT sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationSubset AS subset,
       countMerge(requests) AS requests, countIfMerge(errors) AS errors, countIfMerge(denied) AS denied,
-      quantilesDDMerge(${QUANTILES})(latencyMs)[3] AS p99Ms
+      sumMap(latencyBuckets) AS h
     FROM (${redStates(conn.database, keys, scope.reporter)})
     GROUP BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset
     ORDER BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, subset`;
-  return rows<EdgeRow>(conn, query, scope, limits);
+  const result = await rows<Omit<EdgeRow, 'p99Ms'> & { h: Histogram }>(conn, query, scope, limits);
+  return result.map(({ h, ...r }) => ({ ...r, p99Ms: nearestRank(h, 99) }));
 }
 
 /**
@@ -364,7 +426,7 @@ export async function querySpanEdges(conn: Connection, scope: QueryScope, limits
   const db = conn.database;
   const query = `
     SELECT caller, destinationNamespace, destinationService, destinationHost, destinationSubset AS subset,
-      count() AS requests, countIf(error) AS errors, quantileDD(0.01, 0.99)(durationMs) AS p99Ms
+      count() AS requests, countIf(error) AS errors, ${HISTOGRAM} AS h
     FROM (
       SELECT ${known('serviceName')} AS caller, ${['destinationNamespace', 'destinationService', 'destinationHost', 'destinationSubset'].map(spelled).join(', ')},
         error, durationMs
@@ -375,7 +437,8 @@ export async function querySpanEdges(conn: Connection, scope: QueryScope, limits
     )
     GROUP BY caller, destinationNamespace, destinationService, destinationHost, subset
     ORDER BY caller, destinationNamespace, destinationService, subset`;
-  return rows<SpanEdgeRow>(conn, query, scope, limits);
+  const result = await rows<Omit<SpanEdgeRow, 'p99Ms'> & { h: Histogram }>(conn, query, scope, limits);
+  return result.map(({ h, ...r }) => ({ ...r, p99Ms: nearestRank(h, 99) }));
 }
 
 /**

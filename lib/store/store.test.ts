@@ -10,7 +10,18 @@ import type { Flow, MeshRequest, Span } from '../model';
 import { connect } from './client';
 import type { Connection } from './client';
 import { migrate, readMigrations, splitStatements } from './migrations';
-import { queryEdges, queryLatencyShifts, queryLedger, querySpanEdges, querySubsets, splitWindow } from './queries';
+import {
+  LATENCY_BUCKET_SQL,
+  bucketValue,
+  latencyBucket,
+  nearestRank,
+  queryEdges,
+  queryLatencyShifts,
+  queryLedger,
+  querySpanEdges,
+  querySubsets,
+  splitWindow,
+} from './queries';
 import type { QueryScope } from './queries';
 import { StoreWriter } from './writer';
 
@@ -68,6 +79,34 @@ const scope = (over: Partial<QueryScope> = {}): QueryScope => ({
   service: '',
   reporter: 'source',
   ...over,
+});
+
+describe('latency quantiles by nearest rank from the histogram', () => {
+  const histogram = (ds: number[]): Record<string, number> => {
+    const h: Record<string, number> = {};
+    for (const d of ds) h[latencyBucket(d)] = (h[latencyBucket(d)] ?? 0) + 1;
+    return h;
+  };
+
+  it('answers the bucket of rank ceil(q·n), within 1 % of the exact value; nothing for no durations', () => {
+    const rel = (v: number | null, exact: number): number => Math.abs((v as number) - exact) / exact;
+    expect(rel(nearestRank(histogram([84, 10_273]), 99), 10_273)).toBeLessThanOrEqual(0.01);
+    expect(rel(nearestRank(histogram([84, 10_273]), 90), 10_273)).toBeLessThanOrEqual(0.01);
+    expect(rel(nearestRank(histogram([84, 10_273]), 50), 84)).toBeLessThanOrEqual(0.01);
+    expect(nearestRank({}, 99)).toBeNull();
+    expect(nearestRank(histogram([0, 0, 5]), 50)).toBe(0);
+    let seed = 7;
+    const next = (): number => (seed = (seed * 48271) % 2147483647) / 2147483647;
+    for (const n of [1, 2, 3, 10, 99, 100, 101, 1000, 12345]) {
+      const ds = Array.from({ length: n }, () => Math.exp(next() * 14) / 10);
+      const sorted = [...ds].sort((a, b) => a - b);
+      for (const p of [50, 90, 99]) {
+        const exact = sorted[Math.ceil((p * n) / 100) - 1] as number;
+        const got = nearestRank(histogram(ds), p) as number;
+        expect([n, p, Math.abs(got - exact) / exact <= 0.01]).toEqual([n, p, true]);
+      }
+    }
+  });
 });
 
 describe('lib/store on embedded ClickHouse', () => {
@@ -160,16 +199,77 @@ describe('lib/store on embedded ClickHouse', () => {
           requests: want.length,
           errors: want.filter((r) => r.outcome === 'error').length,
         });
-        // The stated error of the query API's quantiles (README): within 1 % of the exact value (DDSketch),
-        // at ClickHouse's rank q·(n−1).
+        // The stated error of the query API's quantiles (README): within 1 % of the exact nearest-rank value,
+        // the duration at rank ceil(q·n) of the sorted durations.
         const d = want.map((r) => r.durationMs).sort((a, b) => a - b);
+        expect(row?.latencySamples ?? 0).toBe(d.length);
         for (const [q, v] of d.length === 0 ? [] : ([[0.5, row?.latencyMs.p50], [0.9, row?.latencyMs.p90], [0.99, row?.latencyMs.p99]] as const)) {
-          const rank = q * (d.length - 1);
-          const exact = [d[Math.floor(rank)] as number, d[Math.ceil(rank)] as number];
-          expect(Math.min(...exact.map((x) => Math.abs((v as number) - x) / x))).toBeLessThanOrEqual(0.01);
+          const exact = d[Math.ceil(q * d.length) - 1] as number;
+          const error = Math.abs((v as number) - exact) / exact;
+          expect([subset, q, error <= 0.01 ? 'within 1 %' : error]).toEqual([subset, q, 'within 1 %']);
         }
       }
     }
+  });
+
+  it('takes quantiles by nearest rank, rank ceil(q·n): the p99 of {84 ms, 10,273 ms} is 10,273 ms, from rollups, raw edges and reporter=all', async () => {
+    const hop = { destinationSubset: 'v1' };
+    await writer.insert(
+      'requests',
+      [
+        request({ ...hop, startTimeMs: T0 + 10_000, requestId: 'q1', durationMs: 84 }),
+        request({ ...hop, startTimeMs: T0 + 20_000, requestId: 'q2', durationMs: 10_273 }),
+      ],
+      'nearest-rank',
+    );
+    const near = (v: number | null | undefined, exact: number): boolean => v !== null && v !== undefined && Math.abs(v - exact) / exact <= 0.01;
+    const windows: [string, QueryScope][] = [
+      ['whole minute (rollup)', scope({ toMs: T0 + 60_000 })],
+      ['partial minute (raw)', scope({ fromMs: T0 + 5_000, toMs: T0 + 30_000 })],
+      ['reporter=all', scope({ reporter: 'all' })],
+    ];
+    for (const [name, s] of windows) {
+      const [row] = await querySubsets(conn, s);
+      expect([name, row?.latencySamples, near(row?.latencyMs.p50, 84), near(row?.latencyMs.p90, 10_273), near(row?.latencyMs.p99, 10_273)]).toEqual([
+        name, 2, true, true, true,
+      ]);
+      const [edge] = await queryEdges(conn, s);
+      expect([name, near(edge?.p99Ms, 10_273)]).toEqual([name, true]);
+    }
+  });
+
+  it('answers the latency of minutes rolled up before the histogram existed as unknown, and counts their requests', async () => {
+    const db = conn.database;
+    // A minute as migration 003 left it: counts and a DDSketch state, no histogram.
+    await conn.client.command({
+      query: `INSERT INTO ${db}.requests_1m (minute, reporter, sourceWorkload, sourceNamespace, destinationHost, destinationService, destinationNamespace,
+          destinationSubset, requests, errors, denied, appErrors, meshFailures, latencyMs)
+        SELECT toDateTime(${T0 / 1000}, 'UTC'), 'source', 'productpage-v1', 'default', 'reviews.default.svc.cluster.local', 'reviews', 'default', 'v1',
+          countState(), countIfState(number = 0), countIfState(false), countIfState(number = 0), countIfState(false),
+          quantilesDDState(0.01, 0.5, 0.9, 0.99)(toFloat64(number))
+        FROM numbers(5)`,
+    });
+    let [row] = await querySubsets(conn, scope({ toMs: T0 + 120_000 }));
+    expect(row).toMatchObject({ requests: 5, errors: 1, latencySamples: 0, latencyMs: { p50: null, p90: null, p99: null } });
+    // A later minute with a histogram: the quantiles rest on its durations alone, and say how many.
+    await writer.insert('requests', [request({ startTimeMs: T0 + 61_000, requestId: 'new', destinationSubset: 'v1', durationMs: 40 })], 'after-migration');
+    [row] = await querySubsets(conn, scope({ toMs: T0 + 120_000 }));
+    expect(row).toMatchObject({ requests: 6, latencySamples: 1 });
+    expect(Math.abs((row?.latencyMs.p99 as number) - 40) / 40).toBeLessThanOrEqual(0.01);
+  });
+
+  it('maps durations to histogram buckets the same way in SQL (migration 004, raw rows) and in TypeScript', async () => {
+    const sql = readMigrations().find((m) => m.version === 4)?.statements.join(';\n') ?? '';
+    expect(sql).toContain(LATENCY_BUCKET_SQL('durationMs'));
+    const values = [0, -1, 1e-9, 0.001, 0.5, 1, 1.0202, 3.7, 84, 999.99, 10_273, 86_400_000, 1e300];
+    // Literals, not parameters: the client refuses to bind 1e300 (beyond 2^53).
+    const xs = values.map((v) => `toFloat64('${String(v)}')`).join(', ');
+    const rs = await conn.client.query({ query: `SELECT ${LATENCY_BUCKET_SQL('x')} AS b FROM (SELECT arrayJoin([${xs}]) AS x)`, format: 'JSONEachRow' });
+    expect((await rs.json<{ b: number }>()).map((r) => r.b)).toEqual(values.map(latencyBucket));
+    for (const x of values.filter((v) => v > 1e-6 && v < 1e12)) {
+      expect(Math.abs(bucketValue(latencyBucket(x)) - x) / x).toBeLessThanOrEqual(0.01);
+    }
+    expect(bucketValue(latencyBucket(0))).toBe(0);
   });
 
   it('counts a request both sidecars reported once for reporter=all, with the destination verdict; per reporter otherwise', async () => {
@@ -368,6 +468,37 @@ describe('lib/store on embedded ClickHouse', () => {
     expect(slower?.pValue).toBeLessThan(1e-6);
     expect(slower?.canaryMedianMs).toBeGreaterThan(slower?.baselineMedianMs ?? Infinity);
     expect(missing).toMatchObject({ canaryCount: 0, pValue: 1 });
+  });
+
+  it('upgrades a store at migration 003 in place: its history stays, later minutes get latency histograms and flow workloads', async () => {
+    await conn.client.close();
+    const old = mkdtempSync(join(tmpdir(), 'meshlens-store-003-'));
+    conn = connect({ clickhouseUrl: undefined, dataDir: old });
+    try {
+      await migrate(conn, RETENTION, readMigrations().filter((m) => m.version <= 3));
+      writer = new StoreWriter(conn);
+      await writer.insert('requests', [request({ startTimeMs: T0 + 1000, requestId: 'before', durationMs: 12 })], 'before-004');
+      await writer.insert('flows', [flow({ count: 2 })], 'before-004-flows');
+      expect(await migrate(conn, RETENTION)).toEqual(readMigrations().filter((m) => m.version > 3).map((m) => m.name));
+      await writer.insert('requests', [request({ startTimeMs: T0 + 61_000, requestId: 'after', durationMs: 30 })], 'after-004');
+      await writer.insert('flows', [flow({ startTimeMs: T0 + 61_000, count: 3 })], 'after-004-flows');
+      const [row] = await querySubsets(conn, scope());
+      expect(row).toMatchObject({ requests: 2, latencySamples: 1 });
+      expect(Math.abs((row?.latencyMs.p99 as number) - 30) / 30).toBeLessThanOrEqual(0.01);
+      const rs = await conn.client.query({
+        query: `SELECT toUnixTimestamp(minute) * 1000 AS m, destinationWorkload AS w, sumMerge(connections) AS n FROM ${conn.database}.flows_1m GROUP BY m, w ORDER BY m`,
+        format: 'JSONEachRow',
+      });
+      expect(await rs.json()).toEqual([
+        { m: T0, w: '', n: 2 },
+        { m: T0 + 60_000, w: 'mysql-v1', n: 3 },
+      ]);
+    } finally {
+      await conn.client.close();
+      rmSync(old, { recursive: true, force: true });
+      conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+      writer = new StoreWriter(conn);
+    }
   });
 
   it('keeps history across a restart on the same data dir, unchanged', async () => {

@@ -108,6 +108,8 @@ export interface ApiDeps {
 }
 
 const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
+/** A quantile as answered: null when no duration is known (minutes rolled up before migration 004). */
+const roundOrNull = (x: number | null): number | null => (x === null ? null : round(x));
 
 /** Seconds a caller should wait before asking again after a 503. */
 const RETRY_AFTER_SECONDS = 5;
@@ -173,7 +175,9 @@ export function registerQueryRoutes(app: FastifyInstance, deps: ApiDeps): void {
           app_errors: r.appErrors,
           mesh_failures: r.meshFailures,
           rps: round(r.requests / seconds),
-          latency_ms: { p50: round(r.latencyMs.p50), p90: round(r.latencyMs.p90), p99: round(r.latencyMs.p99) },
+          // Nearest rank, within 1 % (README "Latency quantiles"); `latency_samples` durations behind them.
+          latency_ms: { p50: roundOrNull(r.latencyMs.p50), p90: roundOrNull(r.latencyMs.p90), p99: roundOrNull(r.latencyMs.p99) },
+          latency_samples: r.latencySamples ?? r.requests,
           // Observed share of the host's requests beside the configured route weight (mesh config), in percent.
           traffic_share: round((100 * r.requests) / (perHost.get(r.host) || 1), 2),
           configured_weight: weight === undefined ? null : weight.weight,
@@ -220,7 +224,7 @@ export function registerQueryRoutes(app: FastifyInstance, deps: ApiDeps): void {
         errors: e.errors,
         denied: e.denied,
         error_ratio: e.requests === 0 ? 0 : e.errors / e.requests,
-        p99_ms: round(e.p99Ms),
+        p99_ms: roundOrNull(e.p99Ms),
         from: 'access_logs',
       };
     });
@@ -236,7 +240,7 @@ export function registerQueryRoutes(app: FastifyInstance, deps: ApiDeps): void {
         errors: e.errors,
         denied: 0,
         error_ratio: e.requests === 0 ? 0 : e.errors / e.requests,
-        p99_ms: round(e.p99Ms ?? 0),
+        p99_ms: roundOrNull(e.p99Ms),
         from: 'spans',
       });
     }

@@ -49,7 +49,8 @@ interface SideStats {
   mesh_failures: number;
   mesh_failure_ratio: number;
   denied: number;
-  latency_p50_ms: number;
+  /** Nearest-rank median; null when no duration is known. */
+  latency_p50_ms: number | null;
 }
 
 export interface RatioCheck {

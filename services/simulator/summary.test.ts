@@ -113,6 +113,12 @@ describe('renderSummary', () => {
     for (const l of lines.slice(header + 1, header + 6)) expect(l.slice(0, at)).toMatch(/\d$/);
   });
 
+  it('shows "-" for a p99 the API could not know', () => {
+    const unknown = { ...SUBSETS, subsets: [{ ...subset('details', 'v1', 10, 0, 0), latency_ms: { p50: null, p90: null, p99: null } }] };
+    const table = renderSummary(unknown, { ...FLOWS, flows: [] }).split('\n');
+    expect(cells(table[table.findIndex((l) => l.startsWith('SERVICE')) + 1])).toEqual(['details.default', 'v1', '0.33', '0.0', '-', '10', '0']);
+  });
+
   it('says so when there is nothing to show yet', () => {
     const empty = renderSummary({ from: 0, to: 30_000, subsets: [] }, { from: 0, to: 30_000, flows: [] });
     expect(empty).toBe('window 00:00:00 → 00:00:30 UTC (event time)\n\nno requests in this window yet\n\nDENIED FLOWS: none in this window\n');

@@ -21,7 +21,8 @@ export interface SubsetRow {
   error_ratio: number;
   denied: number;
   rps: number;
-  latency_ms: { p50: number; p90: number; p99: number };
+  /** Nearest-rank quantiles; null where no duration is known (minutes rolled up before latency histograms). */
+  latency_ms: { p50: number | null; p90: number | null; p99: number | null };
   /** Percent of the service's requests this subset served (meshlens adds it beside the configured weight). */
   traffic_share?: number;
   configured_weight?: number | null;
@@ -105,7 +106,7 @@ export function renderSummary(subsets: SubsetsResponse, flows: FlowsResponse): s
           s.subset || '-',
           rate(s.rps),
           fixed(100 * s.error_ratio, 1),
-          millis(s.latency_ms.p99),
+          millis(s.latency_ms.p99 ?? NaN),
           String(s.requests),
           String(s.denied),
           s.traffic_share === undefined ? '' : `${fixed(s.traffic_share, 1)} %`,

@@ -35,8 +35,9 @@ export interface SubsetTruth extends DestinationKey {
   /** Records whose outcome is `denied`. */
   denied: number;
   /**
-   * `%DURATION%` of every record (ms, as logged), in emission order: sort it to take exact quantiles. Its
-   * length is `requests`.
+   * `%DURATION%` of every record (ms, as logged), in emission order. Its length is `requests`. The query API's
+   * quantiles are nearest-rank, as operators count: the q-quantile is the duration at rank ceil(q·n) of these sorted
+   * (1-based), answered within 1 % (README "Latency quantiles"); the p99 of {84, 10273} is 10273.
    */
   durations_ms: number[];
 }
