@@ -10,12 +10,12 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
 import { emptyMeshConfig } from '../lib/model';
-import type { MeshRequest } from '../lib/model';
+import type { Flow, MeshRequest } from '../lib/model';
 import { CANARY_DEFAULTS, createHttpServer } from '../lib/runtime';
 import { StoreWriter, connect, migrate } from '../lib/store';
 import type { Connection } from '../lib/store';
 import { registerQueryRoutes } from '../services/aggregator/api';
-import { parseAccessLogLine } from '../services/ingest/formats';
+import { parseAccessLogLine, parseFlowLine } from '../services/ingest/formats';
 
 const FIXTURES = join(__dirname, 'fixtures', 'counting');
 const lines = (file: string): string[] => readFileSync(join(FIXTURES, file), 'utf8').split('\n').filter((l) => l.length > 0);
@@ -23,6 +23,14 @@ const lines = (file: string): string[] => readFileSync(join(FIXTURES, file), 'ut
 function requests(file: string): MeshRequest[] {
   return lines(file).map((l, i) => {
     const r = parseAccessLogLine(l).result;
+    if (!r.ok) throw new Error(`${file}:${i + 1}: ${r.message}`);
+    return r.value;
+  });
+}
+
+function flows(file: string): Flow[] {
+  return lines(file).map((l, i) => {
+    const r = parseFlowLine(l).result;
     if (!r.ok) throw new Error(`${file}:${i + 1}: ${r.message}`);
     return r.value;
   });
@@ -94,6 +102,35 @@ describe('counting on real lines: fixtures → parsers → embedded ClickHouse �
     const ledger = await get<{ reporter: string; flows: { allowed: number }[] }>(`/api/v1/flows?${period}`);
     expect([ledger.reporter, ledger.flows.map((f) => f.allowed)]).toEqual(['all', [4]]);
     expect((await get<{ reporter: string }>(`/api/v1/canaries?${period}`)).reporter).toBe('source');
+  });
+
+  interface LedgerEntry {
+    source: { namespace: string; workload: string };
+    destination: { namespace: string; service: string; port: number };
+    layer: string;
+    allowed: number;
+    denied: number;
+    policies: { policy: string; rule: number; count: number }[];
+  }
+  const entries = (ledger: LedgerEntry[]) =>
+    ledger.map((f) => ({ from: `${f.source.namespace}/${f.source.workload}`, to: `${f.destination.namespace}/${f.destination.service}:${f.destination.port}`, layer: f.layer, allowed: f.allowed, denied: f.denied, policies: f.policies.map((p) => p.policy) }));
+
+  it.each([
+    // Calico: the source node allowed the connection out, the destination node's policy denied it in.
+    ['calico-both-nodes.ndjson', { from: 'default/multitool', to: 'hipstershop/checkoutservice:5050', policy: 'hipstershop/checkoutservice' }],
+    // Hubble: the SYN forwarded at the source endpoint's egress, dropped at the destination's ingress.
+    ['hubble-both-nodes.ndjson', { from: 'net-lab/traffic-generator', to: 'net-lab/echo-server:80', policy: 'net-lab/deny-tg-to-echo' }],
+  ])('counts a connection both nodes reported (%s) once, with the destination verdict', async (file, want) => {
+    const records = flows(file);
+    await writer.insert('flows', records, `counting-${file}`);
+    const period = around(records.map((f) => f.startTimeMs));
+    for (const window of [period, `from=${Math.min(...records.map((f) => f.startTimeMs))}&to=${Math.max(...records.map((f) => f.startTimeMs)) + 1}`]) {
+      const { reporter, flows: ledger } = await get<{ reporter: string; flows: LedgerEntry[] }>(`/api/v1/flows?${window}`);
+      expect([reporter, entries(ledger)]).toEqual(['all', [{ from: want.from, to: want.to, layer: 'L4', allowed: 0, denied: 1, policies: [want.policy] }]]);
+    }
+    const side = async (reporter: string) => entries((await get<{ flows: LedgerEntry[] }>(`/api/v1/flows?${period}&reporter=${reporter}`)).flows);
+    expect(await side('source')).toEqual([expect.objectContaining({ allowed: 1, denied: 0 })]);
+    expect(await side('destination')).toEqual([expect.objectContaining({ allowed: 0, denied: 1 })]);
   });
 
   it('counts an application retry that reused its x-request-id twice: both sidecars logged two requests', async () => {

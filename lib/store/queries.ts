@@ -441,15 +441,68 @@ export async function querySpanEdges(conn: Connection, scope: QueryScope, limits
   return result.map(({ h, ...r }) => ({ ...r, p99Ms: nearestRank(h, 99) }));
 }
 
-/**
- * The allowed/denied ledger: L7 from access logs (TCP access-log records count as L4) and L4 from flow logs,
- * one row per verdict detail. Flow logs name where the verdict was taken; `reporter=all` counts every
- * flow record (Hubble and Calico report a policy verdict once, where it is enforced).
- */
 /** A flow-log row's identity in the ledger: the same in the rollup and in the raw table. */
 const FLOW_KEYS =
-  'sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationPort, verdict, denyReason, policy, rule';
+  'sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationWorkload, destinationPort, verdict, denyReason, policy, rule';
 
+/**
+ * Flow-log connections per minute and reporter, counted once for `reporter=all` (CONTRACT.md §6). Calico reports a
+ * connection from both nodes (`reporter` src and dst) and Hubble at the source's egress and the destination's
+ * ingress; both are aggregates with a count, so pairing is per (flow, minute): the source workload, the destination
+ * namespace, workload and port, in one minute of event time. The destination node often sees only the pod (Calico
+ * writes no dest_service_name there), so the destination workload is what both records share; a record without one
+ * (and rollup minutes from before migration 004) meets on the destination service instead.
+ *
+ * Within a (flow, minute): every destination record counts with its own verdict (policy is enforced there);
+ * connections the source denied never reached the destination and count as the source saw them; of the connections
+ * the source let out, as many as the destination reported are the destination's, and only the surplus (connections
+ * the destination did not report) counts as the source's `allowed`. Records with reporter `unknown` count as they
+ * are. A paired destination record takes the name the source gave the destination (the Service it dialed). A
+ * connection whose two records fall in different minutes is counted on both sides.
+ *
+ * With `reporter=source` or `destination` only one side is read and every record counts.
+ */
+function pairedFlows(db: string): string {
+  const WHO = ['sourceNamespace', 'sourceWorkload', 'destinationNamespace', 'destinationService', 'destinationHost'].map(spelled).join(', ');
+  const sides = `({reporter:String} = 'all' OR reporter = {reporter:String})`;
+  const rest = 'destinationWorkload, destinationPort, verdict, denyReason, policy, rule';
+  return `
+    SELECT sourceNamespace, sourceWorkload, destinationNamespace,
+      if(reporter = 'destination' AND named.1 != '', named.1, destinationService) AS destinationService,
+      if(reporter = 'destination' AND named.1 != '', named.2, destinationHost) AS destinationHost,
+      destinationPort, verdict, denyReason, policy, rule,
+      toUInt64(if(reporter = 'source' AND verdict = 'allowed',
+        greatest(0, least(toInt64(count), toInt64(sentBefore) + toInt64(count) - toInt64(reported))),
+        count)) AS count
+    FROM (
+      SELECT *,
+        sumIf(count, reporter = 'destination') OVER connection AS reported,
+        sumIf(count, reporter = 'source' AND verdict = 'allowed') OVER (connection
+          ORDER BY destinationService, destinationHost, policy, rule, verdict, denyReason, reporter
+          ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS sentBefore,
+        minIf((destinationService, destinationHost), reporter = 'source') OVER connection AS named
+      FROM (
+        SELECT minute, reporter, ${WHO}, ${rest}, count,
+          if(destinationWorkload IN ('', 'unknown'), ${known('destinationService')}, destinationWorkload) AS peer
+        FROM (
+          SELECT minute, reporter, ${FLOW_KEYS}, sumMerge(connections) AS count FROM ${db}.flows_1m
+          WHERE ${ROLLUP_TIME} AND ${DEST_FILTER} AND ${sides}
+          GROUP BY minute, reporter, ${FLOW_KEYS}
+          UNION ALL
+          SELECT toStartOfMinute(toDateTime(timestamp, 'UTC')) AS minute, reporter, ${FLOW_KEYS}, sum(count) AS count FROM ${db}.flows
+          WHERE ${RAW_EDGES} AND ${DEST_FILTER} AND ${sides}
+          GROUP BY minute, reporter, ${FLOW_KEYS}
+        )
+      )
+      WINDOW connection AS (PARTITION BY minute, sourceNamespace, sourceWorkload, destinationNamespace, peer, destinationPort)
+    )`;
+}
+
+/**
+ * The allowed/denied ledger: L7 from access logs (TCP access-log records count as L4) and L4 from flow logs,
+ * one row per verdict detail. `reporter=all` counts each request once (pairedRequests) and each connection once
+ * (pairedFlows), with the destination's verdict.
+ */
 export async function queryLedger(conn: Connection, scope: QueryScope, limits?: QueryLimits): Promise<LedgerRow[]> {
   const db = conn.database;
   const requestRows =
@@ -466,17 +519,10 @@ export async function queryLedger(conn: Connection, scope: QueryScope, limits?: 
         outcome = 'denied' AS denied, denyReason, policy, rule, toUInt64(1) AS count
       FROM ${requestRows}
       UNION ALL
-      SELECT 'L4' AS layer, ${names(WHO)}, '' AS subset, destinationPort AS port, verdict = 'denied' AS denied, denyReason, policy, rule, count
-      FROM (
-        SELECT ${FLOW_KEYS}, sumMerge(connections) AS count FROM ${db}.flows_1m
-        WHERE ${ROLLUP_TIME} AND ${DEST_FILTER} AND ({reporter:String} = 'all' OR reporter = {reporter:String})
-        GROUP BY ${FLOW_KEYS}
-        UNION ALL
-        SELECT ${FLOW_KEYS}, sum(count) AS count FROM ${db}.flows
-        WHERE ${RAW_EDGES} AND ${DEST_FILTER} AND ({reporter:String} = 'all' OR reporter = {reporter:String})
-        GROUP BY ${FLOW_KEYS}
-      )
+      SELECT 'L4' AS layer, ${WHO.join(', ')}, '' AS subset, destinationPort AS port, verdict = 'denied' AS denied, denyReason, policy, rule, count
+      FROM (${pairedFlows(db)})
     )
+    WHERE count > 0
     GROUP BY layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset, port,
       denied, denyReason, policy, rule`;
   const result = await rows<Omit<LedgerRow, 'denied'> & { denied: number | boolean }>(conn, query, scope, limits);

@@ -22,7 +22,7 @@ import {
   querySubsets,
   splitWindow,
 } from './queries';
-import type { QueryScope } from './queries';
+import type { LedgerRow, QueryScope } from './queries';
 import { StoreWriter } from './writer';
 
 const T0 = Date.UTC(2026, 10, 25, 10, 0, 0); // a whole minute
@@ -378,6 +378,50 @@ describe('lib/store on embedded ClickHouse', () => {
       ['L4', 'unknown', 'unknown', 'unknown', 'BlackHoleCluster', 2],
       ['L7', 'default', 'productpage-v1', 'unknown', 'httpbin.org', 1],
     ]);
+  });
+
+  it('counts flow records of both nodes once per (flow, minute) for reporter=all: the destination verdict wins, the surplus counts as its side saw it', async () => {
+    // frontend → reviews: the source node names the Service, the destination node only the pod (no Service).
+    const src = { reporter: 'source' as const, sourceWorkload: 'frontend', destinationService: 'reviews', destinationHost: 'reviews.default.svc.cluster.local', destinationWorkload: 'reviews-v1', destinationPort: 9080 };
+    const dst = { ...src, reporter: 'destination' as const, destinationService: 'reviews-v1', destinationHost: 'reviews-v1.default.svc.cluster.local' };
+    const denied = { verdict: 'denied', denyReason: 'network_policy', policy: 'default/reviews-ingress', rule: 0 } as const;
+    const batch = (minute: number): Flow[] => [
+      // 5 connections left the source node; the destination node saw 4 of them, refused 1.
+      flow({ ...src, startTimeMs: minute + 1000, count: 5 }),
+      flow({ ...dst, startTimeMs: minute + 1500, count: 3 }),
+      flow({ ...dst, ...denied, startTimeMs: minute + 1600, count: 1 }),
+      // 2 refused by the source's own egress policy: the destination never saw them.
+      flow({ ...src, verdict: 'denied', denyReason: 'network_policy', policy: 'default/frontend-egress', rule: 1, startTimeMs: minute + 2000, count: 2 }),
+      // No reporter known: counted as it is.
+      flow({ ...src, reporter: 'unknown', startTimeMs: minute + 3000, count: 1 }),
+    ];
+    await writer.insert('flows', [...batch(T0), ...batch(T0 + 60_000)], 'both-nodes');
+    // Reported in different minutes: no pair, each counted.
+    await writer.insert('flows', [flow({ ...src, startTimeMs: T0 + 120_000 + 59_000 }), flow({ ...dst, ...denied, startTimeMs: T0 + 180_000 + 500 })], 'split-minute');
+
+    const summary = (rows: LedgerRow[]) => {
+      const out: Record<string, number> = {};
+      for (const r of rows.filter((x) => x.layer === 'L4')) {
+        const k = `${r.destinationService} ${r.denied ? `denied ${r.policy}` : 'allowed'}`;
+        out[k] = (out[k] ?? 0) + r.count;
+      }
+      return out;
+    };
+    // Minute 1 from raw rows (partial window), minute 2 from the rollup.
+    expect(summary(await queryLedger(conn, scope({ reporter: 'all', fromMs: T0 + 500, toMs: T0 + 120_000 })))).toEqual({
+      'reviews allowed': 2 * (3 + 1 + 1),
+      'reviews denied default/reviews-ingress': 2,
+      'reviews denied default/frontend-egress': 4,
+    });
+    // Alone in its minute, the destination's record keeps the name it gave (the pod's workload, no Service).
+    expect(summary(await queryLedger(conn, scope({ reporter: 'all', fromMs: T0 + 120_000, toMs: T0 + 240_000 })))).toEqual({
+      'reviews allowed': 1,
+      'reviews-v1 denied default/reviews-ingress': 1,
+    });
+    expect(summary(await queryLedger(conn, scope({ reporter: 'destination', toMs: T0 + 120_000 })))).toEqual({
+      'reviews-v1 allowed': 6,
+      'reviews-v1 denied default/reviews-ingress': 2,
+    });
   });
 
   it('adds graph edges that only traces saw: CLIENT spans of hops no access log reported', async () => {
