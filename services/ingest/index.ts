@@ -17,7 +17,7 @@ import { createOtlpGrpcServer } from './receivers/otlp-grpc';
 import { registerOtlpHttpRoutes } from './receivers/otlp-http';
 import { registerZipkinRoutes } from './receivers/zipkin';
 
-export { startDeadLetterFileSink } from './deadletters';
+export { capDeadLetter, MAX_DEAD_LETTER_RAW_BYTES, startDeadLetterFileSink, type DeadLetterSink, type DeadLetterSinkOptions, type StoredDeadLetter } from './deadletters';
 export { bindGrpc } from './receivers/otlp-grpc';
 export { MAX_REPLY_ERRORS } from './pipeline';
 export type { EventTimeBounds, IngestReply, ReplyError } from './pipeline';
