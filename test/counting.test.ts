@@ -116,21 +116,21 @@ describe('counting on real lines: fixtures → parsers → embedded ClickHouse �
     ledger.map((f) => ({ from: `${f.source.namespace}/${f.source.workload}`, to: `${f.destination.namespace}/${f.destination.service}:${f.destination.port}`, layer: f.layer, allowed: f.allowed, denied: f.denied, policies: f.policies.map((p) => p.policy) }));
 
   it.each([
-    // Calico: the source node allowed the connection out, the destination node's policy denied it in.
-    ['calico-both-nodes.ndjson', { from: 'default/multitool', to: 'hipstershop/checkoutservice:5050', policy: 'hipstershop/checkoutservice' }],
+    // Calico: the source node let 50 connections out, the destination node's policy denied all 50.
+    ['calico-both-nodes.ndjson', { from: 'policy-demo/access', to: 'policy-demo/nginx:80', policy: 'policy-demo/deny-access-nginx', count: 50 }],
     // Hubble: the SYN forwarded at the source endpoint's egress, dropped at the destination's ingress.
-    ['hubble-both-nodes.ndjson', { from: 'net-lab/traffic-generator', to: 'net-lab/echo-server:80', policy: 'net-lab/deny-tg-to-echo' }],
+    ['hubble-both-nodes.ndjson', { from: 'net-lab/traffic-generator', to: 'net-lab/echo-server:80', policy: 'net-lab/deny-tg-to-echo', count: 1 }],
   ])('counts a connection both nodes reported (%s) once, with the destination verdict', async (file, want) => {
     const records = flows(file);
     await writer.insert('flows', records, `counting-${file}`);
     const period = around(records.map((f) => f.startTimeMs));
     for (const window of [period, `from=${Math.min(...records.map((f) => f.startTimeMs))}&to=${Math.max(...records.map((f) => f.startTimeMs)) + 1}`]) {
       const { reporter, flows: ledger } = await get<{ reporter: string; flows: LedgerEntry[] }>(`/api/v1/flows?${window}`);
-      expect([reporter, entries(ledger)]).toEqual(['all', [{ from: want.from, to: want.to, layer: 'L4', allowed: 0, denied: 1, policies: [want.policy] }]]);
+      expect([reporter, entries(ledger)]).toEqual(['all', [{ from: want.from, to: want.to, layer: 'L4', allowed: 0, denied: want.count, policies: [want.policy] }]]);
     }
     const side = async (reporter: string) => entries((await get<{ flows: LedgerEntry[] }>(`/api/v1/flows?${period}&reporter=${reporter}`)).flows);
-    expect(await side('source')).toEqual([expect.objectContaining({ allowed: 1, denied: 0 })]);
-    expect(await side('destination')).toEqual([expect.objectContaining({ allowed: 0, denied: 1 })]);
+    expect(await side('source')).toEqual([expect.objectContaining({ allowed: want.count, denied: 0 })]);
+    expect(await side('destination')).toEqual([expect.objectContaining({ allowed: 0, denied: want.count })]);
   });
 
   it('counts an application retry that reused its x-request-id twice: both sidecars logged two requests', async () => {
