@@ -271,6 +271,15 @@ describe('OTLP/JSON specifics', () => {
     expect(raw).toContain('nested deeper than');
   });
 
+  it('invalid UTF-8 in a JSON string becomes U+FFFD and the record is kept, as in the protobuf decoder', () => {
+    // Envoy copies request headers (obs-text bytes) into access logs as they came; refusing a whole export for
+    // one byte would lose every other record in it, so meshlens decodes like Go's encoding/json (and WHATWG).
+    const body = Buffer.concat([Buffer.from('{"resourceLogs":[{"scopeLogs":[{"logRecords":[{"body":{"stringValue":"ua '), Buffer.from([0xff, 0xc3]), Buffer.from('"}}]}]}]}')]);
+    const rec = must(decodeExportLogsRequestJson(body)).resourceLogs[0]!.scopeLogs[0]!.logRecords[0]!;
+    expect(rec.invalid).toBeUndefined();
+    expect(rec.body).toEqual({ kind: 'string', value: 'ua \ufffd\ufffd' });
+  });
+
   it('stops at deeply nested AnyValues instead of exhausting the stack', () => {
     const depth = 2000;
     const deep = '{"arrayValue":{"values":['.repeat(depth) + '{"stringValue":"leaf"}' + ']}}'.repeat(depth);
