@@ -10,7 +10,10 @@
  *
  * Both decoders produce the same plain shape: ids as lowercase hex strings, 64-bit times as bigint, and
  * AnyValue as a tagged union. Decoding never throws. A body that does not decode is a `malformed_protobuf` /
- * `malformed_json` Rejection. A JSON log record or span whose own fields are malformed is kept with
+ * `malformed_json` Rejection, and so is one that decodes to nothing it could mean (only unknown fields, wrong wire
+ * types); a well-formed body of an OTLP shape meshlens does not read (the pre-1.0 `instrumentation_library_*`
+ * names, another signal's export) is `unsupported_record`. `{}` and empty lists are an empty export, as the spec
+ * allows. Nothing is ever read as empty that held records (issue 9). A JSON log record or span whose own fields are malformed is kept with
  * `invalid` set, so the parser can reject that one record and keep its neighbours (OTLP partial success).
  */
 import path from 'node:path';
