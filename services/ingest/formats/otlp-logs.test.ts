@@ -276,6 +276,28 @@ describe('parseOtlpLogs: the record time that stands in for start_time must be p
   });
 });
 
+describe('parseOtlpLogs: NaN and Infinity in protobuf doubles', () => {
+  it('a non-finite or fractional double where a count or code belongs is invalid_number, never a record', () => {
+    const labels = { upstream_cluster: 'outbound|8080||mock-server.default.svc.cluster.local', start_time: '2025-12-22T16:08:03.507Z' };
+    const resources: SdkLogResource[] = [
+      {
+        attributes: {},
+        logs: [
+          { attributes: { ...labels, response_code: Number.NaN } },
+          { attributes: { ...labels, response_code: 200, duration: Number.POSITIVE_INFINITY } },
+          { attributes: { ...labels, response_code: 503.5 } },
+          { attributes: { ...labels, response_code: 200, bytes_sent: Number.NEGATIVE_INFINITY } },
+        ],
+      },
+    ];
+    const batch = batchOf(parseOtlpLogs(sdkLogsProtobuf(resources), 'protobuf'));
+    expect(batch.records).toEqual([]);
+    expect(batch.rejects.map((r) => r.reason)).toEqual(['invalid_number', 'invalid_number', 'invalid_number', 'invalid_number']);
+    // The dead letter spells them as protojson does.
+    expect(batch.rejects[0]!.raw).toContain('"doubleValue":"NaN"');
+  });
+});
+
 describe('parseOtlpLogs: mixed good and bad records', () => {
   const resources: SdkLogResource[] = [
     {
