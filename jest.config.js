@@ -8,7 +8,8 @@ module.exports = {
   },
   transformIgnorePatterns: ['/node_modules/(?!(cookie)/)'],
   testMatch: ['**/*.test.ts'],
-  testPathIgnorePatterns: ['/node_modules/', '/data/'],
+  // Long fault tests (test/faults/*.long.test.ts: restarts, kill -9, SIGTERM under load) run in `npm run test:faults`.
+  testPathIgnorePatterns: ['/node_modules/', '/data/', '\\.long\\.test\\.ts$'],
   // Two cores: parallel workers fight over them; two workers keep the run short without thrashing.
   maxWorkers: 2,
   testTimeout: 30000,

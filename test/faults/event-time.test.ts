@@ -29,7 +29,8 @@ describe('event time', () => {
     const m = await startMeshlens({ env: { MESHLENS_RAW_RETENTION_DAYS: '365', MESHLENS_ROLLUP_RETENTION_DAYS: '365' } });
     const service = 'span-days';
     const now = Date.now();
-    const times = Array.from({ length: 150 }, (_, i) => now - i * DAY - 60_000);
+    // From 5 minutes ago back 149 days: none of them within a minute of the current line sent afterwards.
+    const times = Array.from({ length: 150 }, (_, i) => now - i * DAY - 5 * 60_000);
     const lines = times.map((t) => istioJsonLine({ requestId: requestId('day'), startMs: t, service }));
     lines.push(istioJsonLine({ requestId: requestId('y2500'), startMs: Date.UTC(2500, 0, 1), service }));
 
@@ -48,14 +49,14 @@ describe('event time', () => {
       currentLine: { status: next.status, accepted: next.json<IngestReply>().accepted },
       storedOverAllDays,
       storedCurrentMinute: await storedRequests(m, service, periodOf([current])),
-      // Nothing landed in a wrapped or far-future partition either.
-      storedInTheFuture: await storedRequests(m, service, { fromMs: now + 3_600_000, toMs: Date.UTC(2600, 0, 1) }),
+      // The refused line is not stored at its own time either.
+      storedOn2500_01_01: await storedRequests(m, service, { fromMs: Date.UTC(2499, 11, 31), toMs: Date.UTC(2500, 0, 2) }),
     }).toEqual({
       reply: { status: 200, accepted: 150, rejected: 1, errors: [{ line: 151, reason: 'too_new' }] },
       currentLine: { status: 200, accepted: 1 },
       storedOverAllDays: 151,
       storedCurrentMinute: 1,
-      storedInTheFuture: 0,
+      storedOn2500_01_01: 0,
     });
   }, 90_000);
 

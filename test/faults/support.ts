@@ -11,7 +11,7 @@
  *   MESHLENS_FAULT_ROOT=/tmp/meshlens-baseline npx jest test/faults/tokens.test.ts
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import { request as httpRequest, type IncomingHttpHeaders } from 'node:http';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -246,9 +246,14 @@ export async function startMeshlens(opts: StartOptions = {}): Promise<Meshlens> 
   return m;
 }
 
-/** Pids of live processes whose command line mentions `needle` and whose process group is `pgid`. */
-export function processesInGroup(pgid: number, needle: string): number[] {
-  const out: number[] = [];
+export interface ProcessInfo {
+  pid: number;
+  argv: string[];
+}
+
+/** Live processes of process group `pgid` whose command line mentions `needle` (Linux /proc). */
+export function processesInGroup(pgid: number, needle: string): ProcessInfo[] {
+  const out: ProcessInfo[] = [];
   for (const name of readdirSync('/proc')) {
     if (!/^\d+$/.test(name)) continue;
     try {
@@ -256,8 +261,8 @@ export function processesInGroup(pgid: number, needle: string): number[] {
       // Fields after the parenthesised command: state ppid pgrp ...
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
       if (Number(fields[2]) !== pgid || fields[0] === 'Z') continue;
-      const cmdline = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').join(' ');
-      if (cmdline.includes(needle)) out.push(Number(name));
+      const argv = readFileSync(`/proc/${name}/cmdline`, 'utf8').split('\0').filter((a) => a !== '');
+      if (argv.join(' ').includes(needle)) out.push({ pid: Number(name), argv });
     } catch {
       // the process ended while we looked
     }
@@ -290,11 +295,21 @@ export async function killChildren(testScoped = false): Promise<void> {
   const waits: Promise<unknown>[] = [];
   for (const [m, scope] of children) {
     if (testScoped && scope === 'file') continue;
+    if (m.child.spawnargs[0] === 'npm') {
+      // npm leads its own process group: end each member (npm, its shell, node) by its pid, even after npm
+      // itself exited, since a node it left behind is still in that group.
+      for (const { pid } of processesInGroup(m.pid, '')) {
+        try {
+          process.kill(pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+        trackPid(pid);
+      }
+    }
     if (m.running) {
       try {
-        // npm children lead their own process group: end npm, its shell and node by that group's id.
-        if (m.child.spawnargs[0] === 'npm') process.kill(-m.pid, 'SIGKILL');
-        else m.child.kill('SIGKILL');
+        m.child.kill('SIGKILL');
       } catch {
         // already gone
       }
@@ -349,8 +364,23 @@ export function unusedPort(): Promise<number> {
   });
 }
 
-export function exists(path: string): boolean {
-  return existsSync(path);
+/** With MESHLENS_FAULT_VERBOSE=1, a test's figures on stderr even when it passes (for notes and reports). */
+export function report(what: string, figures: unknown): void {
+  if (process.env.MESHLENS_FAULT_VERBOSE === '1') process.stderr.write(`[fault] ${what}: ${typeof figures === 'string' ? figures : JSON.stringify(figures)}\n`);
+}
+
+/**
+ * `expect(observed).toEqual(expected)`, with `context` (numbers behind the verdict, log tails) appended to the
+ * failure message: jest's diff shows only what differs, and a fault test's failure needs the whole story.
+ */
+export function expectObserved(observed: unknown, expected: unknown, context: Record<string, unknown> | string): void {
+  try {
+    expect(observed).toEqual(expected);
+  } catch (err) {
+    const text = typeof context === 'string' ? context : JSON.stringify(context, null, 2);
+    (err as Error).message += `\n\nContext:\n${text}`;
+    throw err;
+  }
 }
 
 // ---------------------------------------------------------------------------------------------------------
@@ -657,6 +687,39 @@ export async function sendOnce(m: Meshlens, body: string, tally: Tally): Promise
   }
   tally.record(o);
   return o;
+}
+
+export interface SendAllOptions {
+  senders: number;
+  /** Bodies of LINES_PER_BODY lines each sender posts, one after another. */
+  bodies: number;
+  tag?: string;
+  /** Runs synchronously in the tick the last acknowledgement arrives (kill -9 "the moment the last 200 arrives"). */
+  onLastAck?: () => void;
+}
+
+/**
+ * `senders` clients posting `bodies` bodies each, as a log shipper does: a 429 or 503 is retried with the same
+ * lines after its Retry-After; any other answer stops the run with an error. Every acknowledgement is in `tally`.
+ */
+export async function sendAll(m: Meshlens, tally: Tally, opts: SendAllOptions): Promise<void> {
+  let finished = 0;
+  const sender = async (): Promise<void> => {
+    for (let b = 0; b < opts.bodies; b++) {
+      const body = currentBody(tally, LINES_PER_BODY, opts.tag);
+      for (;;) {
+        const o = await sendOnce(m, body, tally);
+        if (o.status === 200) break;
+        if ((o.status === 429 || o.status === 503) && o.retryAfter !== undefined) {
+          await sleep(Math.min(5_000, Math.max(100, Number(o.retryAfter) * 1000 || 1000)));
+          continue;
+        }
+        throw new Error(`POST /v1/accesslogs answered ${String(o.status)} while sending\n${m.logs()}`);
+      }
+    }
+    if (++finished === opts.senders) opts.onLastAck?.();
+  };
+  await Promise.all(Array.from({ length: opts.senders }, sender));
 }
 
 // ---------------------------------------------------------------------------------------------------------
