@@ -116,7 +116,17 @@ export async function start(opts: StartOptions): Promise<Running> {
 
   const subscriptions: Subscription[] = [];
   // With the in-memory bus nothing else keeps rejected input: the all-in-one writes it to the data dir.
-  if (memoryBus) subscriptions.push(await startDeadLetterFileSink(bus, config.dataDir));
+  if (memoryBus) {
+    subscriptions.push(
+      await startDeadLetterFileSink(bus, {
+        dataDir: config.dataDir,
+        maxBytes: config.deadLetterMaxBytes,
+        retentionDays: config.deadLetterRetentionDays,
+        registry,
+        logger,
+      }),
+    );
+  }
 
   const instance = newInstanceId();
   const startedAtMs = Date.now();

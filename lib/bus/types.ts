@@ -123,8 +123,12 @@ export interface DeadLetter {
   message: string;
   /** 1-based line number within the request body, 0 for whole-body rejections. */
   line: number;
-  /** The raw input, base64, exactly as received after decompression. */
+  /** The raw input, base64, exactly as received after decompression (its first 64 KiB: see `truncated`). */
   rawBase64: string;
+  /** Length of the whole raw input in bytes, when `rawBase64` holds only its beginning. */
+  rawBytes?: number;
+  /** True when `rawBase64` holds only the first `MAX_DEAD_LETTER_RAW_BYTES` of the input. */
+  truncated?: boolean;
 }
 
 /**

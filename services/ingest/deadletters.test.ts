@@ -240,15 +240,6 @@ describe('dead-letter file sink', () => {
     await sink.stop();
   });
 
-  it('still takes the data dir alone, as bin/start.ts calls it until it passes the options', async () => {
-    const { bus, deliver } = handBus();
-    const sink = await startDeadLetterFileSink(bus, dataDir);
-    await deliver([[letter(Date.now())]]);
-    const [file] = await readdir(dir);
-    expect(await linesOf(join(dir, file!))).toHaveLength(1);
-    await sink.stop();
-  });
-
   it('takes letters from the real memory bus and registers its metrics once per registry', async () => {
     const bus = createMemoryBus();
     const registry = new Registry();

@@ -24,7 +24,7 @@
 import { createReadStream } from 'node:fs';
 import { mkdir, readdir, stat, truncate, unlink, appendFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { Counter, Gauge, Registry, type Metric } from 'prom-client';
+import { Counter, Gauge, type Metric, type Registry } from 'prom-client';
 import { TOPICS, type Bus, type DeadLetter, type DeliveredMessage, type Subscription } from '../../lib/bus';
 import type { Logger } from '../../lib/runtime/logger';
 
@@ -128,12 +128,7 @@ function metric<T extends Metric>(registry: Registry, name: string, make: () => 
   return (registry.getSingleMetric(name) as T | undefined) ?? make();
 }
 
-export async function startDeadLetterFileSink(bus: Bus, options: DeadLetterSinkOptions | string): Promise<DeadLetterSink> {
-  // TODO(lead, issue 9): bin/start.ts still passes the data dir alone; remove this form once it passes options.
-  const opts: DeadLetterSinkOptions =
-    typeof options === 'string'
-      ? { dataDir: options, maxBytes: 1024 ** 3, retentionDays: 7, registry: new Registry(), logger: console as unknown as DeadLetterSinkOptions['logger'] }
-      : options;
+export async function startDeadLetterFileSink(bus: Bus, opts: DeadLetterSinkOptions): Promise<DeadLetterSink> {
   const { registry, logger, maxBytes } = opts;
   const now = opts.now ?? Date.now;
   const maxRawBytes = opts.maxRawBytes ?? MAX_DEAD_LETTER_RAW_BYTES;

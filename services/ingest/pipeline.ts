@@ -11,6 +11,7 @@
  */
 import { TOPICS, type Bus, type BusMessage, type DeadLetter, type Topic } from '../../lib/bus/types';
 import type { IngestFormat, RejectReason, Result } from '../../lib/model';
+import { MAX_DEAD_LETTER_RAW_BYTES } from './deadletters';
 import type { Batch } from './formats/batch';
 import type { IngestMetrics, ReceiverName } from './metrics';
 
@@ -110,6 +111,9 @@ class Tally<T extends Timed> {
     const entry = this.rejectedBy.get(k);
     if (entry) entry.n++;
     else this.rejectedBy.set(k, { format, reason, n: 1 });
+    // A whole rejected body can be 16 MiB: a dead letter keeps its beginning and says how long it was.
+    const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
+    const truncated = bytes.length > MAX_DEAD_LETTER_RAW_BYTES;
     this.deadLetters.push({
       receivedAtMs: this.receivedAtMs,
       receiver: this.receiver,
@@ -117,7 +121,8 @@ class Tally<T extends Timed> {
       reason,
       message,
       line,
-      rawBase64: (typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw).toString('base64'),
+      rawBase64: (truncated ? bytes.subarray(0, MAX_DEAD_LETTER_RAW_BYTES) : bytes).toString('base64'),
+      ...(truncated ? { rawBytes: bytes.length, truncated } : {}),
     });
   }
 
