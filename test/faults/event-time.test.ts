@@ -12,8 +12,9 @@
  * accepted and stored. What is accepted can be queried.
  *
  * Baseline 2bc1333: 151/151 accepted (the year-2500 line too); every insert then failed (more than 100
- * partitions) and was redelivered forever: after 30 s the API counted 0 of the 150 days and the current line
- * was never stored. With the default retention the 8-day-old and the 20-minutes-ahead lines were accepted.
+ * partitions) and was redelivered forever: after 30 s the API counted 0 of the 151 and the current line sent
+ * afterwards was never stored. With the default retention all 4 lines were accepted (nothing too_old or
+ * too_new, nothing counted) and all 4 were queryable for now, the 8-day-old one until the TTL removes it.
  */
 import { istioJsonLine, periodOf, postLines, requestId, scrape, startMeshlens, storedRequests, settle, sum, useFaultHarness, type IngestReply } from './support';
 

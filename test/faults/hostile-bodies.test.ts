@@ -9,9 +9,10 @@
  * success allows, 200 with `partialSuccess` naming every record rejected; both say "rejected", neither takes
  * anything. A body whose shape is not understood at all (the pre-1.0 names) has no records to name: 400.
  *
- * Baseline 2bc1333: OTLP/HTTP JSON with `instrumentationLibraryLogs` → 200 `{}` and nothing counted, and
- * `instrumentationLibrarySpans` the same (the two OTLP/HTTP cases fail); everything else here already held
- * there and stays as a guard while the receivers are rewritten.
+ * Baseline 2bc1333: OTLP/HTTP JSON with `instrumentationLibraryLogs` + `logs` → 200 `{}` with nothing stored
+ * or counted (dropped without a word); with `logRecords`, and `instrumentationLibrarySpans`, → 200 `{}` and
+ * stored as if current; Zipkin `[[[…20,000 deep…]]]` → 500 "internal error". The other receivers already
+ * answered every case as documented there; their tests stay as guards while the receivers are rewritten.
  */
 import {
   GRPC,

@@ -6,8 +6,8 @@
  * must hold exactly what was acknowledged: nothing lost (a 200 sent while records were only queued in
  * memory) and nothing doubled.
  *
- * Baseline 2bc1333: 36,000 acknowledged, 4,000 stored after the restart (replies went out once the records
- * were queued in memory; inserts followed in batches up to a second later, and the kill came first).
+ * Baseline 2bc1333, two runs: 36,000 acknowledged, 0 and 4,000 stored after the restart (replies went out once
+ * the records were queued in memory; inserts followed in batches up to a second later, and the kill came first).
  */
 import { LINES_PER_BODY, Tally, periodOf, sendAll, startMeshlens, storedRequests, sleep, useFaultHarness } from './support';
 

@@ -12,11 +12,11 @@
  * - after a restart on the same data dir, stored = acknowledged exactly: nothing acknowledged was lost in the
  *   drain, and nothing cut off unanswered was stored behind the sender's back.
  *
- * Baseline 2bc1333, three runs: the :8080 receivers kept answering 200 through the drain (in two runs 77
- * and 72 requests started more than 2 s after SIGTERM were acknowledged), then one 503 without Retry-After (fastify
- * closing), then refused connections; the drain hit the CLI's fixed 8 s forced exit and the process died of
- * SIGSEGV 9.9 to 19 s after the signal; stored after a restart: 52,500 of 90,500 acknowledged, 79,500 of
- * 93,000, and in one run all 59,500.
+ * Baseline 2bc1333, four runs: the :8080 receivers kept answering 200 through the drain (in two runs 77 and 72
+ * requests started more than 2 s after SIGTERM were acknowledged; in another 166 started after it), then one 503 without
+ * Retry-After (fastify closing), then refused connections; the drain hit the CLI's fixed 8 s forced exit and
+ * the process died of SIGSEGV 9.9 to 19 s after the signal; stored after a restart: 52,500 of 90,500
+ * acknowledged, 79,500 of 93,000, 52,000 of 115,500, and in one run all 59,500.
  */
 import { Tally, currentBody, expectObserved, periodOf, report, sendOnce, sleep, startMeshlens, storedRequests, useFaultHarness, type Outcome } from './support';
 
