@@ -364,6 +364,11 @@ describe('ingest limits, auth and backpressure', () => {
       expect(big.length).toBeLessThan(65536);
       const res = await post(`http://127.0.0.1:${running.ports.http}/v1/accesslogs`, big, { 'content-type': 'text/plain', 'content-encoding': 'gzip' });
       expect(res.status).toBe(413);
+      // A request refused whole is counted too, by its answer.
+      await post(`http://127.0.0.1:${running.ports.otlpHttp}/v1/logs`, '{}', { 'content-type': 'text/csv' });
+      const metrics = await (await fetch(`http://127.0.0.1:${running.ports.http}/metrics`)).text();
+      expect(metrics).toContain('meshlens_ingest_requests_total{receiver="accesslog",code="413"} 1');
+      expect(metrics).toContain('meshlens_ingest_requests_total{receiver="otlp_http",code="415"} 1');
     } finally {
       await running.close();
     }

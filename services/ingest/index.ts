@@ -66,19 +66,22 @@ export function createIngest(deps: IngestDeps): Ingest {
   const gate =
     (receiver: ReceiverName) =>
     async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
+      let taken = false;
+      reply.raw.once('close', () => {
+        if (taken) intake.end();
+        const code = reply.statusCode;
+        metrics.requests.inc({ receiver, code: String(code) });
+        if (code === 429 || code === 503) metrics.retries.inc({ receiver });
+      });
       await auth(request, reply);
       if (reply.sent) return;
       const refusal = intake.refusal();
       if (refusal !== undefined) {
-        metrics.retries.inc({ receiver });
         await reply.code(503).header('retry-after', String(RETRY_AFTER_SECONDS)).send({ error: refusal.code, message: refusal.message });
         return;
       }
       intake.begin();
-      reply.raw.once('close', () => {
-        intake.end();
-        if (reply.statusCode === 429 || reply.statusCode === 503) metrics.retries.inc({ receiver });
-      });
+      taken = true;
     };
 
   const httpOptions = { logger: deps.logger, maxBodyBytes: deps.maxBodyBytes, budget };

@@ -8,8 +8,13 @@ export interface IngestMetrics {
   records: Counter<'receiver' | 'format' | 'outcome'>;
   /** `meshlens_ingest_rejected_records_total{receiver, format, reason}`: the reasons behind outcome="rejected". */
   rejected: Counter<'receiver' | 'format' | 'reason'>;
-  /** `meshlens_ingest_retry_responses_total{receiver}`: requests refused with 429/503 because the bus was full. */
+  /** `meshlens_ingest_retry_responses_total{receiver}`: requests answered 429/503 (UNAVAILABLE): nothing taken, retry. */
   retries: Counter<'receiver'>;
+  /**
+   * `meshlens_ingest_requests_total{receiver, code}`: every request by its answer (HTTP status, or the gRPC status
+   * name), so refusals of a whole request — 401, 413, 415, an undecodable body — are counted too, not only records.
+   */
+  requests: Counter<'receiver' | 'code'>;
 }
 
 export function createIngestMetrics(registry: Registry): IngestMetrics {
@@ -28,8 +33,14 @@ export function createIngestMetrics(registry: Registry): IngestMetrics {
     }),
     retries: new Counter({
       name: 'meshlens_ingest_retry_responses_total',
-      help: 'Requests answered 429/503 with Retry-After because the pipeline could not take more.',
+      help: 'Requests answered 429/503 with Retry-After (gRPC UNAVAILABLE): the pipeline was full, unavailable or stopping; nothing was taken.',
       labelNames: ['receiver'],
+      registers: [registry],
+    }),
+    requests: new Counter({
+      name: 'meshlens_ingest_requests_total',
+      help: 'Requests per receiver by their answer: the HTTP status code, or the gRPC status name.',
+      labelNames: ['receiver', 'code'],
       registers: [registry],
     }),
   };

@@ -45,6 +45,9 @@ function unaryBytes(path: string): ServiceDefinition {
   } as ServiceDefinition;
 }
 
+/** gRPC status names for the `code` label (`UNAVAILABLE`, not 14). */
+const STATUS_NAMES: Record<number, string> = Object.fromEntries(Object.entries(status).filter(([, v]) => typeof v === 'number').map(([k, v]) => [v, k]));
+
 export const LOGS_SERVICE = unaryBytes('/opentelemetry.proto.collector.logs.v1.LogsService/Export');
 export const TRACE_SERVICE = unaryBytes('/opentelemetry.proto.collector.trace.v1.TraceService/Export');
 
@@ -73,7 +76,11 @@ function handler<T extends { startTimeMs: number }>(
   encodeResponse: (rejected: number, errorMessage: string) => Buffer,
 ) {
   const expected = deps.ingestToken === undefined ? undefined : tokenDigest(deps.ingestToken);
-  return (call: ServerUnaryCall<Buffer, Buffer>, reply: sendUnaryData<Buffer>): void => {
+  return (call: ServerUnaryCall<Buffer, Buffer>, send: sendUnaryData<Buffer>): void => {
+    const reply: sendUnaryData<Buffer> = (err, value) => {
+      deps.metrics.requests.inc({ receiver: 'otlp_grpc', code: err ? (STATUS_NAMES[err.code ?? status.UNKNOWN] ?? 'UNKNOWN') : 'OK' });
+      send(err, value);
+    };
     if (!authorized(call, expected)) {
       reply({ code: status.UNAUTHENTICATED, details: 'a valid authorization: Bearer token is required' });
       return;
