@@ -17,6 +17,11 @@ export interface ConnectOptions {
   clickhouseUrl: string | undefined;
   /** Embedded mode keeps its data in `<dataDir>/clickhouse`. */
   dataDir: string;
+  /**
+   * Server mode: how long the client waits for any answer before it gives up (default 60 s). Kept above the
+   * query API's `max_execution_time`, so a slow query is ended by ClickHouse with its own error, not cut by the client.
+   */
+  requestTimeoutMs?: number;
 }
 
 export interface Connection {
@@ -67,7 +72,7 @@ export function connect(opts: ConnectOptions): Connection {
     password,
     clickhouse_settings: SESSION_SETTINGS,
     compression: { request: true, response: true },
-    request_timeout: 60_000,
+    request_timeout: opts.requestTimeoutMs ?? 60_000,
   });
   return { client, database, kind: 'server', location: url.toString() };
 }

@@ -63,12 +63,12 @@ const DAY_MS = 86_400_000;
  * good (a changed file, bad SQL) stops the process.
  */
 export async function createAggregator(opts: AggregatorOptions): Promise<Aggregator> {
-  const conn = connect({ clickhouseUrl: opts.clickhouseUrl, dataDir: opts.dataDir });
+  const conn = connect({ clickhouseUrl: opts.clickhouseUrl, dataDir: opts.dataDir, requestTimeoutMs: Math.max(60_000, (opts.queryTimeoutMs ?? 0) + 10_000) });
   const retention = { rawDays: opts.rawRetentionDays, rollupDays: opts.rollupRetentionDays };
   const metrics = new MeshMetrics(opts.registry, opts.maxSeries);
   const storeMetrics = new StoreMetrics(opts.registry);
   const canary = opts.canary ?? CANARY_DEFAULTS;
-  const judge = new CanaryJudge({ conn, meshConfig: opts.meshConfig, registry: opts.registry, logger: opts.logger, config: canary });
+  const judge = new CanaryJudge({ conn, meshConfig: opts.meshConfig, registry: opts.registry, logger: opts.logger, config: canary, queryTimeoutMs: opts.queryTimeoutMs });
   const writer = new StoreWriter(conn, {
     maxPartitionsPerInsert: Math.max(100, opts.rawRetentionDays + Math.ceil((opts.maxClockSkewMs ?? 0) / DAY_MS) + 2),
   });

@@ -33,7 +33,12 @@ const DURATION_LABELS = [
   'destination_service_namespace',
   'destination_subset',
 ] as const;
+/**
+ * `reporter` (where the flow log was taken: `source`, `destination`, `unknown`): Calico and Hubble report one
+ * connection from both nodes, so a count over both reporters counts it twice; PromQL picks a side with it.
+ */
 const FLOW_LABELS = [
+  'reporter',
   'source_workload',
   'source_workload_namespace',
   'destination_service',
@@ -72,7 +77,7 @@ export class MeshMetrics {
       DURATION_BUCKETS_SECONDS,
     );
     this.flows = new CounterFamily(
-      family('meshlens_flows_total', 'L3/L4 connections from flow logs, by verdict and deciding policy.', FLOW_LABELS),
+      family('meshlens_flows_total', 'L3/L4 connections from flow logs, by reporting side, verdict and deciding policy.', FLOW_LABELS),
     );
     for (const m of [this.requests, this.durations, this.flows]) registry.registerMetric(m as never);
   }
@@ -95,7 +100,7 @@ export class MeshMetrics {
   addFlows(flows: readonly Flow[]): void {
     for (const f of flows) {
       const key =
-        f.sourceWorkload + SEP + f.sourceNamespace + SEP + f.destinationHost + SEP + f.destinationService + SEP +
+        f.reporter + SEP + f.sourceWorkload + SEP + f.sourceNamespace + SEP + f.destinationHost + SEP + f.destinationService + SEP +
         f.destinationNamespace + SEP + f.verdict + SEP + f.denyReason + SEP + f.policy;
       this.flows.add(key, () => flowLabels(f), f.count);
     }
@@ -135,6 +140,7 @@ function destinationLabels(r: MeshRequest): Labels {
 
 function flowLabels(f: Flow): Labels {
   return {
+    reporter: f.reporter,
     source_workload: orUnknown(f.sourceWorkload),
     source_workload_namespace: orUnknown(f.sourceNamespace),
     destination_service: orUnknown(f.destinationHost),

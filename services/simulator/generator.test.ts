@@ -41,10 +41,12 @@ function subsetsOf(records: readonly MeshRequest[], reporter: 'source' | 'destin
   const rows = new Map<string, SubsetTruth>();
   for (const r of records) {
     if (r.reporter !== reporter) continue;
-    const key = JSON.stringify([r.destinationNamespace, r.destinationService, r.destinationHost, r.destinationSubset]);
+    // The query API spells an absent namespace `unknown`, as /metrics does (CONTRACT.md §5); the subset stays ''.
+    const namespace = orUnknown(r.destinationNamespace);
+    const key = JSON.stringify([namespace, r.destinationService, r.destinationHost, r.destinationSubset]);
     let row = rows.get(key);
     if (!row) {
-      row = { namespace: r.destinationNamespace, service: r.destinationService, host: r.destinationHost, subset: r.destinationSubset, requests: 0, errors: 0, denied: 0, durations_ms: [] };
+      row = { namespace, service: r.destinationService, host: r.destinationHost, subset: r.destinationSubset, requests: 0, errors: 0, denied: 0, durations_ms: [] };
       rows.set(key, row);
     }
     row.requests++;
@@ -131,8 +133,14 @@ function flowsOf(records: readonly MeshRequest[], flows: readonly Flow[]): FlowT
     const verdict = (destination ?? source)!;
     add(
       verdict.protocol === 'tcp' ? 'L4' : 'L7', // a TCP connection in an access log is L4 traffic
-      source ? { namespace: source.sourceNamespace, workload: source.sourceWorkload } : { namespace: 'unknown', workload: 'unknown' },
-      { namespace: verdict.destinationNamespace, service: verdict.destinationService, host: verdict.destinationHost, subset: verdict.destinationSubset, port: verdict.destinationPort },
+      source ? { namespace: orUnknown(source.sourceNamespace), workload: orUnknown(source.sourceWorkload) } : { namespace: 'unknown', workload: 'unknown' },
+      {
+        namespace: orUnknown(verdict.destinationNamespace),
+        service: orUnknown(verdict.destinationService),
+        host: orUnknown(verdict.destinationHost),
+        subset: verdict.destinationSubset,
+        port: verdict.destinationPort,
+      },
       verdict.outcome === 'denied',
       verdict.denyReason,
       verdict.policy,
@@ -142,8 +150,8 @@ function flowsOf(records: readonly MeshRequest[], flows: readonly Flow[]): FlowT
   for (const f of flows) {
     add(
       'L4',
-      { namespace: f.sourceNamespace, workload: f.sourceWorkload },
-      { namespace: f.destinationNamespace, service: f.destinationService, host: f.destinationHost, subset: '', port: f.destinationPort },
+      { namespace: orUnknown(f.sourceNamespace), workload: orUnknown(f.sourceWorkload) },
+      { namespace: orUnknown(f.destinationNamespace), service: orUnknown(f.destinationService), host: orUnknown(f.destinationHost), subset: '', port: f.destinationPort },
       f.verdict === 'denied',
       f.denyReason,
       f.policy,

@@ -606,13 +606,14 @@ class Generator implements TrafficGenerator {
       outcome: 'denied',
       durationMs: fields.durationMs,
     });
-    // No server side: BlackHoleCluster has no endpoints, and its port is not a service port (0).
+    // No server side: BlackHoleCluster has no endpoints. The port is the one the client dialled, which the line
+    // names as the downstream local address (the original destination the sidecar intercepted).
     // A TCP connection (no HTTP protocol in the line) is L4 traffic in the ledger, whoever logged it.
     this.acc.flow({
       layer: fields.protocol === '' ? 'L4' : 'L7',
       source: this.sourceOf(sleep),
       destination: BLACKHOLE_DESTINATION,
-      port: 0,
+      port: Number(fields.downstreamLocalAddress.slice(fields.downstreamLocalAddress.lastIndexOf(':') + 1)),
       denied: true,
       denyReason: 'blackhole',
       policy: '',
