@@ -6,6 +6,7 @@
  */
 import { join } from 'node:path';
 import { ConfigError, loadConfig, redactUrl } from '../lib/runtime/config';
+import { StartError } from '../lib/runtime/datadir';
 import { createLogger } from '../lib/runtime/logger';
 import { DEMO_USAGE, parseDemoArgs, runDemo } from '../services/simulator';
 import { start, TARGETS, type Running, type Target } from './start';
@@ -105,7 +106,7 @@ function stopOnSignals(logger: ReturnType<typeof createLogger>, timeoutMs: numbe
 function describeStartError(err: unknown, env: Record<string, string | undefined>): string {
   const e = err as { code?: string; message?: string; port?: number; address?: string };
   const message = String(e.message ?? err);
-  if (err instanceof ConfigError) return message;
+  if (err instanceof ConfigError || err instanceof StartError) return message;
   if (e.code === 'EADDRINUSE' || e.code === 'EACCES') {
     const ports: Record<string, string> = {
       MESHLENS_HTTP_PORT: env.MESHLENS_HTTP_PORT ?? '8080',
@@ -118,7 +119,8 @@ function describeStartError(err: unknown, env: Record<string, string | undefined
     const why = e.code === 'EADDRINUSE' ? 'is in use by another process' : 'may not be opened by this user';
     return `cannot listen on port ${port}: it ${why}; stop that process or set ${name} to another port`;
   }
-  if (/Cannot lock file|Another server instance in same directory is already running/i.test(message)) {
+  // Another process on the directory that is not a meshlens (a ClickHouse, say): chDB cannot lock it.
+  if (/Cannot lock file|Another server instance in same directory|Failed to create connection for path/i.test(message)) {
     return `the data directory ${env.MESHLENS_DATA_DIR ?? './data'} is in use by another meshlens (or ClickHouse) process; stop it, or set MESHLENS_DATA_DIR to another directory`;
   }
   const first = message.split('\n')[0] as string;

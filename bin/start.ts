@@ -7,6 +7,7 @@ import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
 import { createKafkaBus, createMemoryBus, registerPipelineGauges } from '../lib/bus';
 import type { Bus, Subscription } from '../lib/bus';
 import { ConfigError, type Config } from '../lib/runtime/config';
+import { claimDataDir } from '../lib/runtime/datadir';
 import { Health } from '../lib/runtime/health';
 import { addOpsRoutes, bearerAuth, createHttpServer } from '../lib/runtime/http';
 import type { Logger } from '../lib/runtime/logger';
@@ -97,6 +98,9 @@ export async function start(opts: StartOptions): Promise<Running> {
     const role = opts.target === 'ingest' ? 'publishes every record to Kafka' : 'consumes its records from Kafka';
     throw new ConfigError([`MESHLENS_KAFKA_BROKERS is not set: the ${opts.target} target ${role}; set it, or run the all-in-one (meshlens all)`]);
   }
+
+  // The data dir holds the embedded ClickHouse and the all-in-one's dead letters: one process at a time.
+  const releaseDataDir = memoryBus || (serving && config.clickhouseUrl === undefined) ? claimDataDir(config.dataDir) : () => undefined;
 
   const registry = new Registry();
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'meshlens_process_' });
@@ -248,6 +252,7 @@ export async function start(opts: StartOptions): Promise<Running> {
       for (const s of subscriptions) await s.stop();
       await prometheusTargets?.close();
       await within(CLOSE_RESERVE_MS / 3, aggregator?.close() ?? Promise.resolve(), undefined);
+      releaseDataDir();
     })();
     return closing;
   };
