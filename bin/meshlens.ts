@@ -5,9 +5,7 @@
  * not is answered 503 and counted, rather than vanishing with the process.
  */
 import { join } from 'node:path';
-import { ConfigError, loadConfig, redactUrl } from '../lib/runtime/config';
-import { StartError } from '../lib/runtime/datadir';
-import { createLogger } from '../lib/runtime/logger';
+import { ConfigError, createLogger, loadConfig, redactUrl, StartError } from '../lib/runtime';
 import { DEMO_USAGE, parseDemoArgs, runDemo } from '../services/simulator';
 import { start, TARGETS, type Running, type Target } from './start';
 

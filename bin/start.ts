@@ -4,18 +4,25 @@
  */
 import type { AddressInfo } from 'node:net';
 import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
-import { createKafkaBus, createMemoryBus, registerPipelineGauges } from '../lib/bus';
-import type { Bus, Subscription } from '../lib/bus';
-import { ConfigError, type Config } from '../lib/runtime/config';
-import { claimDataDir } from '../lib/runtime/datadir';
-import { Health } from '../lib/runtime/health';
-import { addOpsRoutes, bearerAuth, createHttpServer } from '../lib/runtime/http';
-import type { Logger } from '../lib/runtime/logger';
+import { createKafkaBus, createMemoryBus, registerPipelineGauges, type Bus, type Subscription } from '../lib/bus';
+import {
+  addOpsRoutes,
+  advertiseAddress,
+  bearerAuth,
+  claimDataDir,
+  ConfigError,
+  createHttpServer,
+  Health,
+  loadMeshConfig,
+  MemberDirectory,
+  newInstanceId,
+  startMembership,
+  type Config,
+  type Logger,
+  type Membership,
+} from '../lib/runtime';
 import { emptyMeshConfig } from '../lib/model';
 import type { MeshConfig } from '../lib/model';
-import { loadMeshConfig } from '../lib/runtime';
-import { MemberDirectory, advertiseAddress, newInstanceId, startMembership } from '../lib/runtime/membership';
-import type { Membership } from '../lib/runtime/membership';
 import { createAggregator } from '../services/aggregator';
 import type { Aggregator } from '../services/aggregator';
 import { bindGrpc, createIngest, startDeadLetterFileSink } from '../services/ingest';

@@ -5,10 +5,8 @@
 import type { Server } from '@grpc/grpc-js';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
-import type { Bus } from '../../lib/bus/types';
-import { BodyBudget, RETRY_AFTER_SECONDS } from '../../lib/runtime/body';
-import { bearerAuth, createHttpServer } from '../../lib/runtime/http';
-import type { Logger } from '../../lib/runtime/logger';
+import type { Bus } from '../../lib/bus';
+import { bearerAuth, BodyBudget, createHttpServer, RETRY_AFTER_SECONDS, type Logger } from '../../lib/runtime';
 import { Intake } from './intake';
 import { createIngestMetrics, type ReceiverName } from './metrics';
 import { IngestPipeline, type EventTimeBounds } from './pipeline';

@@ -9,7 +9,7 @@
  * accepted and then vanish with its partition's TTL, and one far in the future would be stored in a wrapped
  * partition and never queried. Both are rejected with a reason (`too_old`, `too_new`) instead.
  */
-import { TOPICS, type Bus, type BusMessage, type DeadLetter, type Topic } from '../../lib/bus/types';
+import { TOPICS, type Bus, type BusMessage, type DeadLetter, type Topic } from '../../lib/bus';
 import type { IngestFormat, RejectReason, Result } from '../../lib/model';
 import { MAX_DEAD_LETTER_RAW_BYTES } from './deadletters';
 import type { Batch } from './formats/batch';

@@ -4,9 +4,9 @@
  * `Format json`, Vector's `json` codec without newline framing), one record per element.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { TOPICS, type Topic } from '../../../lib/bus/types';
+import { TOPICS, type Topic } from '../../../lib/bus';
 import type { IngestFormat } from '../../../lib/model';
-import { HttpError } from '../../../lib/runtime/body';
+import { HttpError } from '../../../lib/runtime';
 import { parseAccessLogLine } from '../formats/accesslog';
 import { parseFlowLine } from '../formats/flows';
 import type { IngestPipeline, IngestReply, LineParser } from '../pipeline';

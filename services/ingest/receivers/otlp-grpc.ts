@@ -15,11 +15,9 @@ import {
   type ServiceDefinition,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
-import { TOPICS } from '../../../lib/bus/types';
+import { TOPICS } from '../../../lib/bus';
 import type { IngestFormat, Rejection } from '../../../lib/model';
-import type { BodyBudget } from '../../../lib/runtime/body';
-import { checkBearer, tokenDigest } from '../../../lib/runtime/http';
-import type { Logger } from '../../../lib/runtime/logger';
+import { checkBearer, tokenDigest, type BodyBudget, type Logger } from '../../../lib/runtime';
 import type { Intake } from '../intake';
 import type { IngestMetrics } from '../metrics';
 import type { Batch } from '../formats/batch';

@@ -6,9 +6,9 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Writer } from 'protobufjs';
-import { TOPICS } from '../../../lib/bus/types';
+import { TOPICS } from '../../../lib/bus';
 import type { IngestFormat, Rejection } from '../../../lib/model';
-import { HttpError } from '../../../lib/runtime/body';
+import { HttpError } from '../../../lib/runtime';
 import type { Batch } from '../formats/batch';
 import { parseOtlpLogs } from '../formats/otlp-logs';
 import { parseOtlpTraces } from '../formats/otlp-traces';

@@ -4,8 +4,8 @@
  * with the meshlens reply body; 400 when no span in the body was usable.
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
-import { TOPICS } from '../../../lib/bus/types';
-import { HttpError } from '../../../lib/runtime/body';
+import { TOPICS } from '../../../lib/bus';
+import { HttpError } from '../../../lib/runtime';
 import { parseZipkin } from '../formats/zipkin';
 import type { IngestPipeline } from '../pipeline';
 
