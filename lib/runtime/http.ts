@@ -37,7 +37,9 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
     logController: new LogController({ disableRequestLogging: true }),
     // Compressed bytes can't exceed the decompressed limit by much; readBody enforces the real limit.
     bodyLimit: opts.maxBodyBytes,
-    return503OnClosing: true,
+    // Fastify's own 503 while closing carries no Retry-After; the receivers answer a stopping process's
+    // requests themselves (503 + Retry-After, CONTRACT.md §3), so requests on open connections reach them.
+    return503OnClosing: false,
   });
   app.removeAllContentTypeParsers();
   const budget = opts.budget;
