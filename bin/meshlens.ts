@@ -55,20 +55,27 @@ function configOrExit(env: Record<string, string | undefined> = process.env) {
   }
 }
 
+/** A second signal sooner than this after the first is the same Ctrl-C delivered twice, not a request to hurry. */
+const REPEAT_SIGNAL_MS = 1_000;
+
 /**
- * Graceful stop on SIGTERM/SIGINT (a second signal forces it), and on an uncaught error, which then exits 1.
+ * Graceful stop on SIGTERM/SIGINT (a second signal, a second later or more, forces it), and on an uncaught
+ * error, which then exits 1.
  * Armed with the running process's `close` once it started; before that, a signal or a crash exits at once.
  * The exit is forced at `timeoutMs` whatever the stop is doing: `close` plans its steps within that bound.
  */
 function stopOnSignals(logger: ReturnType<typeof createLogger>, timeoutMs: number): { arm(close: () => Promise<void>): void } {
   let close: (() => Promise<void>) | undefined;
-  let stopping = false;
+  let stoppingSince = 0;
   const stop = (why: string, code: number): void => {
-    if (stopping) {
+    if (stoppingSince > 0) {
+      // Ctrl-C under `npm start` delivers SIGINT twice within milliseconds (the terminal signals the process
+      // group, and npm forwards its own): only a repeat a person could have meant forces the exit.
+      if (Date.now() - stoppingSince < REPEAT_SIGNAL_MS) return;
       logger.warn({ why }, 'stopping at once');
       process.exit(code || 1);
     }
-    stopping = true;
+    stoppingSince = Date.now();
     if (close === undefined) process.exit(code || 1);
     logger.info({ why, timeoutMs }, 'shutting down');
     setTimeout(() => {

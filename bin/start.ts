@@ -12,11 +12,13 @@ import {
   claimDataDir,
   ConfigError,
   createHttpServer,
+  DAY_MS,
   Health,
   loadMeshConfig,
   MemberDirectory,
   newInstanceId,
   startMembership,
+  within,
   type Config,
   type Logger,
   type Membership,
@@ -34,12 +36,12 @@ export const TARGETS = ['all', 'ingest', 'aggregator'] as const;
 export type Target = (typeof TARGETS)[number];
 
 /**
- * What a graceful stop keeps for itself out of MESHLENS_SHUTDOWN_TIMEOUT after the receivers' requests and the
- * bus were given their time: closing the servers, the consumers and the store. The CLI forces the exit at the
- * full timeout, so a stop that runs long is still cut short by the process, never by a supervisor's SIGKILL.
+ * How a graceful stop spends MESHLENS_SHUTDOWN_TIMEOUT: the requests already taken and the bus get all of it
+ * but CLOSE_RESERVE_MS; closing the bus, the servers, the consumers and the store get that reserve; and the
+ * whole plan ends EXIT_MARGIN_MS before the CLI's forced exit, so the process exits on its own account.
  */
 const CLOSE_RESERVE_MS = 1_500;
-const DAY_MS = 86_400_000;
+const EXIT_MARGIN_MS = 300;
 
 export interface Ports {
   http: number;
@@ -64,7 +66,8 @@ export interface Running {
   /**
    * Graceful stop, within MESHLENS_SHUTDOWN_TIMEOUT: not ready; every receiver answers 503 + Retry-After; the
    * requests already taken are stored and answered; what is left unstored is logged and counted (its senders
-   * are told to retry); then servers, consumers, store and bus close.
+   * are told to retry); then bus, servers, consumers and store close. Rejects, after releasing what it could,
+   * when a step ran out of time (the CLI then exits 1).
    */
   close(): Promise<void>;
 }
@@ -86,13 +89,6 @@ async function meshConfigFor(config: Config, logger: Logger): Promise<MeshConfig
   for (const p of problems) logger.warn({ problem: p }, 'mesh config problem');
   logger.info({ path: config.meshConfigPath, hosts: mesh.hosts.size, problems: problems.length }, 'mesh config loaded');
   return mesh;
-}
-
-/** Resolves with `p`, or with `fallback` once `ms` passed: a stop step that hangs must not hold the rest. */
-function within<T>(ms: number, p: Promise<T>, fallback: T): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<T>((resolve) => (timer = setTimeout(() => resolve(fallback), ms)));
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 export async function start(opts: StartOptions): Promise<Running> {
@@ -127,16 +123,18 @@ export async function start(opts: StartOptions): Promise<Running> {
 
   const subscriptions: Subscription[] = [];
   // With the in-memory bus nothing else keeps rejected input: the all-in-one writes it to the data dir.
-  if (memoryBus) {
-    subscriptions.push(
-      await startDeadLetterFileSink(bus, {
+  const deadLetterSink = memoryBus
+    ? await startDeadLetterFileSink(bus, {
         dataDir: config.dataDir,
         maxBytes: config.deadLetterMaxBytes,
         retentionDays: config.deadLetterRetentionDays,
         registry,
         logger,
-      }),
-    );
+      })
+    : undefined;
+  if (deadLetterSink) {
+    subscriptions.push(deadLetterSink);
+    health.register('deadletters', () => deadLetterSink.ready());
   }
 
   const instance = newInstanceId();
@@ -173,8 +171,9 @@ export async function start(opts: StartOptions): Promise<Running> {
         maxBodyBytes: config.maxBodyBytes,
         maxInflightBytes: config.maxInflightBytes,
         bounds: { maxAgeMs: config.rawRetentionDays * DAY_MS, maxAheadMs: config.maxClockSkewMs },
-        // In the all-in-one an acknowledgement needs the store too: while it is down, senders get 503 at once.
-        ready: () => bus.ready() && (aggregator === undefined || aggregator.ready()),
+        // In the all-in-one an acknowledgement needs the store (and a rejected line the dead-letter files) too:
+        // while either fails, senders get 503 at once rather than waiting for an answer that cannot come.
+        ready: () => bus.ready() && (aggregator === undefined || aggregator.ready()) && (deadLetterSink === undefined || deadLetterSink.ready()),
       })
     : undefined;
 
@@ -222,16 +221,22 @@ export async function start(opts: StartOptions): Promise<Running> {
   let closing: Promise<void> | undefined;
   const close = (): Promise<void> => {
     closing ??= (async () => {
-      const deadline = Date.now() + Math.max(500, config.shutdownTimeoutMs - CLOSE_RESERVE_MS);
-      const left = (): number => Math.max(0, deadline - Date.now());
+      const end = Date.now() + Math.max(CLOSE_RESERVE_MS, config.shutdownTimeoutMs - EXIT_MARGIN_MS);
+      const drainEnd = end - CLOSE_RESERVE_MS;
+      const until = (t: number): number => Math.max(0, t - Date.now());
+      const cut: string[] = [];
+      /** One stop step, given the time up to `t`; a step that runs out is left behind and named. */
+      const step = async (name: string, t: number, p: Promise<unknown>): Promise<void> => {
+        if (!(await within(until(t), p))) cut.push(name);
+      };
       health.markStopping();
       // 1. Intake stops on every receiver at once: new requests get 503 + Retry-After, before any body is read.
       ingest?.intake.close();
-      // First of the rest, so the serving process unlists this one before its /metrics goes away.
-      await membership.stop();
+      // So the serving process unlists this one before its /metrics goes away.
+      await step('membership', drainEnd, membership.stop());
       // 2. What was taken is finished: its records are stored and its senders get their acknowledgement.
-      const answered = ingest ? await ingest.intake.idle(left()) : true;
-      const drained = await bus.drain(left());
+      const answered = ingest ? await ingest.intake.idle(until(drainEnd)) : true;
+      const drained = await bus.drain(until(drainEnd));
       // 3. Anything left is counted and logged; closing the bus answers its senders 503 (memory) or leaves it in Kafka.
       const notStored = bus.pending().reduce((n, p) => n + p.records, 0);
       if (memoryBus && (notStored > 0 || !answered || !drained)) {
@@ -243,23 +248,23 @@ export async function start(opts: StartOptions): Promise<Running> {
       } else if (notStored > 0) {
         logger.info({ records: notStored }, 'stopping with records not yet consumed; Kafka keeps them for the next consumer');
       }
-      await within(left() + CLOSE_RESERVE_MS / 3, bus.close(), undefined);
-      // 4. Servers, then consumers and the store. Requests still open are answered by now (the bus rejected them).
-      await within(
-        CLOSE_RESERVE_MS / 3,
-        Promise.all([
-          http.close(),
-          ingest?.otlpHttp.close(),
-          ingest?.zipkin.close(),
-          ingest && new Promise<void>((resolve) => ingest.grpc.tryShutdown(() => resolve())),
-        ]).then(() => undefined),
-        undefined,
-      );
+      // The reserve: the bus (an insert in flight finishes or is left), then servers, consumers and store.
+      await step('bus', end - CLOSE_RESERVE_MS / 2, bus.close());
+      const servers: Promise<unknown>[] = [http.close(), ingest?.otlpHttp.close() ?? Promise.resolve(), ingest?.zipkin.close() ?? Promise.resolve()];
+      if (ingest) servers.push(new Promise<void>((resolve) => ingest.grpc.tryShutdown(() => resolve())));
+      await step('servers', end - CLOSE_RESERVE_MS / 4, Promise.all(servers));
       ingest?.grpc.forceShutdown();
-      for (const s of subscriptions) await s.stop();
-      await prometheusTargets?.close();
-      await within(CLOSE_RESERVE_MS / 3, aggregator?.close() ?? Promise.resolve(), undefined);
+      await step(
+        'store',
+        end,
+        (async () => {
+          for (const s of subscriptions) await s.stop();
+          await prometheusTargets?.close();
+          await aggregator?.close();
+        })(),
+      );
       releaseDataDir();
+      if (cut.length > 0) throw new Error(`graceful stop ran out of MESHLENS_SHUTDOWN_TIMEOUT (${config.shutdownTimeoutMs} ms) in: ${cut.join(', ')}`);
     })();
     return closing;
   };

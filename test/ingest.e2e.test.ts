@@ -3,7 +3,7 @@
  * that `npm start` runs), each format is sent the way its producer sends it, and the normalized records are
  * read back off the bus.
  */
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -400,6 +400,61 @@ describe('ingest limits, auth and backpressure', () => {
       const metrics = await (await fetch(`http://127.0.0.1:${running.ports.http}/metrics`)).text();
       expect(metrics).toMatch(/meshlens_ingest_records_total\{receiver="accesslog",format="istio_text",outcome="accepted"\} 3/);
       expect(metrics).toMatch(/meshlens_ingest_retry_responses_total\{receiver="accesslog"\} 2/);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('takes nothing while the dead-letter files cannot be written, and resumes once they can', async () => {
+    const config = testConfig();
+    const running = await start({ config, target: 'all', logger, processMetrics: false });
+    const base = `http://127.0.0.1:${running.ports.http}`;
+    const dir = join(config.dataDir, 'deadletters');
+    try {
+      // The folder becomes a file: every append fails (ENOTDIR), as on a full or read-only disk.
+      rmSync(dir, { recursive: true, force: true });
+      writeFileSync(dir, 'not a folder');
+      let first: number | undefined;
+      const waiting = post(`${base}/v1/accesslogs`, `${OUTBOUND_V2}\nnot an access log`, { 'content-type': 'text/plain' }).then((r) => (first = r.status));
+      const deadline = Date.now() + 10_000;
+      while ((await fetch(`${base}/readyz`)).status === 200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect((await (await fetch(`${base}/readyz`)).json()) as object).toMatchObject({ checks: { deadletters: false } });
+      const refused = await post(`${base}/v1/accesslogs`, OUTBOUND_V2, { 'content-type': 'text/plain' });
+      expect(refused.status).toBe(503);
+      expect(refused.headers.get('retry-after')).toBe('1');
+      expect(first).toBeUndefined(); // its rejected line is not kept yet, so it is not answered yet
+
+      rmSync(dir, { force: true });
+      await waiting;
+      expect(first).toBe(200);
+      const day = new Date().toISOString().slice(0, 10);
+      expect(readFileSync(join(dir, `${day}.ndjson`), 'utf8')).toContain('"reason":"unknown_layout"');
+      while ((await fetch(`${base}/readyz`)).status !== 200 && Date.now() < deadline + 10_000) await new Promise((r) => setTimeout(r, 20));
+      expect((await post(`${base}/v1/accesslogs`, OUTBOUND_V2, { 'content-type': 'text/plain' })).status).toBe(200);
+    } finally {
+      await running.close();
+    }
+  });
+
+  it('keeps the first 1,000 rejections of a body one by one and sums up the rest; a body of more records than the bus holds is 413', async () => {
+    const config = testConfig({ MESHLENS_BUS_CAPACITY: '2000' });
+    const running = await start({ config, target: 'all', logger, processMetrics: false });
+    const base = `http://127.0.0.1:${running.ports.http}`;
+    try {
+      const bad = await post(`${base}/v1/accesslogs`, Array.from({ length: 50_000 }, (_, i) => `junk ${i}`).join('\n'), { 'content-type': 'text/plain' });
+      expect(bad.status).toBe(400);
+      expect(bad.json).toMatchObject({ accepted: 0, rejected: 50_000 });
+      const metrics = await (await fetch(`${base}/metrics`)).text();
+      expect(metrics).toContain('meshlens_ingest_rejected_records_total{receiver="accesslog",format="istio_text",reason="unknown_layout"} 50000');
+      const day = new Date().toISOString().slice(0, 10);
+      const letters = readFileSync(join(config.dataDir, 'deadletters', `${day}.ndjson`), 'utf8').trim().split('\n').map((l) => JSON.parse(l) as DeadLetter);
+      expect(letters).toHaveLength(1_001);
+      expect(letters[1_000]?.message).toMatch(/^49000 more rejected records of this request/);
+      expect(Buffer.from(letters[1_000]!.rawBase64, 'base64').toString()).toBe('junk 1000');
+
+      const many = await post(`${base}/v1/accesslogs`, Array.from({ length: 2_001 }, () => OUTBOUND_V2).join('\n'), { 'content-type': 'text/plain' });
+      expect(many.status).toBe(413);
+      expect(many.json).toMatchObject({ error: 'too_many_records' });
     } finally {
       await running.close();
     }

@@ -85,7 +85,7 @@ describe('memory bus', () => {
 
   it('rejects non-retriably a single publish larger than the capacity (it could never fit)', async () => {
     bus = createMemoryBus({ capacity: 10 });
-    await expect(bus.publish(topic(), items('a', 0, 11))).rejects.toMatchObject({ code: 'BUS_PUBLISH_FAILED', retriable: false });
+    await expect(bus.publish(topic(), items('a', 0, 11))).rejects.toMatchObject({ code: 'BUS_TOO_LARGE', retriable: false });
   });
 
   it('counts a slow group against the capacity even when another group keeps up', async () => {
@@ -371,7 +371,7 @@ describe('memory bus acknowledgements, bounds and offsets', () => {
     await until(() => got.length === 2);
   });
 
-  it('rejects the publishes still waiting when it closes, retriably, after the in-flight batch finished', async () => {
+  it('on close, tells the publishes no in-flight batch covers to retry at once, and answers the in-flight one when it finishes', async () => {
     bus = createMemoryBus({ maxBatchSize: 1 });
     const t = topic();
     let entered!: () => void;
@@ -380,12 +380,18 @@ describe('memory bus acknowledgements, bounds and offsets', () => {
       entered();
       await sleep(50);
     });
-    const first = bus.publish(t, items('k', 0, 1));
-    const second = bus.publish(t, items('k', 1, 1));
+    const order: string[] = [];
+    const first = bus.publish(t, items('k', 0, 1)).then(() => void order.push('first stored'));
+    const second = bus.publish(t, items('k', 1, 1)).catch((err: unknown) => {
+      order.push('second refused');
+      return err;
+    });
     await started;
     await bus.close();
-    await expect(first).resolves.toBeUndefined();
-    await expect(second).rejects.toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true });
+    await first;
+    expect(await second).toMatchObject({ code: 'BUS_UNAVAILABLE', retriable: true });
+    // The refusal did not wait for the insert in flight (a store that hangs must not hold every sender).
+    expect(order).toEqual(['second refused', 'first stored']);
   });
 
   it('gives every bus its own offsets, so insert tokens never repeat across processes', async () => {
@@ -415,7 +421,7 @@ describe('memory bus acknowledgements, bounds and offsets', () => {
     await expect(bus.publish(t, [{ key: 'b', value: [1, 2, 3, 4, 5] }])).rejects.toMatchObject({ code: 'BUS_FULL', retriable: true });
     await bus.publish(t, [{ key: 'c', value: [1, 2, 3, 4] }]);
     await expect(bus.publish(t, [{ key: 'd', value: Array.from({ length: 11 }, (_, i) => i) }])).rejects.toMatchObject({
-      code: 'BUS_PUBLISH_FAILED',
+      code: 'BUS_TOO_LARGE',
       retriable: false,
     });
     expect(bus.pending()).toEqual([{ topic: t.name, records: 10, oldestMs: expect.any(Number) }]);

@@ -78,6 +78,8 @@ interface Group {
   /** The in-flight handler call, already chained to its commit/backoff; never rejects. */
   inFlight: Promise<void> | null;
   inFlightBy: Subscriber | null;
+  /** End sequence (exclusive) of the batch in flight. */
+  inFlightEnd: number;
   failures: number;
   retryTimer: NodeJS.Timeout | null;
   /** From the group's first subscribe; the group waits for this much before a delivery. */
@@ -234,6 +236,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       result = Promise.reject(err);
     }
     g.inFlightBy = sub;
+    g.inFlightEnd = end;
     g.inFlight = result.then(
       () => {
         g.inFlight = null;
@@ -320,12 +323,13 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
     if (closed) return Promise.reject(new BusError('BUS_CLOSED', `bus is closed; cannot publish to ${topic.name}`, false));
     const n = messages.length;
     if (n === 0) return Promise.resolve();
+    const weights: number[] = new Array(n);
     let weight = 0;
-    for (let i = 0; i < n; i++) weight += weigh((messages[i] as BusMessage<T>).value);
+    for (let i = 0; i < n; i++) weight += weights[i] = weigh((messages[i] as BusMessage<T>).value);
     if (weight > capacity) {
       // Would never fit: retrying cannot help, so this is not retriable.
       return Promise.reject(
-        new BusError('BUS_PUBLISH_FAILED', `publish of ${weight} records to ${topic.name} exceeds the bus capacity of ${capacity}`, false),
+        new BusError('BUS_TOO_LARGE', `publish of ${weight} records to ${topic.name} exceeds the bus capacity of ${capacity}`, false),
       );
     }
     const t = topicLog(topic.name);
@@ -339,7 +343,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
     for (let i = 0; i < n; i++) {
       const m = messages[i] as BusMessage<T>;
       t.entries.push({ key: m.key, value: m.value, partition: 0, offset: offsetOf(seq++) });
-      t.weights.push(weigh(m.value));
+      t.weights.push(weights[i] as number);
       t.publishedAt.push(now);
     }
     t.held += weight;
@@ -365,6 +369,7 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
           turn: 0,
           inFlight: null,
           inFlightBy: null,
+          inFlightEnd: 0,
           failures: 0,
           retryTimer: null,
           batch: options?.batch as BatchPolicy<unknown> | undefined,
@@ -423,22 +428,30 @@ export function createMemoryBus(options: MemoryBusOptions = {}): Bus {
       if (immediate !== null) clearImmediate(immediate);
       immediate = null;
       dirty.clear();
+      const unstored = (t: TopicLog): BusError =>
+        new BusError('BUS_UNAVAILABLE', `the bus closed before these records were stored in ${t.name}; retry`, true);
       const inFlight: Promise<void>[] = [];
       for (const t of topics.values()) {
+        // Nothing is delivered any more: a publish beyond what some group has committed or has in flight can
+        // never be answered, so its sender is told to retry now rather than after the in-flight inserts.
+        let reachable = Infinity;
         for (const g of t.groups.values()) {
           if (g.retryTimer !== null) clearTimeout(g.retryTimer);
           g.retryTimer = null;
           if (g.waitTimer !== null) clearTimeout(g.waitTimer);
           g.waitTimer = null;
           if (g.inFlight) inFlight.push(g.inFlight);
+          reachable = Math.min(reachable, g.inFlight ? g.inFlightEnd : g.committed);
         }
+        let keep = t.waiters.length;
+        while (keep > t.waitHead && (t.waiters[keep - 1] as Waiter).end > reachable) keep--;
+        for (let i = keep; i < t.waiters.length; i++) (t.waiters[i] as Waiter).reject(unstored(t));
+        t.waiters.length = keep;
       }
       closing = Promise.all(inFlight).then(() => {
         // What an in-flight batch finished has been answered by its commit; the rest was not stored.
         for (const t of topics.values()) {
-          for (let i = t.waitHead; i < t.waiters.length; i++) {
-            (t.waiters[i] as Waiter).reject(new BusError('BUS_UNAVAILABLE', `the bus closed before these records were stored in ${t.name}; retry`, true));
-          }
+          for (let i = t.waitHead; i < t.waiters.length; i++) (t.waiters[i] as Waiter).reject(unstored(t));
           t.waiters = [];
           t.waitHead = 0;
         }

@@ -99,7 +99,11 @@ export interface BusLogger {
   debug(fields: object, message: string): void;
 }
 
-export type BusErrorCode = 'BUS_FULL' | 'BUS_UNAVAILABLE' | 'BUS_CLOSED' | 'BUS_PUBLISH_FAILED';
+/**
+ * `BUS_TOO_LARGE`: one publish holds more than the bus can ever take (the memory bus's whole capacity): not
+ * retriable as it is; the receivers answer 413 so the sender splits it.
+ */
+export type BusErrorCode = 'BUS_FULL' | 'BUS_UNAVAILABLE' | 'BUS_CLOSED' | 'BUS_PUBLISH_FAILED' | 'BUS_TOO_LARGE';
 
 /** Errors carry a code, a retriable flag and a cause (DESIGN.md, after kafkajs and Fastify's FST_ERR_*). */
 export class BusError extends Error {

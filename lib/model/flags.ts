@@ -117,8 +117,9 @@ function isCleanList(flags: string, distinct: boolean): boolean {
 /**
  * The `response_flags` label value (Istio's label; CONTRACT §5, §9): `-` for none, else the short codes in
  * their logged order, each token outside Envoy's vocabulary replaced by `other`, and a token that repeats an
- * earlier one (two spellings of one flag, several unknown tokens) dropped. The label thus takes its values
- * from a fixed vocabulary whatever the input, where free text would make one series per distinct string.
+ * earlier one (two spellings of one flag, several unknown tokens) dropped. Its tokens thus come from a fixed
+ * vocabulary whatever the input, where free text would make one series per distinct string; their order stays
+ * as logged (Envoy writes them in one fixed order, and a sender that permutes them is held by the series cap).
  * Accepts raw or normalized flags. Already-bounded input (the common case) is returned itself, no string built.
  */
 export function flagsLabel(flags: string): string {

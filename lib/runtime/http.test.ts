@@ -1,3 +1,4 @@
+import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import pino from 'pino';
 import { Registry } from 'prom-client';
@@ -95,6 +96,35 @@ describe('createHttpServer bodies', () => {
       while (budget.inUse > 0) await new Promise((r) => setTimeout(r, 5));
       expect((await post(800)).status).toBe(200);
       while (budget.inUse > 0) await new Promise((r) => setTimeout(r, 5));
+    } finally {
+      await app.close();
+    }
+  });
+});
+
+describe('body budget when clients go away', () => {
+  it('gives back the bytes of a body whose client left while it was being decompressed', async () => {
+    const budget = new BodyBudget(64 * 1024 * 1024);
+    const app = createHttpServer({ logger, maxBodyBytes: 32 * 1024 * 1024, budget });
+    app.post('/hold', async (request) => ({ bytes: (request.body as Buffer).length }));
+    await app.listen({ host: '127.0.0.1', port: 0 });
+    try {
+      const port = (app.server.address() as { port: number }).port;
+      // ~10 KiB on the wire, 10 MiB once inflated: the upload ends long before the inflating does.
+      const body = gzipSync(Buffer.alloc(10 * 1024 * 1024, 0x61));
+      for (let i = 0; i < 5; i++) {
+        const socket = connect(port, '127.0.0.1');
+        await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+        socket.write(
+          `POST /hold HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\ncontent-encoding: gzip\r\ncontent-length: ${body.length}\r\n\r\n`,
+        );
+        socket.write(body);
+        await new Promise((r) => setTimeout(r, i)); // leave at several points of the inflating
+        socket.destroy();
+      }
+      const deadline = Date.now() + 5_000;
+      while (budget.inUse > 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+      expect(budget.inUse).toBe(0);
     } finally {
       await app.close();
     }

@@ -44,19 +44,28 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
   app.removeAllContentTypeParsers();
   const budget = opts.budget;
   // What each request's body holds of the budget, given back when its response is over ('close' fires when the
-  // response finished or the connection died, whichever comes first).
-  const held = new WeakMap<IncomingMessage, number>();
+  // response finished or the connection died, whichever comes first). A body still being decompressed when the
+  // client left is given back the moment it is read.
+  const held = new WeakMap<IncomingMessage, { bytes: number; closed: boolean }>();
   if (budget) {
     app.addHook('onRequest', (request, reply, done) => {
+      const h = { bytes: 0, closed: false };
+      held.set(request.raw, h);
       reply.raw.once('close', () => {
-        const n = held.get(request.raw);
-        if (n !== undefined) budget.give(n);
+        h.closed = true;
+        budget.give(h.bytes);
+        h.bytes = 0;
       });
       done();
     });
   }
+  const hold = (request: FastifyRequest, bytes: number): void => {
+    const h = held.get(request.raw);
+    if (h === undefined || h.closed) budget?.give(bytes);
+    else h.bytes = bytes;
+  };
   app.addContentTypeParser('*', (request, payload, done) => {
-    readBody(payload, request.headers['content-encoding'], opts.maxBodyBytes, budget, (n) => held.set(request.raw, n)).then(
+    readBody(payload, request.headers['content-encoding'], opts.maxBodyBytes, budget, (n) => hold(request, n)).then(
       (body) => done(null, body),
       (err: Error) => done(err),
     );
@@ -65,6 +74,10 @@ export function createHttpServer(opts: HttpServerOptions): FastifyInstance {
     if (err instanceof HttpError) {
       for (const [k, v] of Object.entries(err.headers)) void reply.header(k, v);
       return reply.code(err.statusCode).send({ error: err.code, message: err.message });
+    }
+    if ((err as { code?: unknown }).code === 'BUS_TOO_LARGE') {
+      // More records in one body than the pipeline holds at once: the sender must split it.
+      return reply.code(413).send({ error: 'too_many_records', message: `${(err as Error).message}; send smaller bodies (or raise MESHLENS_BUS_CAPACITY)` });
     }
     if (isRetriable(err)) {
       // The bus is full or unavailable: nothing was taken, the client must retry (CONTRACT.md §3).

@@ -1,6 +1,7 @@
 export { CANARY_DEFAULTS, ConfigError, loadConfig, parseDuration, redactUrl } from './config';
 export type { CanaryConfig, Config } from './config';
 export { StartError, claimDataDir } from './datadir';
+export { DAY_MS, within } from './time';
 export { createLogger } from './logger';
 export type { Logger } from './logger';
 export { Health } from './health';

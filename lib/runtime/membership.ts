@@ -27,6 +27,7 @@ import { randomBytes } from 'node:crypto';
 import { hostname, networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
 import { TOPICS } from '../bus/types';
 import type { Bus, BusLogger, DeliveredMessage, MemberHeartbeat, Subscription } from '../bus/types';
+import { within } from './time';
 
 /** How often a process says it is alive. */
 export const HEARTBEAT_INTERVAL_MS = 10_000;
@@ -201,12 +202,6 @@ function cmp(a: string, b: string): number {
 
 /** How long a stop waits for the `leaving` heartbeat to be accepted. */
 const LEAVING_TIMEOUT_MS = 1_000;
-
-function within(ms: number, p: Promise<void>): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<void>((resolve) => (timer = setTimeout(resolve, ms)));
-  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
-}
 
 export interface MembershipOptions {
   bus: Bus;

@@ -6,7 +6,7 @@ import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Bus, Subscription } from '../../lib/bus';
 import type { MeshConfig } from '../../lib/model';
-import { CANARY_DEFAULTS } from '../../lib/runtime';
+import { CANARY_DEFAULTS, DAY_MS } from '../../lib/runtime';
 import type { CanaryConfig, Logger } from '../../lib/runtime';
 import { StoreWriter, classifyStoreError, connect, migrate } from '../../lib/store';
 import type { Connection } from '../../lib/store';
@@ -53,14 +53,14 @@ export interface Aggregator {
 const PING_INTERVAL_MS = 5_000;
 const MIGRATE_RETRY_INITIAL_MS = 1_000;
 const MIGRATE_RETRY_MAX_MS = 30_000;
-const DAY_MS = 86_400_000;
 
 /**
  * Connects, migrates and starts consuming. Embedded ClickHouse lives in this process: a failure there is fatal
  * and rejects. A server that does not answer yet is waited for: the aggregator comes up not ready (the query
  * API answers 503, the all-in-one's receivers 503 with Retry-After) and retries the migrations with backoff,
  * as a process in a compose stack or a pod must while its database starts. A migration ClickHouse refuses for
- * good (a changed file, bad SQL) stops the process.
+ * good (a changed file, bad SQL) rejects at start; found only on a retry, it is logged at fatal level and the
+ * process stays not ready (it has nothing to store into).
  */
 export async function createAggregator(opts: AggregatorOptions): Promise<Aggregator> {
   const conn = connect({ clickhouseUrl: opts.clickhouseUrl, dataDir: opts.dataDir, requestTimeoutMs: Math.max(60_000, (opts.queryTimeoutMs ?? 0) + 10_000) });

@@ -26,13 +26,12 @@ import { mkdir, readdir, stat, truncate, unlink, appendFile } from 'node:fs/prom
 import { join } from 'node:path';
 import { Counter, Gauge, type Metric, type Registry } from 'prom-client';
 import { TOPICS, type Bus, type DeadLetter, type DeliveredMessage, type Subscription } from '../../lib/bus';
-import type { Logger } from '../../lib/runtime/logger';
+import { DAY_MS, type Logger } from '../../lib/runtime';
 
 /** Raw bytes kept per dead letter when the options do not say. */
 export const MAX_DEAD_LETTER_RAW_BYTES = 64 * 1024;
 /** A letter's message is the parser's; this only bounds a pathological one. */
 const MAX_MESSAGE_CHARS = 4096;
-const DAY_MS = 86_400_000;
 const DAY_FILE = /^(\d{4}-\d{2}-\d{2})\.ndjson$/;
 const GROUP = 'meshlens-deadletter-file';
 
@@ -65,6 +64,8 @@ export interface DeadLetterSinkOptions {
 export interface DeadLetterSink extends Subscription {
   /** Applies retention now (it also runs before every write and every `sweepIntervalMs`). */
   sweep(): Promise<void>;
+  /** False while writing fails: the all-in-one then takes no new requests (a rejected line could not be kept). */
+  ready(): boolean;
 }
 
 /** Decoded length of a base64 string, without decoding it. */
@@ -75,8 +76,9 @@ function base64Bytes(b64: string): number {
 
 /**
  * A letter with its raw bytes cut to the first `maxRawBytes`, its original length in `rawBytes`, and its message
- * bounded. Only the kept prefix of the base64 text is decoded. Exported so that the ingest pipeline can cap
- * letters before they reach a bus with a message size limit (Kafka's default is 1 MB).
+ * bounded. Only the kept prefix of the base64 text is decoded. The receivers already keep only the first
+ * 64 KiB of what they refuse (services/ingest/pipeline.ts); this bounds every other letter the sink is given
+ * (rows the store refused, messages Kafka could not decode).
  */
 export function capDeadLetter(letter: DeadLetter, maxRawBytes: number = MAX_DEAD_LETTER_RAW_BYTES): StoredDeadLetter {
   const prior = letter as Partial<StoredDeadLetter>;
@@ -215,6 +217,8 @@ export async function startDeadLetterFileSink(bus: Bus, opts: DeadLetterSinkOpti
 
   async function write(messages: DeliveredMessage<DeadLetter[]>[]): Promise<void> {
     const at = now();
+    // Again on every write: an operator who removed the folder (or a disk that was remounted) is not fatal.
+    await mkdir(dir, { recursive: true });
     await applyRetention(at);
     // Per day, in arrival order: the lines and the keys of the messages whose letters all belong to that day.
     const byDay = new Map<string, { lines: string[]; sizes: number[]; truncated: number; keys: string[] }>();
@@ -232,7 +236,8 @@ export async function startDeadLetterFileSink(bus: Bus, opts: DeadLetterSinkOpti
         if (!group) byDay.set(day, (group = { lines: [], sizes: [], truncated: 0, keys: [] }));
         group.lines.push(line);
         group.sizes.push(Buffer.byteLength(line));
-        if (stored.truncated && !(letter as Partial<StoredDeadLetter>).truncated) group.truncated++;
+        // Cut here or already by the receiver (which keeps only the first 64 KiB of what it refused): counted once, here.
+        if (stored.truncated) group.truncated++;
         daysOfMessage.add(day);
       }
       spread.set(key, daysOfMessage);
@@ -345,6 +350,7 @@ export async function startDeadLetterFileSink(bus: Bus, opts: DeadLetterSinkOpti
 
   return {
     sweep,
+    ready: () => !failing,
     async stop() {
       clearInterval(timer);
       await subscription.stop();

@@ -15,7 +15,7 @@ import { createOtlpGrpcServer } from './receivers/otlp-grpc';
 import { registerOtlpHttpRoutes } from './receivers/otlp-http';
 import { registerZipkinRoutes } from './receivers/zipkin';
 
-export { capDeadLetter, MAX_DEAD_LETTER_RAW_BYTES, startDeadLetterFileSink, type DeadLetterSink, type DeadLetterSinkOptions, type StoredDeadLetter } from './deadletters';
+export { startDeadLetterFileSink, type DeadLetterSink, type DeadLetterSinkOptions } from './deadletters';
 export { bindGrpc } from './receivers/otlp-grpc';
 export { MAX_REPLY_ERRORS } from './pipeline';
 export type { EventTimeBounds, IngestReply, ReplyError } from './pipeline';
@@ -67,7 +67,8 @@ export function createIngest(deps: IngestDeps): Ingest {
       let taken = false;
       reply.raw.once('close', () => {
         if (taken) intake.end();
-        const code = reply.statusCode;
+        // A sender that left before its answer was written is `aborted`, not the status the answer would have had.
+        const code = reply.raw.writableFinished ? reply.statusCode : 'aborted';
         metrics.requests.inc({ receiver, code: String(code) });
         if (code === 429 || code === 503) metrics.retries.inc({ receiver });
       });

@@ -11,12 +11,20 @@
  */
 import { TOPICS, type Bus, type BusMessage, type DeadLetter, type Topic } from '../../lib/bus';
 import type { IngestFormat, RejectReason, Result } from '../../lib/model';
+import { DAY_MS } from '../../lib/runtime';
 import { MAX_DEAD_LETTER_RAW_BYTES } from './deadletters';
 import type { Batch } from './formats/batch';
 import type { IngestMetrics, ReceiverName } from './metrics';
 
 /** How many rejections a reply lists (CONTRACT.md §3: "first errors only"). */
 export const MAX_REPLY_ERRORS = 10;
+
+/**
+ * Rejections of one request kept as dead letters one by one, with their raw bytes; past it they are counted
+ * (metrics, the reply's totals) and stand in one more letter. Bounds the memory and the bus weight of a body
+ * of millions of bad lines.
+ */
+export const MAX_DEAD_LETTERS_PER_REQUEST = 1_000;
 
 export interface ReplyError {
   /** 1-based line (or record) number within the body; 0 for the body as a whole. */
@@ -60,13 +68,19 @@ class Tally<T extends Timed> {
   readonly byKey = new Map<string, T[]>();
   readonly deadLetters: DeadLetter[] = [];
   readonly errors: ReplyError[] = [];
-  readonly acceptedByFormat = new Map<IngestFormat, number>();
   readonly rejectedBy = new Map<string, { format: IngestFormat | 'unknown'; reason: RejectReason; n: number }>();
   accepted = 0;
   rejected = 0;
 
   private readonly oldestMs: number;
   private readonly newestMs: number;
+  /** Accepted records per format, counted in runs (a body is one format, or a few): no map update per record. */
+  private readonly acceptedByFormat = new Map<IngestFormat, number>();
+  private runFormat: IngestFormat | undefined;
+  private runLength = 0;
+  /** Rejections past MAX_DEAD_LETTERS_PER_REQUEST: counted, and summed up in one more dead letter. */
+  private unkept = 0;
+  private firstUnkept: DeadLetter | undefined;
 
   constructor(
     readonly receiver: ReceiverName,
@@ -78,22 +92,20 @@ class Tally<T extends Timed> {
     this.newestMs = receivedAtMs + bounds.maxAheadMs;
   }
 
-  /** Takes a parsed record, or rejects it when its event time is out of bounds; `raw` is what a dead letter keeps. */
-  accept(format: IngestFormat, record: T, line: number, raw: () => string | Buffer): void {
+  /**
+   * Takes a parsed record, or rejects it when its event time is out of bounds. `raw` is what a dead letter
+   * keeps: the line as received, or undefined for a whole-body format's record (kept as the record, as JSON).
+   */
+  accept(format: IngestFormat, record: T, line: number, raw: string | undefined): void {
     const t = record.startTimeMs;
     if (t < this.oldestMs) {
-      const days = Math.round(this.bounds.maxAgeMs / 86_400_000);
-      this.reject(format, line, 'too_old', `event time ${iso(t)} is older than the ${days}-day raw retention (MESHLENS_RAW_RETENTION_DAYS)`, raw());
+      const days = Math.round(this.bounds.maxAgeMs / DAY_MS);
+      this.reject(format, line, 'too_old', `event time ${iso(t)} is older than the ${days}-day raw retention (MESHLENS_RAW_RETENTION_DAYS)`, raw ?? record);
       return;
     }
     if (t > this.newestMs) {
-      this.reject(
-        format,
-        line,
-        'too_new',
-        `event time ${iso(t)} is more than ${Math.round(this.bounds.maxAheadMs / 1000)} s ahead of this receiver's clock (MESHLENS_MAX_CLOCK_SKEW)`,
-        raw(),
-      );
+      const ahead = Math.round(this.bounds.maxAheadMs / 1000);
+      this.reject(format, line, 'too_new', `event time ${iso(t)} is more than ${ahead} s ahead of this receiver's clock (MESHLENS_MAX_CLOCK_SKEW)`, raw ?? record);
       return;
     }
     const key = this.keyOf(record);
@@ -101,20 +113,37 @@ class Tally<T extends Timed> {
     if (group) group.push(record);
     else this.byKey.set(key, [record]);
     this.accepted++;
-    this.acceptedByFormat.set(format, (this.acceptedByFormat.get(format) ?? 0) + 1);
+    if (format === this.runFormat) {
+      this.runLength++;
+    } else {
+      this.endRun();
+      this.runFormat = format;
+      this.runLength = 1;
+    }
   }
 
-  reject(format: IngestFormat | 'unknown', line: number, reason: RejectReason, message: string, raw: string | Buffer): void {
+  /** `raw`: the input as received, or (a record parsed from a whole body) the record, kept as JSON. */
+  reject(format: IngestFormat | 'unknown', line: number, reason: RejectReason, message: string, raw: string | Buffer | object): void {
     this.rejected++;
     if (this.errors.length < MAX_REPLY_ERRORS) this.errors.push({ line, reason, message });
     const k = format + '\u0000' + reason;
     const entry = this.rejectedBy.get(k);
     if (entry) entry.n++;
     else this.rejectedBy.set(k, { format, reason, n: 1 });
+    if (this.deadLetters.length >= MAX_DEAD_LETTERS_PER_REQUEST) {
+      // A body of 16 MiB can hold millions of bad lines: each stays counted and in the reply's totals, but
+      // only the first ones are kept whole; the rest are summed up in one letter (see letters()).
+      if (this.unkept++ === 0) this.firstUnkept = this.letter(format, line, reason, message, raw);
+      return;
+    }
+    this.deadLetters.push(this.letter(format, line, reason, message, raw));
+  }
+
+  private letter(format: IngestFormat | 'unknown', line: number, reason: RejectReason, message: string, raw: string | Buffer | object): DeadLetter {
     // A whole rejected body can be 16 MiB: a dead letter keeps its beginning and says how long it was.
-    const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : raw;
+    const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : Buffer.isBuffer(raw) ? raw : Buffer.from(JSON.stringify(raw), 'utf8');
     const truncated = bytes.length > MAX_DEAD_LETTER_RAW_BYTES;
-    this.deadLetters.push({
+    return {
       receivedAtMs: this.receivedAtMs,
       receiver: this.receiver,
       format,
@@ -123,7 +152,30 @@ class Tally<T extends Timed> {
       line,
       rawBase64: (truncated ? bytes.subarray(0, MAX_DEAD_LETTER_RAW_BYTES) : bytes).toString('base64'),
       ...(truncated ? { rawBytes: bytes.length, truncated } : {}),
-    });
+    };
+  }
+
+  /** The dead letters to keep: the first ones whole, then one standing for every rejection past the cap. */
+  letters(): DeadLetter[] {
+    if (this.firstUnkept === undefined) return this.deadLetters;
+    const first = this.firstUnkept;
+    const summary = {
+      ...first,
+      message: `${this.unkept} more rejected records of this request (past the first ${MAX_DEAD_LETTERS_PER_REQUEST}) are counted but not kept one by one; this is the first of them: ${first.message}`,
+    };
+    return [...this.deadLetters, summary];
+  }
+
+  private endRun(): void {
+    if (this.runFormat !== undefined) this.acceptedByFormat.set(this.runFormat, (this.acceptedByFormat.get(this.runFormat) ?? 0) + this.runLength);
+    this.runFormat = undefined;
+    this.runLength = 0;
+  }
+
+  /** Accepted records per format (call once, after the body). */
+  acceptedFormats(): Map<IngestFormat, number> {
+    this.endRun();
+    return this.acceptedByFormat;
   }
 
   reply(): IngestReply {
@@ -162,7 +214,7 @@ export class IngestPipeline {
       if (!isBlank(text, start, stop)) {
         const line = text.slice(start, stop);
         const { format, result } = parse(line);
-        if (result.ok) tally.accept(format, result.value, lineNo, () => line);
+        if (result.ok) tally.accept(format, result.value, lineNo, line);
         else tally.reject(format, lineNo, result.reason, result.message, line);
       }
       start = end + 1;
@@ -177,7 +229,7 @@ export class IngestPipeline {
     for (let i = 0; i < items.length; i++) {
       const line = typeof items[i] === 'string' ? (items[i] as string) : JSON.stringify(items[i]);
       const { format, result } = parse(line);
-      if (result.ok) tally.accept(format, result.value, i + 1, () => line);
+      if (result.ok) tally.accept(format, result.value, i + 1, line);
       else tally.reject(format, i + 1, result.reason, result.message, line);
     }
     await this.commit(tally, topic);
@@ -189,10 +241,7 @@ export class IngestPipeline {
     const tally = new Tally<T>(receiver, keyOf, this.now(), this.bounds);
     // A whole-body format's records do not keep their place in the body: an out-of-bounds one is reported by
     // its place among the records parsed, and dead-lettered as the record meshlens made of it.
-    for (let i = 0; i < batch.records.length; i++) {
-      const record = batch.records[i] as T;
-      tally.accept(format, record, i + 1, () => JSON.stringify(record));
-    }
+    for (let i = 0; i < batch.records.length; i++) tally.accept(format, batch.records[i] as T, i + 1, undefined);
     for (const r of batch.rejects) tally.reject(format, r.index, r.reason, r.message, r.raw);
     await this.commit(tally, topic);
     return tally.reply();
@@ -211,16 +260,14 @@ export class IngestPipeline {
    * duplicates are diagnostic dead letters, never counted records.
    */
   private async commit<T extends Timed>(tally: Tally<T>, topic: Topic<T[]>): Promise<void> {
-    if (tally.deadLetters.length > 0) {
-      await this.bus.publish(TOPICS.deadLetters, [{ key: tally.deadLetters[0]!.receiver, value: tally.deadLetters }]);
-    }
+    if (tally.rejected > 0) await this.bus.publish(TOPICS.deadLetters, [{ key: tally.receiver, value: tally.letters() }]);
     if (tally.byKey.size > 0) {
       const messages: BusMessage<T[]>[] = [];
       for (const [key, value] of tally.byKey) messages.push({ key, value });
       await this.bus.publish(topic, messages);
     }
     const receiver = tally.receiver;
-    for (const [format, n] of tally.acceptedByFormat) this.metrics.records.inc({ receiver, format, outcome: 'accepted' }, n);
+    for (const [format, n] of tally.acceptedFormats()) this.metrics.records.inc({ receiver, format, outcome: 'accepted' }, n);
     for (const { format, reason, n } of tally.rejectedBy.values()) {
       this.metrics.records.inc({ receiver, format, outcome: 'rejected' }, n);
       this.metrics.rejected.inc({ receiver, format, reason }, n);

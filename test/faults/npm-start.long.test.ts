@@ -10,6 +10,9 @@
  * Baseline 2bc1333: npm and its `sh -c` exited at once; node was re-parented and kept serving (/readyz 200
  * after npm had gone).
  */
+import { existsSync } from 'node:fs';
+import { connect } from 'node:net';
+import { join } from 'node:path';
 import {
   alive,
   expectObserved,
@@ -19,6 +22,7 @@ import {
   processesInGroup,
   request,
   requestId,
+  sleep,
   startMeshlens,
   storedRequests,
   trackPid,
@@ -73,6 +77,35 @@ describe('npm start and SIGTERM', () => {
       { nodeAliveWhenNpmExited, port, restart, stored },
       { nodeAliveWhenNpmExited: false, port: 'ECONNREFUSED', restart: 'ready', stored: 1 },
       `npm exited with code ${String(stop.code)}, signal ${String(stop.signal)}, ${stop.ms} ms after SIGTERM\n${m.logs()}`,
+    );
+  }, 120_000);
+
+  it('Ctrl-C (SIGINT to the whole process group, which npm also forwards): one graceful stop, not a forced one', async () => {
+    const m = await startMeshlens({ via: 'npm' });
+    const t = Date.now();
+    expect((await postLines(m, [istioJsonLine({ requestId: requestId('ctrl-c'), startMs: t })])).status).toBe(200);
+    const node = processesInGroup(m.pid, 'bin/meshlens.js').find((p) => /(^|\/)node$/.test(p.argv[0] ?? ''))!.pid;
+    // A sender still uploading its body: the stop waits for it, so the second signal below lands mid-stop.
+    const slow = connect(m.ports.http, '127.0.0.1');
+    await new Promise<void>((resolve) => slow.once('connect', () => resolve()));
+    slow.write('POST /v1/accesslogs HTTP/1.1\r\nhost: x\r\ncontent-type: text/plain\r\ncontent-length: 100000\r\n\r\n[2026');
+    await sleep(200);
+    // What a terminal does on Ctrl-C: the signal goes to every process of the foreground group at once, and
+    // npm forwards its own copy to its child. Two SIGINTs pending together merge into one, so the second copy
+    // is sent a moment later, as npm's does when meshlens has already begun to stop.
+    process.kill(-m.pid, 'SIGINT');
+    await sleep(200);
+    const stoppingWhenSecondSent = alive(node);
+    if (stoppingWhenSecondSent) process.kill(node, 'SIGINT');
+    await m.exited;
+    slow.destroy();
+    // Released at the end of a graceful stop only; a forced exit leaves it behind.
+    const pidFileLeft = existsSync(join(m.dataDir, 'meshlens.pid'));
+    const again = await startMeshlens({ dataDir: m.dataDir });
+    expectObserved(
+      { stoppingWhenSecondSent, forced: /stopping at once/.test(m.logs()), pidFileLeft, stored: await storedRequests(again, 'reviews', periodOf([t])) },
+      { stoppingWhenSecondSent: true, forced: false, pidFileLeft: false, stored: 1 },
+      m.logs(),
     );
   }, 120_000);
 });

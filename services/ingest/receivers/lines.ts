@@ -46,9 +46,6 @@ async function ingest<T extends { startTimeMs: number }>(
   keyOf: (r: T) => string,
 ): Promise<IngestReply> {
   const type = mediaType(request);
-  if (!LINE_TYPES.has(type)) {
-    throw new HttpError(415, 'unsupported_media_type', `Content-Type ${type} is not supported; send text/plain or application/x-ndjson`);
-  }
   const body = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
   if (type === 'application/json' && firstNonSpace(body) === 0x5b /* [ */) {
     let items: unknown;
@@ -70,12 +67,20 @@ function firstNonSpace(body: Buffer): number {
   return -1;
 }
 
+/** Before the body is read: a type this receiver does not take is refused without buffering the body. */
+async function supportedType(request: FastifyRequest): Promise<void> {
+  const type = mediaType(request);
+  if (!LINE_TYPES.has(type)) {
+    throw new HttpError(415, 'unsupported_media_type', `Content-Type ${type} is not supported; send text/plain, application/x-ndjson or a JSON array as application/json`);
+  }
+}
+
 export function registerLineRoutes(app: FastifyInstance, deps: LineRoutesDeps): void {
-  app.post('/v1/accesslogs', { onRequest: deps.gate('accesslog') }, async (request, reply) => {
+  app.post('/v1/accesslogs', { onRequest: [deps.gate('accesslog'), supportedType] }, async (request, reply) => {
     const result = await ingest(deps, 'accesslog', 'istio_json', request, parseAccessLogLine, TOPICS.requests, (r) => r.destinationHost);
     return reply.code(statusOf(result)).send(result);
   });
-  app.post('/v1/flows', { onRequest: deps.gate('flows') }, async (request, reply) => {
+  app.post('/v1/flows', { onRequest: [deps.gate('flows'), supportedType] }, async (request, reply) => {
     const result = await ingest(deps, 'flows', 'hubble', request, parseFlowLine, TOPICS.flows, (f) => f.destinationHost);
     return reply.code(statusOf(result)).send(result);
   });

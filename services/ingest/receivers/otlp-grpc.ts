@@ -92,21 +92,30 @@ function handler<T extends { startTimeMs: number }>(
       return;
     }
     deps.intake.begin();
+    // Once, whatever happens after: the bytes and the intake slot are given back exactly once.
+    let answered = false;
     const callback: sendUnaryData<Buffer> = (err, value) => {
+      if (answered) return;
+      answered = true;
       deps.budget.give(body.length);
       deps.intake.end();
       reply(err, value);
     };
-    const parsed = parse(body, 'protobuf');
-    const run = parsed.ok
-      ? publish(parsed.value).then((r) => {
-          callback(null, encodeResponse(r.rejected, describeRejections(r)));
-        })
-      : deps.pipeline.rejectBody('otlp_grpc', format, parsed.reason, parsed.message, body).then(() => {
-          callback({ code: status.INVALID_ARGUMENT, details: `${parsed.reason}: ${parsed.message}` });
-        });
-    run.catch((err: { retriable?: boolean; message?: string }) => {
-      if (err.retriable) {
+    // Parsing inside the chain: a parser bug becomes an INTERNAL answer, not a leaked slot.
+    const run = Promise.resolve().then(() => {
+      const parsed = parse(body, 'protobuf');
+      return parsed.ok
+        ? publish(parsed.value).then((r) => {
+            callback(null, encodeResponse(r.rejected, describeRejections(r)));
+          })
+        : deps.pipeline.rejectBody('otlp_grpc', format, parsed.reason, parsed.message, body).then(() => {
+            callback({ code: status.INVALID_ARGUMENT, details: `${parsed.reason}: ${parsed.message}` });
+          });
+    });
+    run.catch((err: { retriable?: boolean; message?: string; code?: unknown }) => {
+      if (err.code === 'BUS_TOO_LARGE') {
+        callback({ code: status.RESOURCE_EXHAUSTED, details: `${err.message ?? ''}; send smaller batches` });
+      } else if (err.retriable) {
         deps.metrics.retries.inc({ receiver: 'otlp_grpc' });
         callback({ code: status.UNAVAILABLE, details: `pipeline cannot take more, retry later: ${err.message ?? ''}` });
       } else {

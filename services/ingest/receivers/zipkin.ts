@@ -14,12 +14,16 @@ export interface ZipkinDeps {
   onRequest: (request: FastifyRequest, reply: FastifyReply) => Promise<void>;
 }
 
+/** Before the body is read: a type Zipkin does not take is refused without buffering the body. */
+async function supportedType(request: FastifyRequest): Promise<void> {
+  const ct = (request.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
+  if (ct !== 'application/json' && ct !== 'text/plain') {
+    throw new HttpError(415, 'unsupported_media_type', `Content-Type ${ct} is not supported; Zipkin v2 takes application/json`);
+  }
+}
+
 export function registerZipkinRoutes(app: FastifyInstance, deps: ZipkinDeps): void {
-  app.post('/api/v2/spans', { onRequest: deps.onRequest }, async (request, reply) => {
-    const ct = (request.headers['content-type'] ?? 'application/json').split(';')[0]!.trim().toLowerCase();
-    if (ct !== 'application/json' && ct !== 'text/plain') {
-      throw new HttpError(415, 'unsupported_media_type', `Content-Type ${ct} is not supported; Zipkin v2 takes application/json`);
-    }
+  app.post('/api/v2/spans', { onRequest: [deps.onRequest, supportedType] }, async (request, reply) => {
     const body = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
     const parsed = parseZipkin(body);
     if (!parsed.ok) {
