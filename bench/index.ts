@@ -326,8 +326,10 @@ interface SeriesResult {
   newLabelSets: number;
   heapDeltaBytes: number;
   bytesPerSeries: number;
-  /** registry.metrics() in the meshlens process: the time the event loop is held by one scrape. */
+  /** registry.metrics() in the meshlens process: the longest the event loop is held during one scrape. */
   scrapeInProcessMs: { p50: number; max: number; first: number };
+  /** registry.metrics() start to end, the event loop let go or not. */
+  scrapeTotalMs: { p50: number; max: number };
   /** GET /metrics over HTTP from the bench process (includes transfer). */
   scrapeHttpMs: { p50: number; max: number };
   scrapeBytes: number;
@@ -362,13 +364,15 @@ async function runSeries(o: Options, warmupLines: string[]): Promise<SeriesResul
     let newLabelSets = 0;
     for (const [k, v] of Object.entries(s1)) newLabelSets += v - (s0[k] ?? 0);
     const heapDelta = h1.heapUsed - h0.heapUsed;
-    const stallMax = Math.max(...inProc.ms.slice(1));
+    // The first scrape after the load also pays for compiling and growing what the later ones reuse.
+    const stallMax = Math.max(...inProc.stallMs.slice(1));
     return {
       labelSets: s1,
       newLabelSets,
       heapDeltaBytes: heapDelta,
       bytesPerSeries: newLabelSets > 0 ? heapDelta / newLabelSets : 0,
-      scrapeInProcessMs: { p50: median(inProc.ms.slice(1)), max: stallMax, first: inProc.ms[0] ?? 0 },
+      scrapeInProcessMs: { p50: median(inProc.stallMs.slice(1)), max: stallMax, first: inProc.stallMs[0] ?? 0 },
+      scrapeTotalMs: { p50: median(inProc.ms.slice(1)), max: Math.max(...inProc.ms.slice(1)) },
       scrapeHttpMs: { p50: median(http.ms), max: Math.max(...http.ms) },
       scrapeBytes: inProc.bytes,
       scrapeSamples: inProc.samples,
@@ -474,7 +478,8 @@ async function main(): Promise<void> {
     );
     out.push(
       `/metrics at ${fmt(Object.values(series.labelSets).reduce((a, b) => a + b, 0))} label sets (${fmt(series.scrapeSamples)} samples, ${fmt(series.scrapeBytes / 1024)} KiB): ` +
-        `in-process stall p50 ${fmt(series.scrapeInProcessMs.p50, 1)} ms, max ${fmt(series.scrapeInProcessMs.max, 1)} ms (target ≤ 50 ms: ${series.pass ? 'PASS' : 'FAIL'}); ` +
+        `in-process stall p50 ${fmt(series.scrapeInProcessMs.p50, 1)} ms, max ${fmt(series.scrapeInProcessMs.max, 1)} ms (target ≤ 50 ms: ${series.pass ? 'PASS' : 'FAIL'}), ` +
+        `rendering p50 ${fmt(series.scrapeTotalMs.p50, 1)} ms; ` +
         `HTTP GET p50 ${fmt(series.scrapeHttpMs.p50, 1)} ms, max ${fmt(series.scrapeHttpMs.max, 1)} ms`,
     );
   }

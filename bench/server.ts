@@ -41,9 +41,35 @@ export interface VerifyResult {
 }
 
 export interface ScrapeResult {
+  /** How long each `registry.metrics()` took, start to end. */
   ms: number[];
+  /** The longest the event loop was held during each: what ingest and queries waited at most. */
+  stallMs: number[];
   bytes: number;
   samples: number;
+}
+
+/**
+ * Runs `fn` while a chain of setImmediate callbacks notes the longest gap between two turns of the event
+ * loop: the stall `fn` caused, however it splits its work.
+ */
+async function withStallMeter<T>(fn: () => Promise<T>): Promise<{ value: T; ms: number; stallMs: number }> {
+  let last = performance.now();
+  let worst = 0;
+  let running = true;
+  const tick = (): void => {
+    const t = performance.now();
+    worst = Math.max(worst, t - last);
+    last = t;
+    if (running) setImmediate(tick);
+  };
+  setImmediate(tick);
+  const start = performance.now();
+  const value = await fn();
+  const end = performance.now();
+  running = false;
+  worst = Math.max(worst, end - last);
+  return { value, ms: end - start, stallMs: worst };
 }
 
 type Envelope = { id: number } & ServerRequest;
@@ -157,15 +183,19 @@ export async function runServer(threadsAtStart: string[]): Promise<void> {
         return aggregator.metrics.seriesCounts();
       case 'scrape': {
         const ms: number[] = [];
+        const stallMs: number[] = [];
         let text = '';
+        // What GET /metrics does: render the pieces it streams (lib/runtime/http.ts).
+        const registry = running.registry;
         for (let i = 0; i < req.times; i++) {
-          const t = performance.now();
-          text = await running.registry.metrics();
-          ms.push(performance.now() - t);
+          const r = await withStallMeter(() => registry.metricsChunks());
+          text = r.value.join('');
+          ms.push(r.ms);
+          stallMs.push(r.stallMs);
         }
         let samples = 0;
         for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10 && text.charCodeAt(i + 1) !== 35 /* # */) samples++;
-        return { ms, bytes: Buffer.byteLength(text), samples } satisfies ScrapeResult;
+        return { ms, stallMs, bytes: Buffer.byteLength(text), samples } satisfies ScrapeResult;
       }
       case 'verify': {
         const { client, database } = aggregator.conn;

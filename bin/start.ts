@@ -3,7 +3,7 @@
  * both start meshlens through `start()`, so tests exercise exactly what `npm start` runs.
  */
 import type { AddressInfo } from 'node:net';
-import { Counter, Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, collectDefaultMetrics } from 'prom-client';
 import { createKafkaBus, createMemoryBus, registerPipelineGauges, type Bus, type Subscription } from '../lib/bus';
 import {
   addOpsRoutes,
@@ -13,6 +13,7 @@ import {
   ConfigError,
   createHttpServer,
   DAY_MS,
+  ExpositionRegistry,
   Health,
   loadMeshConfig,
   MemberDirectory,
@@ -54,7 +55,7 @@ export interface Running {
   ports: Ports;
   bus: Bus;
   health: Health;
-  registry: Registry;
+  registry: ExpositionRegistry;
   /** The aggregator (targets `all` and `aggregator`). */
   aggregator: Aggregator | undefined;
   /** This process in membership heartbeats and Prometheus target labels (`meshlens_instance`). */
@@ -105,7 +106,7 @@ export async function start(opts: StartOptions): Promise<Running> {
   // The data dir holds the embedded ClickHouse and the all-in-one's dead letters: one process at a time.
   const releaseDataDir = memoryBus || (serving && config.clickhouseUrl === undefined) ? claimDataDir(config.dataDir) : () => undefined;
 
-  const registry = new Registry();
+  const registry = new ExpositionRegistry();
   if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'meshlens_process_' });
   const health = new Health();
   const bus =

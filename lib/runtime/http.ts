@@ -5,11 +5,13 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
+import { Readable } from 'node:stream';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
 import { readBody, HttpError, RETRY_AFTER_SECONDS, type BodyBudget } from './body';
 import type { Health } from './health';
 import type { Logger } from './logger';
+import { ExpositionRegistry } from './registry';
 
 export interface HttpServerOptions {
   logger: Logger;
@@ -145,7 +147,8 @@ export function addOpsRoutes(app: FastifyInstance, health: Health, registry: Reg
     return reply.code(r.ready ? 200 : 503).send({ status: r.ready ? 'ready' : 'not_ready', checks: r.checks });
   });
   app.get('/metrics', async (_request, reply) => {
-    const body = await registry.metrics();
+    // Streamed in the pieces it was rendered in: a 10k-series scrape is never one 15 MB string.
+    const body = registry instanceof ExpositionRegistry ? Readable.from(await registry.metricsChunks()) : await registry.metrics();
     return reply.header('content-type', registry.contentType).send(body);
   });
 }

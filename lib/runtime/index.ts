@@ -2,6 +2,7 @@ export { CANARY_DEFAULTS, ConfigError, loadConfig, parseDuration, redactUrl } fr
 export type { CanaryConfig, Config } from './config';
 export { StartError, claimDataDir } from './datadir';
 export { DAY_MS, within } from './time';
+export { ExpositionRegistry } from './registry';
 export { createLogger } from './logger';
 export type { Logger } from './logger';
 export { Health } from './health';

@@ -1,7 +1,14 @@
 /**
- * Metric families kept as aggregated state and read by prom-client at scrape time (DESIGN.md: update from
- * aggregated state, never one prom-client call per event). Each family is a prom-client-compatible metric
- * object (`name`, `help`, `type`, `get()`), registered in the process registry beside the ordinary ones.
+ * Metric families kept as aggregated state and read at scrape time (DESIGN.md: update from aggregated state,
+ * never one prom-client call per event). Each family is a prom-client-compatible metric object (`name`,
+ * `help`, `type`, `get()`), registered in the process registry beside the ordinary ones.
+ *
+ * Scraping without a stall: prom-client formats every sample of `get()` anew on each scrape (label escaping,
+ * object spreads, a join per line), which held the event loop ~450 ms at 10k series. A family renders each
+ * series' label text once, when the series is created, and `exposition()` only concatenates those with the
+ * current values, a slice of lines at a time with the event loop let go in between: the scrape of 10k series
+ * still writes ~15 MB, but ingest and queries keep being served while it does. `ExpositionRegistry`
+ * (lib/runtime) asks a metric for that text when it has it.
  *
  * Cardinality (CONTRACT.md §9): at most `maxSeries` label sets per family, plus one. Past it, a new label set
  * folds into the family's single overflow series — every label `__overflow__`, whatever the input, so no value
@@ -37,15 +44,76 @@ interface FamilyOptions {
   overflowCounter: Counter<'metric'>;
 }
 
+interface Series<S> {
+  /**
+   * The label pairs as exposition text, `a="x",b="y"`, rendered once: the only copy of the labels kept (an
+   * object beside it would cost another ~150 bytes per series); `get()` reads them back from it.
+   */
+  text: string;
+  state: S;
+}
+
+/** A label value as the text format wants it: backslash, double quote and newline escaped. */
+function escapeLabelValue(value: string): string {
+  return /[\\"\n]/.test(value) ? value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"') : value;
+}
+
+/**
+ * `a="x",b="y"`. Built by one join, so V8 holds it as one flat string: a `+=` chain would keep a tree of
+ * concatenations per series (~1 KiB of heap each) and flatten it again on every scrape.
+ */
+function renderLabels(labels: Labels): string {
+  const pairs: string[] = [];
+  for (const name in labels) pairs.push(`${name}="${escapeLabelValue(labels[name] as string)}"`);
+  return pairs.join(',');
+}
+
+/** `a="x",b="y"` (as renderLabels wrote it) back into `{a: 'x', b: 'y'}`. */
+function parseLabels(text: string): Labels {
+  const labels: Labels = {};
+  let i = 0;
+  while (i < text.length) {
+    const eq = text.indexOf('="', i);
+    const name = text.slice(i, eq);
+    let value = '';
+    let j = eq + 2;
+    for (; text.charCodeAt(j) !== 34 /* " */; j++) {
+      if (text.charCodeAt(j) === 92 /* \ */) {
+        j++;
+        value += text[j] === 'n' ? '\n' : text[j];
+      } else value += text[j];
+    }
+    labels[name] = value;
+    i = j + 2; // past `",`
+  }
+  return labels;
+}
+
+/** A sample value as prom-client writes it. */
+function valueText(v: number): string {
+  if (Number.isFinite(v)) return String(v);
+  return Number.isNaN(v) ? 'Nan' : v < 0 ? '-Inf' : '+Inf';
+}
+
+/** Sample lines rendered between two yields of the event loop (~1.5 MB of text, a few ms). */
+const LINES_PER_SLICE = 5_000;
+
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
 abstract class Family<S> {
   readonly name: string;
   readonly help: string;
   readonly aggregator = 'sum' as const;
-  protected readonly series = new Map<string, { labels: Labels; state: S }>();
+  protected readonly series = new Map<string, Series<S>>();
+  private readonly header: string;
 
-  constructor(protected readonly opts: FamilyOptions) {
+  constructor(
+    protected readonly opts: FamilyOptions,
+    type: 'counter' | 'histogram',
+  ) {
     this.name = opts.name;
     this.help = opts.help;
+    this.header = `# HELP ${opts.name} ${opts.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n# TYPE ${opts.name} ${type}`;
   }
 
   get size(): number {
@@ -53,6 +121,9 @@ abstract class Family<S> {
   }
 
   protected abstract newState(): S;
+
+  /** Appends the sample lines of one series to `out`, each with its leading newline; returns how many. */
+  protected abstract render(out: string[], series: Series<S>): number;
 
   /**
    * The state of the series `key` (a caller-built identity of the label values); `labels()` is only called
@@ -65,7 +136,7 @@ abstract class Family<S> {
       this.opts.overflowCounter.inc({ metric: this.name }, weight);
       return this.overflowSlot();
     }
-    const entry = { labels: labels(), state: this.newState() };
+    const entry = { text: renderLabels(labels()), state: this.newState() };
     this.series.set(key, entry);
     return entry.state;
   }
@@ -79,9 +150,35 @@ abstract class Family<S> {
       for (const l of this.opts.labelNames) labels[l] = OVERFLOW;
       this.overflow = this.newState();
       // A key no caller-built key can equal: those join label values with \u0001 and never start with \u0000.
-      this.series.set('\u0000overflow', { labels, state: this.overflow });
+      this.series.set('\u0000overflow', { text: renderLabels(labels), state: this.overflow });
     }
     return this.overflow;
+  }
+
+  /**
+   * The family in the Prometheus text format (no trailing newline, as prom-client's registry joins metrics).
+   * Series created while it renders may or may not be in it, as with any scrape a moment earlier or later.
+   */
+  async exposition(): Promise<string> {
+    return (await this.expositionChunks()).join('');
+  }
+
+  /** `exposition()` in pieces of a slice each, for a registry that joins every metric's text at once. */
+  async expositionChunks(): Promise<string[]> {
+    const chunks: string[] = [this.header];
+    let out: string[] = [];
+    let lines = 0;
+    for (const s of this.series.values()) {
+      lines += this.render(out, s);
+      if (lines >= LINES_PER_SLICE) {
+        chunks.push(out.join(''));
+        out = [];
+        lines = 0;
+        await nextTurn();
+      }
+    }
+    chunks.push(out.join(''));
+    return chunks;
   }
 
   reset(): void {
@@ -93,6 +190,10 @@ abstract class Family<S> {
 export class CounterFamily extends Family<{ value: number }> {
   readonly type = 'counter' as const;
 
+  constructor(opts: FamilyOptions) {
+    super(opts, 'counter');
+  }
+
   protected newState(): { value: number } {
     return { value: 0 };
   }
@@ -101,9 +202,14 @@ export class CounterFamily extends Family<{ value: number }> {
     this.slot(key, labels, n).value += n;
   }
 
+  protected render(out: string[], s: Series<{ value: number }>): number {
+    out.push('\n', this.name, s.text.length === 0 ? ' ' : '{' + s.text + '} ', valueText(s.state.value));
+    return 1;
+  }
+
   async get(): Promise<Snapshot> {
     const values: Sample[] = [];
-    for (const { labels, state } of this.series.values()) values.push({ labels, value: state.value });
+    for (const { text, state } of this.series.values()) values.push({ labels: parseLabels(text), value: state.value });
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
 }
@@ -118,13 +224,22 @@ interface HistogramState {
 export class HistogramFamily extends Family<HistogramState> {
   readonly type = 'histogram' as const;
   private readonly leLabels: string[];
+  /** `,le="0.005"} ` per bucket, and the line starts: the constant parts of every histogram line. */
+  private readonly leText: string[];
+  private readonly bucketStart: string;
+  private readonly sumStart: string;
+  private readonly countStart: string;
 
   constructor(
     opts: FamilyOptions,
     private readonly bounds: readonly number[],
   ) {
-    super(opts);
+    super(opts, 'histogram');
     this.leLabels = [...bounds.map((b) => String(b)), '+Inf'];
+    this.leText = this.leLabels.map((le) => `le="${le}"} `);
+    this.bucketStart = `\n${opts.name}_bucket{`;
+    this.sumStart = `\n${opts.name}_sum`;
+    this.countStart = `\n${opts.name}_count`;
   }
 
   protected newState(): HistogramState {
@@ -141,10 +256,23 @@ export class HistogramFamily extends Family<HistogramState> {
     s.count++;
   }
 
+  protected render(out: string[], s: Series<HistogramState>): number {
+    const labels = s.text.length === 0 ? '' : s.text + ',';
+    let cumulative = 0;
+    for (let i = 0; i < this.leText.length; i++) {
+      cumulative += s.state.buckets[i] as number;
+      out.push(this.bucketStart, labels, this.leText[i] as string, valueText(cumulative));
+    }
+    const block = s.text.length === 0 ? ' ' : '{' + s.text + '} ';
+    out.push(this.sumStart, block, valueText(s.state.sum), this.countStart, block, valueText(s.state.count));
+    return this.leText.length + 2;
+  }
+
   async get(): Promise<Snapshot> {
     const values: Sample[] = [];
     const bucketName = `${this.name}_bucket`;
-    for (const { labels, state } of this.series.values()) {
+    for (const { text, state } of this.series.values()) {
+      const labels = parseLabels(text);
       let cumulative = 0;
       for (let i = 0; i < this.leLabels.length; i++) {
         cumulative += state.buckets[i] as number;
