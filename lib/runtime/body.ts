@@ -47,7 +47,7 @@ export class BodyBudget {
 }
 
 /** The 503 a sender gets when the bytes in flight are at their bound: nothing was taken, retry later. */
-export function budgetExceeded(limit: number): HttpError {
+function budgetExceeded(limit: number): HttpError {
   return new HttpError(503, 'pipeline_busy', `meshlens holds ${limit} bytes of request bodies in flight; retry later`, {
     'retry-after': String(RETRY_AFTER_SECONDS),
   });

@@ -7,7 +7,7 @@ export { createLogger } from './logger';
 export type { Logger } from './logger';
 export { Health } from './health';
 export type { ReadinessCheck } from './health';
-export { BodyBudget, HttpError, RETRY_AFTER_SECONDS, budgetExceeded, readBody } from './body';
+export { BodyBudget, HttpError, RETRY_AFTER_SECONDS, readBody } from './body';
 export { addOpsRoutes, bearerAuth, checkBearer, createHttpServer, tokenDigest } from './http';
 export type { HttpServerOptions } from './http';
 export { loadMeshConfig } from './mesh-config';

@@ -22,7 +22,7 @@ import type { MeshMetrics, StoreMetrics } from './metrics';
 export const AGGREGATOR_GROUP = 'meshlens-aggregator';
 
 /** Most records per insert: beyond it the batch closes even when more waits (the rest goes in the next one). */
-export const DEFAULT_BATCH_RECORDS = 20_000;
+const DEFAULT_BATCH_RECORDS = 20_000;
 
 /** What the consumers tell readiness about the store: a failing insert makes the process not ready at once. */
 export interface StoreHealth {

@@ -167,7 +167,7 @@ function unreachable(err: unknown): boolean {
 }
 
 export { DEFAULT_WINDOW_MS, foldLedger, parseInstant, parseScope } from './api';
-export { AGGREGATOR_GROUP, DEFAULT_BATCH_RECORDS } from './consumer';
+export { AGGREGATOR_GROUP } from './consumer';
 export { FALSE_FAIL_RATE, LATENCY_RATIO, PASS_CONFIDENCE, canaryPairs, judgeCanaries, ratioCheck } from './canary';
 export type { CanaryResult, JudgeOptions, Verdict } from './canary';
 export { DURATION_BUCKETS_SECONDS, MeshMetrics } from './metrics';

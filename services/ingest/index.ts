@@ -19,7 +19,7 @@ export { startDeadLetterFileSink, type DeadLetterSink, type DeadLetterSinkOption
 export { bindGrpc } from './receivers/otlp-grpc';
 export { MAX_REPLY_ERRORS } from './pipeline';
 export type { EventTimeBounds, IngestReply, ReplyError } from './pipeline';
-export type { Intake, Refusal } from './intake';
+export type { Intake } from './intake';
 
 export interface IngestDeps {
   bus: Bus;
