@@ -81,7 +81,7 @@ describe('counting on real lines: fixtures → parsers → embedded ClickHouse �
 
   it('counts an Envoy retry as the server saw it: one client line (503 URX), four server attempts, one x-request-id → 4 requests', async () => {
     const rows = requests('retries-envoy.log');
-    await writer.insert('requests', rows, 'counting-retries-envoy');
+    await writer.storeRecords('requests', rows, 'counting-retries-envoy');
     const period = around(rows.map((r) => r.startTimeMs));
     const count = async (reporter: string): Promise<Subset[]> =>
       (await get<{ subsets: Subset[] }>(`/api/v1/subsets?${period}&reporter=${reporter}`)).subsets.map(({ service, requests, errors }) => ({ service, requests, errors }));
@@ -93,7 +93,7 @@ describe('counting on real lines: fixtures → parsers → embedded ClickHouse �
 
   it('answers subsets, flows and graph joined (reporter=all) by default, and names the reporter; canaries keep source', async () => {
     const rows = requests('retries-envoy.log');
-    await writer.insert('requests', rows, 'counting-defaults');
+    await writer.storeRecords('requests', rows, 'counting-defaults');
     const period = around(rows.map((r) => r.startTimeMs));
     const subsets = await get<{ reporter: string; subsets: Subset[] }>(`/api/v1/subsets?${period}`);
     expect([subsets.reporter, subsets.subsets.map((s) => s.requests)]).toEqual(['all', [4]]);
@@ -122,7 +122,7 @@ describe('counting on real lines: fixtures → parsers → embedded ClickHouse �
     ['hubble-both-nodes.ndjson', { from: 'net-lab/traffic-generator', to: 'net-lab/echo-server:80', policy: 'net-lab/deny-tg-to-echo', count: 1 }],
   ])('counts a connection both nodes reported (%s) once, with the destination verdict', async (file, want) => {
     const records = flows(file);
-    await writer.insert('flows', records, `counting-${file}`);
+    await writer.storeRecords('flows', records, `counting-${file}`);
     const period = around(records.map((f) => f.startTimeMs));
     for (const window of [period, `from=${Math.min(...records.map((f) => f.startTimeMs))}&to=${Math.max(...records.map((f) => f.startTimeMs)) + 1}`]) {
       const { reporter, flows: ledger } = await get<{ reporter: string; flows: LedgerEntry[] }>(`/api/v1/flows?${window}`);
@@ -135,7 +135,7 @@ describe('counting on real lines: fixtures → parsers → embedded ClickHouse �
 
   it('counts an application retry that reused its x-request-id twice: both sidecars logged two requests', async () => {
     const rows = requests('retries-app.log');
-    await writer.insert('requests', rows, 'counting-retries-app');
+    await writer.storeRecords('requests', rows, 'counting-retries-app');
     const period = around(rows.map((r) => r.startTimeMs));
     const { subsets } = await get<{ subsets: Subset[] }>(`/api/v1/subsets?${period}&reporter=all`);
     expect(subsets.map(({ service, requests, errors }) => ({ service, requests, errors }))).toEqual([{ service: 'httpbin', requests: 2, errors: 0 }]);

@@ -3,8 +3,10 @@
  * its `connection`) or a server (`MESHLENS_CLICKHOUSE_URL`). Everything above this file is one code path
  * and one SQL dialect for both (DESIGN.md "One binary, two ways to run").
  */
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, rmSync } from 'node:fs';
+import { unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
+import { Readable } from 'node:stream';
 import { createClient } from '@clickhouse/client';
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
 import { createChdbConnection } from 'chdb/connection';
@@ -31,6 +33,14 @@ export interface Connection {
   kind: 'embedded' | 'server';
   /** Where the data lives: the embedded directory or the server URL without credentials. */
   location: string;
+  /**
+   * Inserts one Native block (lib/store/native.ts) into `<database>.<table>` (columns in the block's order) with
+   * per-insert `settings`. A server takes the bytes as the body of `INSERT ... FORMAT Native`; chDB's client
+   * bridge turns every body into a JS string, so embedded the block goes through a file that the INSERT reads
+   * with `file(path, 'Native')`. Either way ClickHouse sees one insert of one block, with the same settings
+   * (and insert_deduplication_token) and the same errors.
+   */
+  insertBlock(table: string, columns: readonly string[], block: Buffer, settings: Readonly<Record<string, string | number>>): Promise<void>;
 }
 
 type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
@@ -47,16 +57,44 @@ const SESSION_SETTINGS: ClickHouseSettings = {
   prefer_column_name_to_alias: 1,
 };
 
+/** A ClickHouse string literal. */
+const quote = (s: string): string => `'${s.replace(/\\/g, '\\\\').replace(/'/g, "\\'")}'`;
+
+/** `INSERT INTO db.t (a, b) SETTINGS k = v, ...`: names are identifiers from lib/store/tables.ts, values quoted. */
+function insertPrefix(database: string, table: string, columns: readonly string[], settings: Readonly<Record<string, string | number>>): string {
+  for (const name of [table, ...columns, ...Object.keys(settings)]) {
+    if (!IDENTIFIER.test(name)) throw new Error(`${JSON.stringify(name)} is not a plain identifier`);
+  }
+  const set = Object.entries(settings)
+    .map(([k, v]) => `${k} = ${typeof v === 'number' ? String(v) : quote(v)}`)
+    .join(', ');
+  return `INSERT INTO ${database}.${table} (${columns.join(', ')})${set ? ` SETTINGS ${set}` : ''}`;
+}
+
 export function connect(opts: ConnectOptions): Connection {
   if (opts.clickhouseUrl === undefined) {
     const dir = resolve(join(opts.dataDir, 'clickhouse'));
     mkdirSync(dir, { recursive: true });
+    // Blocks on their way into chDB; a crash can leave some behind, and nothing reads them after a restart.
+    const blocks = resolve(join(opts.dataDir, 'insert-blocks'));
+    rmSync(blocks, { recursive: true, force: true });
+    mkdirSync(blocks, { recursive: true });
+    let nextBlock = 0;
     // One engine per process: chDB rejects a second live path (tests close one before opening another).
     // chdb types its connection against @clickhouse/client-common, which @clickhouse/client vendors as a copy
     // of the same declarations; the shapes are identical, the nominal types are not.
     const connection = createChdbConnection({ path: dir }) as unknown as ClientConnection;
     const client = createClient({ connection, clickhouse_settings: SESSION_SETTINGS });
-    return { client, database: DEFAULT_DATABASE, kind: 'embedded', location: dir };
+    const insertBlock: Connection['insertBlock'] = async (table, columns, block, settings) => {
+      const file = join(blocks, `${process.pid}-${nextBlock++}.native`);
+      await writeFile(file, block);
+      try {
+        await client.command({ query: `${insertPrefix(DEFAULT_DATABASE, table, columns, settings)} SELECT * FROM file(${quote(file)}, 'Native')` });
+      } finally {
+        await unlink(file).catch(() => undefined);
+      }
+    };
+    return { client, database: DEFAULT_DATABASE, kind: 'embedded', location: dir, insertBlock };
   }
   const url = new URL(opts.clickhouseUrl);
   const database = url.pathname.replace(/^\/+|\/+$/g, '') || DEFAULT_DATABASE;
@@ -74,5 +112,9 @@ export function connect(opts: ConnectOptions): Connection {
     compression: { request: true, response: true },
     request_timeout: opts.requestTimeoutMs ?? 60_000,
   });
-  return { client, database, kind: 'server', location: url.toString() };
+  const insertBlock: Connection['insertBlock'] = async (table, columns, block, settings) => {
+    const result = await client.exec({ query: `${insertPrefix(database, table, columns, settings)} FORMAT Native`, values: Readable.from([block]) });
+    result.stream.resume();
+  };
+  return { client, database, kind: 'server', location: url.toString(), insertBlock };
 }

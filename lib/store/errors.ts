@@ -35,6 +35,7 @@ const REFUSED_FOR_GOOD = new Set([
   'CANNOT_PARSE_IPV4', // 441
   'CANNOT_PARSE_IPV6', // 442
   'TOO_LARGE_ARRAY_SIZE', // 128
+  'VIOLATED_CONSTRAINT', // 469: a CHECK an operator added to a table holds per row
 ]);
 
 export interface StoreErrorInfo {

@@ -3,7 +3,9 @@ export type { Connection, ConnectOptions } from './client';
 export { MIGRATIONS_DIR, migrate, readMigrations, splitStatements } from './migrations';
 export type { Migration, Retention } from './migrations';
 export { MAX_ROWS_PER_INSERT, StoreWriter } from './writer';
-export type { InsertResult, RecordTable, RefusedRow, StoreWriterOptions } from './writer';
+export type { InsertResult, RecordsResult, RecordTable, RefusedRow, StoredRecord, StoreWriterOptions } from './writer';
+export { TABLE_COLUMNS } from './tables';
+export type { StoredTable } from './tables';
 export { StoreError, classifyStoreError } from './errors';
 export type { StoreErrorInfo } from './errors';
 export {

@@ -155,10 +155,10 @@ describe('lib/store on embedded ClickHouse', () => {
       request({ startTimeMs: T0 + i * 1000, requestId: `r${i}`, outcome: i % 10 === 0 ? 'error' : 'ok', responseCode: i % 10 === 0 ? 503 : 200, durationMs: i }),
     );
     const flows = [flow({ count: 3 }), flow({ verdict: 'denied', denyReason: 'network_policy', policy: 'default/deny-sleep', rule: 0 })];
-    await writer.insert('requests', batch, 'g/meshlens.requests/0/10-12');
-    await writer.insert('requests', batch, 'g/meshlens.requests/0/10-12');
-    await writer.insert('flows', flows, 'g/meshlens.flows/0/4-4');
-    await writer.insert('flows', flows, 'g/meshlens.flows/0/4-4');
+    await writer.storeRecords('requests', batch, 'g/meshlens.requests/0/10-12');
+    await writer.storeRecords('requests', batch, 'g/meshlens.requests/0/10-12');
+    await writer.storeRecords('flows', flows, 'g/meshlens.flows/0/4-4');
+    await writer.storeRecords('flows', flows, 'g/meshlens.flows/0/4-4');
     const db = conn.database;
     expect(await count(`SELECT count() FROM ${db}.requests`)).toBe(300);
     expect(await count(`SELECT countMerge(requests) FROM ${db}.requests_1m`)).toBe(300);
@@ -168,7 +168,7 @@ describe('lib/store on embedded ClickHouse', () => {
     const [subset] = await querySubsets(conn, scope());
     expect(subset).toMatchObject({ requests: 300, errors: 30 });
 
-    await writer.insert('requests', batch, 'g/meshlens.requests/0/13-15');
+    await writer.storeRecords('requests', batch, 'g/meshlens.requests/0/13-15');
     expect(await count(`SELECT count() FROM ${db}.requests`)).toBe(600);
     expect(await count(`SELECT countMerge(requests) FROM ${db}.requests_1m`)).toBe(600);
   });
@@ -180,7 +180,7 @@ describe('lib/store on embedded ClickHouse', () => {
       const error = subset === 'v3' ? i % 3 === 0 : i % 97 === 0;
       rows.push(request({ startTimeMs: T0 + i * 125, requestId: `w${i}`, destinationSubset: subset, outcome: error ? 'error' : 'ok', durationMs: 1 + ((i * 7919) % 500) }));
     }
-    await writer.insert('requests', rows, 'window-test');
+    await writer.storeRecords('requests', rows, 'window-test');
     const windows: [number, number][] = [
       [T0, T0 + 300_000], // aligned
       [T0 + 15_500, T0 + 250_250], // both edges partial
@@ -214,7 +214,7 @@ describe('lib/store on embedded ClickHouse', () => {
 
   it('takes quantiles by nearest rank, rank ceil(q·n): the p99 of {84 ms, 10,273 ms} is 10,273 ms, from rollups, raw edges and reporter=all', async () => {
     const hop = { destinationSubset: 'v1' };
-    await writer.insert(
+    await writer.storeRecords(
       'requests',
       [
         request({ ...hop, startTimeMs: T0 + 10_000, requestId: 'q1', durationMs: 84 }),
@@ -252,7 +252,7 @@ describe('lib/store on embedded ClickHouse', () => {
     let [row] = await querySubsets(conn, scope({ toMs: T0 + 120_000 }));
     expect(row).toMatchObject({ requests: 5, errors: 1, latencySamples: 0, latencyMs: { p50: null, p90: null, p99: null } });
     // A later minute with a histogram: the quantiles rest on its durations alone, and say how many.
-    await writer.insert('requests', [request({ startTimeMs: T0 + 61_000, requestId: 'new', destinationSubset: 'v1', durationMs: 40 })], 'after-migration');
+    await writer.storeRecords('requests', [request({ startTimeMs: T0 + 61_000, requestId: 'new', destinationSubset: 'v1', durationMs: 40 })], 'after-migration');
     [row] = await querySubsets(conn, scope({ toMs: T0 + 120_000 }));
     expect(row).toMatchObject({ requests: 6, latencySamples: 1 });
     expect(Math.abs((row?.latencyMs.p99 as number) - 40) / 40).toBeLessThanOrEqual(0.01);
@@ -274,7 +274,7 @@ describe('lib/store on embedded ClickHouse', () => {
 
   it('counts a request both sidecars reported once for reporter=all, with the destination verdict; per reporter otherwise', async () => {
     const denied = { responseCode: 403, responseCodeDetails: '' };
-    await writer.insert(
+    await writer.storeRecords(
       'requests',
       [
         // sleep → ratings: the client sidecar sees a plain 403, the server sidecar's RBAC filter denied it.
@@ -287,7 +287,7 @@ describe('lib/store on embedded ClickHouse', () => {
       ],
       'dedup-test',
     );
-    await writer.insert('flows', [flow({ verdict: 'denied', denyReason: 'network_policy', policy: 'default/db-only', rule: 1, count: 2 })], 'dedup-flows');
+    await writer.storeRecords('flows', [flow({ verdict: 'denied', denyReason: 'network_policy', policy: 'default/db-only', rule: 1, count: 2 })], 'dedup-flows');
 
     const ledger = await queryLedger(conn, scope({ reporter: 'all' }));
     const ratings = ledger.filter((r) => r.destinationService === 'ratings');
@@ -322,7 +322,7 @@ describe('lib/store on embedded ClickHouse', () => {
   it('pairs the i-th source record with the i-th destination record of a request id on a hop: retries are requests of their own', async () => {
     const hop = { destinationService: 'ratings', destinationHost: 'ratings.default.svc.cluster.local' };
     const server = { ...hop, reporter: 'destination' as const, sourceWorkload: 'unknown', sourceNamespace: 'unknown' };
-    await writer.insert(
+    await writer.storeRecords(
       'requests',
       [
         // Envoy retried twice: one client line (the last answer, URX), three server lines (one per attempt).
@@ -350,7 +350,7 @@ describe('lib/store on embedded ClickHouse', () => {
 
   it('spells an unknown namespace, workload or service "unknown" as /metrics does, whichever spelling is stored, and filters on it', async () => {
     const blackhole = { destinationHost: 'BlackHoleCluster', destinationService: 'BlackHoleCluster', protocol: 'tcp', outcome: 'denied', denyReason: 'blackhole' } as const;
-    await writer.insert(
+    await writer.storeRecords(
       'requests',
       [
         // Stored before and after the normalizer said `unknown`: one destination either way.
@@ -360,7 +360,7 @@ describe('lib/store on embedded ClickHouse', () => {
       ],
       'unknown-spelling',
     );
-    await writer.insert('flows', [flow({ destinationHost: '93.184.216.34', destinationService: '93.184.216.34', destinationNamespace: '', sourceNamespace: '' })], 'unknown-flows');
+    await writer.storeRecords('flows', [flow({ destinationHost: '93.184.216.34', destinationService: '93.184.216.34', destinationNamespace: '', sourceNamespace: '' })], 'unknown-flows');
 
     for (const reporter of ['source', 'all'] as const) {
       const subsets = await querySubsets(conn, scope({ reporter, namespace: 'unknown' }));
@@ -395,9 +395,9 @@ describe('lib/store on embedded ClickHouse', () => {
       // No reporter known: counted as it is.
       flow({ ...src, reporter: 'unknown', startTimeMs: minute + 3000, count: 1 }),
     ];
-    await writer.insert('flows', [...batch(T0), ...batch(T0 + 60_000)], 'both-nodes');
+    await writer.storeRecords('flows', [...batch(T0), ...batch(T0 + 60_000)], 'both-nodes');
     // Reported in different minutes: no pair, each counted.
-    await writer.insert('flows', [flow({ ...src, startTimeMs: T0 + 120_000 + 59_000 }), flow({ ...dst, ...denied, startTimeMs: T0 + 180_000 + 500 })], 'split-minute');
+    await writer.storeRecords('flows', [flow({ ...src, startTimeMs: T0 + 120_000 + 59_000 }), flow({ ...dst, ...denied, startTimeMs: T0 + 180_000 + 500 })], 'split-minute');
 
     const summary = (rows: LedgerRow[]) => {
       const out: Record<string, number> = {};
@@ -446,8 +446,8 @@ describe('lib/store on embedded ClickHouse', () => {
       attributes: {},
       ...over,
     });
-    await writer.insert('requests', [request({ startTimeMs: T0 + 5000, requestId: 'logged', destinationSubset: 'v2' })], 'span-edges-requests');
-    await writer.insert(
+    await writer.storeRecords('requests', [request({ startTimeMs: T0 + 5000, requestId: 'logged', destinationSubset: 'v2' })], 'span-edges-requests');
+    await writer.storeRecords(
       'spans',
       [
         span({ requestId: 'logged' }), // its hop is in the access logs: no extra edge
@@ -474,7 +474,7 @@ describe('lib/store on embedded ClickHouse', () => {
       request({ startTimeMs: T0 + 6_000, requestId: 'f', responseCode: 200, responseFlags: 'DC', outcome: 'ok' }),
       request({ startTimeMs: T0 + 61_000, requestId: 'g', responseCode: 502, outcome: 'error' }),
     ];
-    await writer.insert('requests', rows, 'classes-test');
+    await writer.storeRecords('requests', rows, 'classes-test');
     const want = { requests: 7, errors: 4, appErrors: 2, meshFailures: 3, denied: 1 };
     for (const [fromMs, toMs] of [[T0, T0 + 120_000], [T0 + 500, T0 + 90_000]] as const) {
       for (const reporter of ['source', 'all'] as const) {
@@ -498,7 +498,7 @@ describe('lib/store on embedded ClickHouse', () => {
       if (i % 4 === 0) rows.push(request({ startTimeMs: T0 + i * 100, requestId: `s${i}`, destinationSubset: 'v2', durationMs: 10 + jitter }));
       if (i % 4 === 1) rows.push(request({ startTimeMs: T0 + i * 100, requestId: `l${i}`, destinationSubset: 'v3', durationMs: 40 + jitter }));
     }
-    await writer.insert('requests', rows, 'latency-test');
+    await writer.storeRecords('requests', rows, 'latency-test');
     const host = 'reviews.default.svc.cluster.local';
     const pairs = [
       { host, baseline: 'v1', canary: 'v2' },
@@ -521,11 +521,12 @@ describe('lib/store on embedded ClickHouse', () => {
     try {
       await migrate(conn, RETENTION, readMigrations().filter((m) => m.version <= 3));
       writer = new StoreWriter(conn);
+      // Raw rows only: at migration 003 the materialized views wrote the rollups, as older versions relied on.
       await writer.insert('requests', [request({ startTimeMs: T0 + 1000, requestId: 'before', durationMs: 12 })], 'before-004');
       await writer.insert('flows', [flow({ count: 2 })], 'before-004-flows');
       expect(await migrate(conn, RETENTION)).toEqual(readMigrations().filter((m) => m.version > 3).map((m) => m.name));
-      await writer.insert('requests', [request({ startTimeMs: T0 + 61_000, requestId: 'after', durationMs: 30 })], 'after-004');
-      await writer.insert('flows', [flow({ startTimeMs: T0 + 61_000, count: 3 })], 'after-004-flows');
+      await writer.storeRecords('requests', [request({ startTimeMs: T0 + 61_000, requestId: 'after', durationMs: 30 })], 'after-004');
+      await writer.storeRecords('flows', [flow({ startTimeMs: T0 + 61_000, count: 3 })], 'after-004-flows');
       const [row] = await querySubsets(conn, scope());
       expect(row).toMatchObject({ requests: 2, latencySamples: 1 });
       expect(Math.abs((row?.latencyMs.p99 as number) - 30) / 30).toBeLessThanOrEqual(0.01);
@@ -547,7 +548,7 @@ describe('lib/store on embedded ClickHouse', () => {
 
   it('keeps history across a restart on the same data dir, unchanged', async () => {
     const rows = Array.from({ length: 500 }, (_, i) => request({ startTimeMs: T0 + i * 500, requestId: `h${i}`, durationMs: i % 50, outcome: i % 25 === 0 ? 'error' : 'ok' }));
-    await writer.insert('requests', rows, 'restart-test');
+    await writer.storeRecords('requests', rows, 'restart-test');
     const before = { subsets: await querySubsets(conn, scope()), ledger: await queryLedger(conn, scope({ reporter: 'all' })) };
     await conn.client.close();
 
@@ -558,7 +559,7 @@ describe('lib/store on embedded ClickHouse', () => {
     expect(after).toEqual(before);
     expect(after.subsets[0]).toMatchObject({ requests: 500, errors: 20 });
     // The dedup log survives too: the same batch after the restart still counts once.
-    await writer.insert('requests', rows, 'restart-test');
+    await writer.storeRecords('requests', rows, 'restart-test');
     expect((await querySubsets(conn, scope()))[0]).toMatchObject({ requests: 500 });
   });
 });

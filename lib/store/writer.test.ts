@@ -32,8 +32,10 @@ function request(i: number, over: Partial<MeshRequest> = {}): MeshRequest {
   };
 }
 
-/** A row ClickHouse cannot parse: a duration that is not a number (a bug upstream, not something ingest lets in). */
+/** A row no column can hold: a duration that is not a number (a bug upstream, not something ingest lets in). */
 const poison = (i: number): MeshRequest => request(i, { durationMs: 'not a number' as unknown as number });
+/** A row ClickHouse itself refuses, once the test has added a CHECK on durations. */
+const negative = (i: number): MeshRequest => request(i, { durationMs: -1 });
 
 async function count(conn: Connection, where = '1'): Promise<number> {
   const rs = await conn.client.query({ query: `SELECT count() AS n FROM meshlens.requests WHERE ${where}`, format: 'JSONEachRow' });
@@ -65,18 +67,35 @@ describe('StoreWriter on embedded ClickHouse', () => {
   });
 
   it('isolates the rows ClickHouse refuses for good, stores the rest, and stores nothing twice when the batch comes again', async () => {
-    const writer = new StoreWriter(conn);
-    const rows = Array.from({ length: 100 }, (_, i) => (i === 17 || i === 80 ? poison(i) : request(i)));
-    const first = await writer.insert('requests', rows, 'g/meshlens.requests/0/1-100');
-    expect(first.stored).toBe(98);
-    expect(first.refused.map((r) => (r.row as MeshRequest).requestId)).toEqual(['req-17', 'req-80']);
-    expect(first.refused[0]?.error).toMatch(/^CANNOT_PARSE_\w+ \(\d+\): .*durationMs/);
-    expect(await count(conn)).toBe(98);
-    expect(await rollupCount(conn)).toBe(98);
+    await conn.client.command({ query: 'ALTER TABLE meshlens.requests ADD CONSTRAINT non_negative CHECK durationMs >= 0' });
+    try {
+      const writer = new StoreWriter(conn);
+      const rows = Array.from({ length: 100 }, (_, i) => (i === 17 || i === 80 ? negative(i) : request(i)));
+      const first = await writer.storeRecords('requests', rows, 'g/meshlens.requests/0/1-100');
+      expect(first.stored).toHaveLength(98);
+      expect(first.refused.map((r) => (r.row as MeshRequest).requestId)).toEqual(['req-17', 'req-80']);
+      expect(first.refused[0]?.error).toMatch(/^VIOLATED_CONSTRAINT \(469\): .*non_negative/);
+      expect(await count(conn)).toBe(98);
+      expect(await rollupCount(conn)).toBe(98);
 
-    // The same batch again (the commit was lost): the same halving, the same tokens, nothing stored twice.
-    const again = await writer.insert('requests', rows, 'g/meshlens.requests/0/1-100');
-    expect(again.refused).toHaveLength(2);
+      // The same batch again (the commit was lost): the same halving, the same tokens, nothing stored twice.
+      const again = await writer.storeRecords('requests', rows, 'g/meshlens.requests/0/1-100');
+      expect(again.refused).toHaveLength(2);
+      expect(await count(conn)).toBe(98);
+      expect(await rollupCount(conn)).toBe(98);
+    } finally {
+      await conn.client.command({ query: 'ALTER TABLE meshlens.requests DROP CONSTRAINT non_negative' });
+    }
+  });
+
+  it('refuses rows no column can hold before inserting, each alone, and stores the rest once', async () => {
+    const writer = new StoreWriter(conn);
+    const rows = Array.from({ length: 100 }, (_, i) => (i === 3 || i === 99 ? poison(i) : request(i)));
+    const first = await writer.storeRecords('requests', rows, 'g/meshlens.requests/0/101-200');
+    expect(first.refused.map((r) => (r.row as MeshRequest).requestId)).toEqual(['req-3', 'req-99']);
+    expect(first.refused[0]?.error).toMatch(/durationMs.*not a number/);
+    expect(first).toMatchObject({ rollupRefused: [] });
+    await writer.storeRecords('requests', rows, 'g/meshlens.requests/0/101-200');
     expect(await count(conn)).toBe(98);
     expect(await rollupCount(conn)).toBe(98);
   });

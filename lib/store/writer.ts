@@ -1,32 +1,38 @@
 /**
- * Inserts batches of records into the raw tables (and through their materialized views into the rollups).
+ * Inserts batches of records: raw rows into the raw tables and, computed here from the same batch, the
+ * per-minute rollup rows (lib/store/rollup.ts). Every insert is one ClickHouse Native block (lib/store/native.ts).
  *
  * Exactly-once over an at-least-once bus: every insert carries an `insert_deduplication_token` derived from
- * what the bus delivered (group, topic, partition, first and last offset). When a batch comes again — the
- * handler failed after ClickHouse had taken it, or the process died before the bus commit — the same token
- * makes ClickHouse drop the repeat in the raw table and, with `deduplicate_blocks_in_dependent_materialized_views`,
- * in every rollup (https://clickhouse.com/docs/guides/developer/deduplicating-inserts-on-retries).
- * Large batches are split into chunks with tokens `<token>:<n>`; the split depends only on the rows, so a
- * redelivery of the same batch produces the same chunks.
+ * what the bus delivered (group, topic, partition, first and last offset; `:rollup` for the rollup rows). When a
+ * batch comes again — the handler failed after ClickHouse had taken it, or the process died before the bus
+ * commit — the same tokens make ClickHouse drop the repeats (non_replicated_deduplication_window on every table;
+ * https://clickhouse.com/docs/guides/developer/deduplicating-inserts-on-retries). Large batches are split into
+ * chunks with tokens `<token>:<n>`; the split depends only on the rows, so a redelivery of the same batch
+ * produces the same chunks.
  *
- * No poison batch: an insert ClickHouse refuses for good (lib/store/errors.ts) is halved, and each half tried
- * under its own token (`<chunk token>/<from>-<to>`), until the refused rows stand alone. They are returned to
- * the caller (to dead-letter them) and the rest is stored. The halving depends only on the rows, so a
- * redelivery mid-way repeats the same inserts under the same tokens. ClickHouse parses and checks a whole
- * block before writing any of it (for blocks below `max_insert_block_size`), so a refused insert stored nothing.
- * Retriable failures are thrown as `StoreError` for the bus to redeliver the batch.
+ * No poison batch: a row a column cannot hold (a string for a number, a port past 65535) is refused by the
+ * encoder before any insert. An insert ClickHouse refuses for good (lib/store/errors.ts) is halved, and each
+ * half tried under its own token (`<chunk token>/<from>-<to>`), until the refused rows stand alone. Refused rows
+ * are returned to the caller (to dead-letter them) and the rest is stored. Both steps depend only on the rows, so
+ * a redelivery mid-way repeats the same inserts under the same tokens. ClickHouse checks a whole block before
+ * writing any of it, so a refused insert stored nothing. Retriable failures are thrown as `StoreError` for the
+ * bus to redeliver the batch.
  */
 import type { Connection } from './client';
 import { classifyStoreError, StoreError } from './errors';
+import { encodeNativeBlock, EncodeError } from './native';
+import { rollUpFlows, rollUpRequests } from './rollup';
+import { TABLE_COLUMNS, type StoredTable } from './tables';
+import type { Flow, MeshRequest, Span } from '../model';
 
 export type RecordTable = 'requests' | 'flows' | 'spans';
 
-/** ClickHouse likes few large inserts; past this a batch is split so one JSON body stays a sane size. */
+/** ClickHouse likes few large inserts; past this a batch is split so one block stays a sane size. */
 export const MAX_ROWS_PER_INSERT = 50_000;
 
 export interface RefusedRow {
   row: object;
-  /** ClickHouse's reason, e.g. `CANNOT_PARSE_NUMBER (72): Cannot read floating point value...`. */
+  /** Why: ClickHouse's reason (e.g. `TOO_MANY_PARTS (252): ...`), or the encoder's for a value no column holds. */
   error: string;
 }
 
@@ -47,6 +53,25 @@ export interface StoreWriterOptions {
   maxPartitionsPerInsert: number;
 }
 
+/** What `storeRecords` did with a batch of records. */
+export interface RecordsResult<T> {
+  /** The records stored: counted in the rollups, and in the raw table unless left out of it. */
+  stored: T[];
+  /** Records refused for good, each alone, with the reason. */
+  refused: RefusedRow[];
+  /** Rollup rows refused for good (none is expected: they are built from stored records); logged and dead-lettered by the caller. */
+  rollupRefused: RefusedRow[];
+}
+
+interface RecordTypes {
+  requests: MeshRequest;
+  flows: Flow;
+  spans: Span;
+}
+
+/** The record type a raw table stores. */
+export type StoredRecord<K extends RecordTable> = RecordTypes[K];
+
 export class StoreWriter {
   constructor(
     private readonly conn: Connection,
@@ -54,36 +79,60 @@ export class StoreWriter {
   ) {}
 
   /**
-   * Inserts `rows` (records with the table's column names, i.e. the lib/model record fields) under `token`.
-   * Resolves once ClickHouse has every row it will ever take; rejects with a retriable `StoreError` when the
-   * insert should be tried again later (the caller lets the bus redeliver, the tokens keep it from counting twice).
+   * Inserts `rows` (records with the table's column names: the lib/model record fields, or rollup rows) under
+   * `token`. Resolves once ClickHouse has every row it will ever take; rejects with a retriable `StoreError` when
+   * the insert should be tried again later (the caller lets the bus redeliver, the tokens keep it from counting twice).
    */
-  async insert(table: RecordTable, rows: readonly object[], token: string): Promise<InsertResult> {
+  /**
+   * A batch of records of one kind under the batch's `token`: raw rows into `table` (those `keepRaw` accepts, all
+   * when it is not given), then the per-minute rollup rows of every stored record (lib/store/rollup.ts) under
+   * `<token>:rollup`. A retried batch repeats both inserts under the same tokens, and ClickHouse drops what it has.
+   */
+  async storeRecords<K extends RecordTable>(
+    table: K,
+    records: readonly RecordTypes[K][],
+    token: string,
+    keepRaw?: (record: RecordTypes[K]) => boolean,
+  ): Promise<RecordsResult<RecordTypes[K]>> {
+    const raw = keepRaw === undefined ? records : records.filter(keepRaw);
+    const { refused } = await this.insert(table, raw, token);
+    let stored = records as RecordTypes[K][];
+    if (refused.length > 0) {
+      const gone = new Set(refused.map((r) => r.row));
+      stored = records.filter((r) => !gone.has(r));
+    }
+    let rollupRefused: RefusedRow[] = [];
+    if (table === 'requests') rollupRefused = (await this.insert('requests_1m', rollUpRequests(stored as MeshRequest[]), `${token}:rollup`)).refused;
+    else if (table === 'flows') rollupRefused = (await this.insert('flows_1m', rollUpFlows(stored as Flow[]), `${token}:rollup`)).refused;
+    return { stored, refused, rollupRefused };
+  }
+
+  async insert(table: StoredTable, rows: readonly object[], token: string): Promise<InsertResult> {
     const result: InsertResult = { stored: 0, refused: [], inserts: 0 };
     for (let start = 0; start < rows.length; start += MAX_ROWS_PER_INSERT) {
       const chunk = rows.length <= MAX_ROWS_PER_INSERT ? rows : rows.slice(start, start + MAX_ROWS_PER_INSERT);
-      await this.insertOrIsolate(table, chunk, `${token}:${start / MAX_ROWS_PER_INSERT}`, result);
+      const encoded = encode(table, chunk, result.refused);
+      await this.insertOrIsolate(table, encoded.rows, `${token}:${start / MAX_ROWS_PER_INSERT}`, result, encoded.block);
     }
     result.stored = rows.length - result.refused.length;
     return result;
   }
 
-  private async insertOrIsolate(table: RecordTable, rows: readonly object[], token: string, result: InsertResult): Promise<void> {
+  private async insertOrIsolate(table: StoredTable, rows: readonly object[], token: string, result: InsertResult, block?: Buffer): Promise<void> {
+    if (rows.length === 0) return;
+    const columns = TABLE_COLUMNS[table];
     try {
       result.inserts++;
-      await this.conn.client.insert({
-        table: `${this.conn.database}.${table}`,
-        values: rows,
-        format: 'JSONEachRow',
-        clickhouse_settings: {
+      await this.conn.insertBlock(
+        table,
+        columns.map((c) => c.name),
+        block ?? encodeNativeBlock(columns, rows),
+        {
           insert_deduplicate: 1,
           insert_deduplication_token: token,
-          deduplicate_blocks_in_dependent_materialized_views: 1,
-          max_partitions_per_insert_block: String(this.options.maxPartitionsPerInsert),
-          // Records carry fields the tables do not store (none today, but a newer ingest may add some).
-          input_format_skip_unknown_fields: 1,
+          max_partitions_per_insert_block: this.options.maxPartitionsPerInsert,
         },
-      });
+      );
     } catch (err) {
       const info = classifyStoreError(err);
       const detail = `${info.type}${info.code ? ` (${info.code})` : ''}: ${firstLine(err)}`;
@@ -95,6 +144,23 @@ export class StoreWriter {
       const mid = rows.length >>> 1;
       await this.insertOrIsolate(table, rows.slice(0, mid), `${token}/0-${mid}`, result);
       await this.insertOrIsolate(table, rows.slice(mid), `${token}/${mid}-${rows.length}`, result);
+    }
+  }
+}
+
+/**
+ * The chunk as one Native block, less the rows a column cannot hold (refused here with the encoder's reason, each
+ * alone). Deterministic, so a redelivered batch gives the same blocks and tokens.
+ */
+function encode(table: StoredTable, rows: readonly object[], refused: RefusedRow[]): { rows: readonly object[]; block: Buffer } {
+  let kept = rows;
+  for (;;) {
+    try {
+      return { rows: kept, block: encodeNativeBlock(TABLE_COLUMNS[table], kept) };
+    } catch (err) {
+      if (!(err instanceof EncodeError)) throw err;
+      refused.push({ row: kept[err.row] as object, error: `not storable: ${err.message}` });
+      kept = kept.filter((_, i) => i !== err.row);
     }
   }
 }

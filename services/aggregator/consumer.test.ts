@@ -13,18 +13,18 @@ import type { Bus, DeadLetter, Subscription } from '../../lib/bus';
 import { emptyMeshConfig, emptyRequest } from '../../lib/model';
 import type { MeshRequest } from '../../lib/model';
 import { StoreWriter, connect, migrate } from '../../lib/store';
-import type { Connection, RecordTable } from '../../lib/store';
+import type { Connection, StoredTable } from '../../lib/store';
 import { startConsumers } from './consumer';
 import { MeshMetrics, StoreMetrics } from './metrics';
 
 const T0 = Date.UTC(2026, 10, 25, 9, 0, 0);
 
-/** A writer whose first insert reaches ClickHouse and then reports failure. */
+/** A writer whose second insert (the first batch's rollup rows, after its raw rows) reaches ClickHouse and then reports failure. */
 class LosesFirstAck extends StoreWriter {
   calls = 0;
-  override async insert(table: RecordTable, rows: readonly object[], token: string) {
+  override async insert(table: StoredTable, rows: readonly object[], token: string) {
     const stats = await super.insert(table, rows, token);
-    if (this.calls++ === 0) throw new Error('connection reset after the insert was applied');
+    if (this.calls++ === 1) throw new Error('connection reset after the insert was applied');
     return stats;
   }
 }
@@ -87,7 +87,7 @@ describe('aggregator consumer replay', () => {
     const deadline = Date.now() + 10_000;
     while ((await stored()) < 1200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 
-    expect(writer.calls).toBe(2); // the attempt whose ack was lost, and the redelivery
+    expect(writer.calls).toBe(4); // raw and rollup rows of the attempt whose ack was lost, and of the redelivery
     const one = async (sql: string) => Number(Object.values(((await (await conn.client.query({ query: sql, format: 'JSONEachRow' })).json()) as Record<string, number>[])[0] ?? {})[0]);
     expect(await one(`SELECT count() FROM ${conn.database}.requests`)).toBe(1200);
     expect(await one(`SELECT countMerge(requests) FROM ${conn.database}.requests_1m`)).toBe(1200);

@@ -1,12 +1,13 @@
 /**
- * The aggregator's consumers: requests, flows and spans from the bus into ClickHouse (raw rows, and through
- * the materialized views the per-minute rollups) and into the Prometheus metrics.
+ * The aggregator's consumers: requests, flows and spans from the bus into ClickHouse (raw rows, and the
+ * per-minute rollups computed here from each batch: services/aggregator/rollup.ts) and into the Prometheus metrics.
  *
- * Order per delivered batch: insert, dead-letter what ClickHouse refused for good, update the metrics with
- * what was stored, then resolve (the bus commits, and with the memory bus the receivers answer their callers).
- * A retriable insert failure rejects: the bus redelivers exactly the same batch, and the insert token derived
- * from it (`<group>/<topic>/<partition>/<first>-<last>`) lets ClickHouse drop the repeat if the first attempt
- * had landed after all. Metrics only move for rows that were stored, so /metrics and the query API agree.
+ * Order per delivered batch: insert the raw rows, dead-letter what ClickHouse refused for good, insert the
+ * rollup rows of what was stored, update the metrics with it, then resolve (the bus commits, and with the memory
+ * bus the receivers answer their callers). A retriable insert failure rejects: the bus redelivers exactly the
+ * same batch, and the insert tokens derived from it (`<group>/<topic>/<partition>/<first>-<last>`, `...:rollup`
+ * for the rollup rows) let ClickHouse drop whatever the first attempt had stored after all. Metrics only move
+ * for rows that were stored, so /metrics and the query API agree.
  *
  * Group commit: a consumer takes whatever waits as soon as its previous insert finished, up to `batchRecords`
  * records, so one insert is in flight per topic and its latency bounds the acknowledgement latency.
@@ -14,9 +15,9 @@
 import { TOPICS } from '../../lib/bus';
 import type { Bus, DeadLetter, DeliveredMessage, Subscription, Topic } from '../../lib/bus';
 import { subsetForVersion } from '../../lib/model';
-import type { Flow, MeshConfig, MeshRequest, Span } from '../../lib/model';
+import type { MeshConfig, MeshRequest } from '../../lib/model';
 import type { Logger } from '../../lib/runtime';
-import type { RecordTable, RefusedRow, StoreWriter } from '../../lib/store';
+import type { RecordsResult, RecordTable, RefusedRow, StoredRecord, StoreWriter } from '../../lib/store';
 import type { MeshMetrics, StoreMetrics } from './metrics';
 
 export const AGGREGATOR_GROUP = 'meshlens-aggregator';
@@ -46,29 +47,31 @@ export interface ConsumerOptions {
 /** Subscribes the three consumers; stop them (in any order) to drain. */
 export async function startConsumers(opts: ConsumerOptions): Promise<Subscription[]> {
   const batch = { minSize: 1, maxWaitMs: 0, maxSize: opts.batchRecords ?? DEFAULT_BATCH_RECORDS, sizeOf: (v: unknown[]) => v.length };
-  const consume = <T extends object>(topic: Topic<T[]>, table: RecordTable, prepare: (records: T[]) => T[], after: (records: T[]) => void) =>
+  /** One consumer: `prepare` the batch, store it (raw rows and rollups), then `after` gets the stored records. */
+  const consume = <K extends RecordTable>(
+    topic: Topic<StoredRecord<K>[]>,
+    table: K,
+    prepare: (records: StoredRecord<K>[]) => StoredRecord<K>[],
+    after: (records: StoredRecord<K>[]) => void,
+  ) =>
     opts.bus.subscribe(
       topic,
       AGGREGATOR_GROUP,
       async (messages) => {
         const records = prepare(flatten(messages));
         if (records.length === 0) return;
-        const refused = await store(opts, table, records, insertToken(topic.name, messages));
-        if (refused.length === 0) {
-          after(records);
-          return;
-        }
-        // Durable first: the refused rows are kept (with ClickHouse's reason) before the batch commits.
-        await deadLetter(opts, table, refused);
-        const gone = new Set(refused.map((r) => r.row));
-        after(records.filter((r) => !gone.has(r)));
+        const result = await store(opts, table, records, insertToken(topic.name, messages));
+        // Durable first: refused rows are kept (with ClickHouse's reason) before the batch commits.
+        if (result.refused.length > 0) await deadLetter(opts, table, result.refused);
+        if (result.rollupRefused.length > 0) await deadLetter(opts, `${table}_1m`, result.rollupRefused);
+        after(result.stored);
       },
       { batch },
     );
   return Promise.all([
-    consume<MeshRequest>(TOPICS.requests, 'requests', (r) => mapSubsets(r, opts.meshConfig), (r) => opts.metrics.addRequests(r)),
-    consume<Flow>(TOPICS.flows, 'flows', (f) => f, (f) => opts.metrics.addFlows(f)),
-    consume<Span>(TOPICS.spans, 'spans', (s) => s, () => undefined),
+    consume(TOPICS.requests, 'requests', (r) => mapSubsets(r, opts.meshConfig), (r) => opts.metrics.addRequests(r)),
+    consume(TOPICS.flows, 'flows', (f) => f, (f) => opts.metrics.addFlows(f)),
+    consume(TOPICS.spans, 'spans', (s) => s, () => undefined),
   ]);
 }
 
@@ -85,25 +88,25 @@ function insertToken(topic: string, messages: DeliveredMessage<unknown>[]): stri
   return `${AGGREGATOR_GROUP}/${topic}/${first.partition}/${first.offset}-${last.offset}`;
 }
 
-async function store(opts: ConsumerOptions, table: RecordTable, rows: object[], token: string): Promise<RefusedRow[]> {
+async function store<K extends RecordTable>(opts: ConsumerOptions, table: K, records: StoredRecord<K>[], token: string): Promise<RecordsResult<StoredRecord<K>>> {
   const end = opts.storeMetrics.insertSeconds.startTimer({ table });
   try {
-    const result = await opts.writer.insert(table, rows, token);
+    const result = await opts.writer.storeRecords(table, records, token);
     opts.health?.insertSucceeded();
-    opts.storeMetrics.rows.inc({ table }, result.stored);
+    opts.storeMetrics.rows.inc({ table }, result.stored.length);
     if (result.refused.length > 0) opts.storeMetrics.refused.inc({ table }, result.refused.length);
-    return result.refused;
+    return result;
   } catch (err) {
     opts.health?.insertFailed(err);
     opts.storeMetrics.failures.inc({ table });
-    opts.logger.error({ err, table, rows: rows.length, token }, 'ClickHouse insert failed; the batch will be redelivered');
+    opts.logger.error({ err, table, rows: records.length, token }, 'ClickHouse insert failed; the batch will be redelivered');
     throw err;
   } finally {
     end();
   }
 }
 
-async function deadLetter(opts: ConsumerOptions, table: RecordTable, refused: RefusedRow[]): Promise<void> {
+async function deadLetter(opts: ConsumerOptions, table: string, refused: RefusedRow[]): Promise<void> {
   const now = (opts.now ?? Date.now)();
   const letters: DeadLetter[] = refused.map((r) => ({
     receivedAtMs: now,
@@ -112,7 +115,7 @@ async function deadLetter(opts: ConsumerOptions, table: RecordTable, refused: Re
     reason: 'store_rejected',
     message: `ClickHouse refused this ${table} row for good: ${r.error}`,
     line: 0,
-    rawBase64: Buffer.from(JSON.stringify(r.row)).toString('base64'),
+    rawBase64: Buffer.from(JSON.stringify(r.row, (_, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v))).toString('base64'),
   }));
   opts.logger.warn({ table, rows: refused.length, error: refused[0]?.error }, 'ClickHouse refused rows for good; they were dead-lettered and the rest of the batch stored');
   await opts.bus.publish(TOPICS.deadLetters, [{ key: `store:${table}`, value: letters }]);

@@ -1,0 +1,146 @@
+/**
+ * The columns the aggregator writes, per table, as Native types (lib/store/native.ts): the stored columns of
+ * clickhouse/migrations in table order, without MATERIALIZED ones and without the rollups' old `latencyMs`
+ * DDSketch states (nothing writes them since migration 004; they default to empty states). A low-cardinality
+ * column is written as `LowCardinality(String)`, a `Map(LowCardinality(String), String)` as `Map(String,
+ * String)` and a `SimpleAggregateFunction(sumMap, Map(...))` as its Map: ClickHouse converts those on insert.
+ * tables.test.ts checks every list against the migrated tables.
+ */
+import type { NativeColumn, NativeType } from './native';
+
+const LC: NativeType = 'LowCardinality(String)';
+
+const columns = (spec: Record<string, NativeType>): readonly NativeColumn[] =>
+  Object.freeze(Object.entries(spec).map(([name, type]) => Object.freeze({ name, type })));
+
+export const REQUEST_COLUMNS = columns({
+  startTimeMs: 'Int64',
+  reporter: LC,
+  sourceWorkload: LC,
+  sourceNamespace: LC,
+  sourceAddress: 'String',
+  destinationHost: LC,
+  destinationService: LC,
+  destinationNamespace: LC,
+  destinationSubset: LC,
+  destinationPort: 'UInt16',
+  destinationWorkload: LC,
+  destinationVersion: LC,
+  destinationAddress: 'String',
+  protocol: LC,
+  httpVersion: LC,
+  method: LC,
+  path: 'String',
+  authority: LC,
+  responseCode: 'UInt16',
+  responseFlags: LC,
+  responseCodeDetails: LC,
+  connectionTerminationDetails: 'String',
+  upstreamTransportFailureReason: 'String',
+  upstreamCluster: LC,
+  requestedServerName: LC,
+  routeName: LC,
+  userAgent: 'String',
+  bytesReceived: 'UInt64',
+  bytesSent: 'UInt64',
+  durationMs: 'Float64',
+  upstreamServiceTimeMs: 'Int64',
+  requestId: 'String',
+  traceId: 'String',
+  outcome: LC,
+  denyReason: LC,
+  policy: LC,
+  rule: 'Int32',
+  attributes: 'Map(String, String)',
+});
+
+export const FLOW_COLUMNS = columns({
+  startTimeMs: 'Int64',
+  reporter: LC,
+  sourceWorkload: LC,
+  sourceNamespace: LC,
+  sourceAddress: 'String',
+  destinationHost: LC,
+  destinationService: LC,
+  destinationNamespace: LC,
+  destinationWorkload: LC,
+  destinationAddress: 'String',
+  destinationPort: 'UInt16',
+  transport: LC,
+  verdict: LC,
+  denyReason: LC,
+  detail: LC,
+  policy: LC,
+  rule: 'Int32',
+  count: 'UInt64',
+  bytes: 'UInt64',
+  packets: 'UInt64',
+  attributes: 'Map(String, String)',
+});
+
+export const SPAN_COLUMNS = columns({
+  startTimeMs: 'Float64',
+  traceId: 'String',
+  spanId: 'String',
+  parentSpanId: 'String',
+  name: LC,
+  kind: LC,
+  durationMs: 'Float64',
+  serviceName: LC,
+  requestId: 'String',
+  upstreamCluster: LC,
+  destinationHost: LC,
+  destinationService: LC,
+  destinationNamespace: LC,
+  destinationSubset: LC,
+  responseCode: 'UInt16',
+  responseFlags: LC,
+  error: 'Bool',
+  attributes: 'Map(String, String)',
+});
+
+/** requests_1m, as the aggregator's rollup rows (lib/store/rollup.ts) carry it. */
+export const REQUEST_ROLLUP_COLUMNS = columns({
+  minute: "DateTime('UTC')",
+  reporter: LC,
+  sourceWorkload: LC,
+  sourceNamespace: LC,
+  destinationHost: LC,
+  destinationService: LC,
+  destinationNamespace: LC,
+  destinationSubset: LC,
+  requests: 'AggregateFunction(count)',
+  errors: 'AggregateFunction(countIf, UInt8)',
+  denied: 'AggregateFunction(countIf, UInt8)',
+  appErrors: 'AggregateFunction(countIf, UInt8)',
+  meshFailures: 'AggregateFunction(countIf, UInt8)',
+  latencyBuckets: 'Map(Int16, UInt64)',
+});
+
+export const FLOW_ROLLUP_COLUMNS = columns({
+  minute: "DateTime('UTC')",
+  reporter: LC,
+  sourceWorkload: LC,
+  sourceNamespace: LC,
+  destinationHost: LC,
+  destinationService: LC,
+  destinationNamespace: LC,
+  destinationWorkload: LC,
+  destinationPort: 'UInt16',
+  verdict: LC,
+  denyReason: LC,
+  policy: LC,
+  rule: 'Int32',
+  records: 'AggregateFunction(count)',
+  connections: 'AggregateFunction(sum, UInt64)',
+});
+
+export type StoredTable = 'requests' | 'flows' | 'spans' | 'requests_1m' | 'flows_1m';
+
+export const TABLE_COLUMNS: Readonly<Record<StoredTable, readonly NativeColumn[]>> = {
+  requests: REQUEST_COLUMNS,
+  flows: FLOW_COLUMNS,
+  spans: SPAN_COLUMNS,
+  requests_1m: REQUEST_ROLLUP_COLUMNS,
+  flows_1m: FLOW_ROLLUP_COLUMNS,
+};
