@@ -2,9 +2,13 @@
  * The outcome and deny-reason rules of CONTRACT.md §4. Denials set no response flag in Envoy
  * (envoyproxy/envoy#21197), so they are read from the details columns; see telemetry-formats.md §4.
  */
-import { BLACKHOLE_CLUSTER, stripAltStatSuffix } from './cluster';
-import { hasFlag, hasMeshFailureFlag } from './flags';
+import * as clusters from './cluster';
+import * as flagRules from './flags';
 import type { DenyReason, MeshRequest, Outcome } from './records';
+
+// Bound once at load: CommonJS re-exports compile to property getters, and classifyOutcome runs once per line.
+const { BLACKHOLE_CLUSTER, stripAltStatSuffix } = clusters;
+const { hasFlag, hasMeshFailureFlag } = flagRules;
 
 const RBAC_DENIED_PREFIX = 'rbac_access_denied_matched_policy[';
 /** Istio's HTTP route that answers 502 for unknown hosts under `REGISTRY_ONLY` (the HTTP face of BlackHoleCluster). */
@@ -55,23 +59,23 @@ export type OutcomeInput = Pick<
   'responseCode' | 'responseFlags' | 'responseCodeDetails' | 'connectionTerminationDetails' | 'upstreamCluster' | 'routeName'
 >;
 
-export function classifyOutcome(r: OutcomeInput): Classified {
+// The verdicts that name no policy are the same every time: one frozen object each, not one per record.
+const EXT_AUTHZ: Readonly<Classified> = Object.freeze({ outcome: 'denied', denyReason: 'ext_authz', policy: '', rule: -1 });
+const BLACKHOLE: Readonly<Classified> = Object.freeze({ outcome: 'denied', denyReason: 'blackhole', policy: '', rule: -1 });
+const ERROR: Readonly<Classified> = Object.freeze({ outcome: 'error', denyReason: '', policy: '', rule: -1 });
+const OK: Readonly<Classified> = Object.freeze({ outcome: 'ok', denyReason: '', policy: '', rule: -1 });
+
+export function classifyOutcome(r: OutcomeInput): Readonly<Classified> {
   const rbac = parseRbacDenial(r.responseCodeDetails) ?? parseRbacDenial(r.connectionTerminationDetails);
   if (rbac) return { outcome: 'denied', denyReason: 'rbac', policy: rbac.policy, rule: rbac.rule };
   // UAEX is also set when a fail-closed authorizer errors (`ext_authz_error`): the request was still refused
   // by the authorization step, so CONTRACT.md §4 counts it as an ext_authz denial.
-  if (hasFlag(r.responseFlags, 'UAEX') || r.responseCodeDetails === 'ext_authz_denied') {
-    return { outcome: 'denied', denyReason: 'ext_authz', policy: '', rule: -1 };
-  }
+  if (hasFlag(r.responseFlags, 'UAEX') || r.responseCodeDetails === 'ext_authz_denied') return EXT_AUTHZ;
   // `BlackHoleCluster;` (Istio ≥ 1.22 alt_stat_name) is the same cluster; finishRequest already treats it so.
-  if (stripAltStatSuffix(r.upstreamCluster) === BLACKHOLE_CLUSTER || r.routeName === BLACKHOLE_ROUTE) {
-    return { outcome: 'denied', denyReason: 'blackhole', policy: '', rule: -1 };
-  }
+  if (stripAltStatSuffix(r.upstreamCluster) === BLACKHOLE_CLUSTER || r.routeName === BLACKHOLE_ROUTE) return BLACKHOLE;
   const code = r.responseCode;
-  if (code >= 500 || (code === 0 && !hasFlag(r.responseFlags, 'DC') && hasMeshFailureFlag(r.responseFlags))) {
-    return { outcome: 'error', denyReason: '', policy: '', rule: -1 };
-  }
-  return { outcome: 'ok', denyReason: '', policy: '', rule: -1 };
+  if (code >= 500 || (code === 0 && !hasFlag(r.responseFlags, 'DC') && hasMeshFailureFlag(r.responseFlags))) return ERROR;
+  return OK;
 }
 
 /** Classify `r` in place (the parsers' hot path: no intermediate record). */

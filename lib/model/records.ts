@@ -83,8 +83,11 @@ export interface MeshRequest {
   /** Rule index within `policy`; -1 when not named. */
   rule: number;
 
-  /** Unknown extra keys of JSON logs and OTLP attributes, kept as strings. Empty object when none. */
-  attributes: Record<string, string>;
+  /**
+   * Unknown extra keys of JSON logs and OTLP attributes, kept as strings. Empty object when none: records without
+   * attributes share one frozen empty object (`NO_ATTRIBUTES`), so add to it only through `setRequestAttribute`.
+   */
+  attributes: Readonly<Record<string, string>>;
 }
 
 export type FlowVerdict = 'allowed' | 'denied';

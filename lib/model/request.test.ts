@@ -3,7 +3,7 @@
  * §3), and the emitting workload named by envelope/OTLP metadata.
  */
 import type { MeshRequest } from './records';
-import { UNKNOWN, applyEmitter, emptyRequest, finishRequest, workloadFromPodName } from './request';
+import { NO_ATTRIBUTES, UNKNOWN, applyEmitter, emptyRequest, finishRequest, setRequestAttribute, workloadFromPodName } from './request';
 
 function req(over: Partial<MeshRequest>): MeshRequest {
   return Object.assign(emptyRequest(), { responseCode: 200, responseCodeDetails: 'via_upstream', ...over });
@@ -209,5 +209,30 @@ describe('workloadFromPodName', () => {
     ['Deployment (Istio PR 42196, fortio)', 'fortio-deploy-6cf68cc4c-8knt9', 'fortio-deploy'],
   ])('%s: %s → %s', (_kind, pod, want) => {
     expect(workloadFromPodName(pod)).toBe(want);
+  });
+});
+
+describe('attributes', () => {
+  it('records without attributes share one frozen empty object', () => {
+    const a = emptyRequest();
+    const b = emptyRequest();
+    expect(a.attributes).toBe(NO_ATTRIBUTES);
+    expect(b.attributes).toBe(a.attributes);
+    expect(Object.isFrozen(a.attributes)).toBe(true);
+    expect(() => {
+      (a.attributes as Record<string, string>).x = '1';
+    }).toThrow(TypeError);
+  });
+
+  it('setRequestAttribute gives the record an object of its own and leaves the shared one empty', () => {
+    const a = emptyRequest();
+    const b = emptyRequest();
+    setRequestAttribute(a, 'grpc_status', '0');
+    setRequestAttribute(a, '__proto__', 'kept');
+    expect(Object.keys(a.attributes)).toEqual(['grpc_status', '__proto__']);
+    expect(a.attributes).toMatchObject({ grpc_status: '0' });
+    expect(Object.getPrototypeOf(a.attributes)).toBe(Object.prototype);
+    expect(b.attributes).toBe(NO_ATTRIBUTES);
+    expect(Object.keys(NO_ATTRIBUTES)).toEqual([]);
   });
 });

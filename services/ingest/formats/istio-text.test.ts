@@ -109,6 +109,17 @@ describe('Istio 1.2 TEXT (20 tokens: mixer + transport failure reason, no route 
   });
 });
 
+describe('attributes', () => {
+  it("a set mixer status is kept in the record's own attributes, never in the object records without any share", () => {
+    const line = fixtureLine('istio-1.2-text.log', 0);
+    const mixer = accepted(parseIstioText(line.replace('418 - "-" "-"', '418 - "UNAVAILABLE:no healthy upstream" "-"')));
+    const plain = accepted(parseIstioText(line));
+    expect(mixer.attributes).toEqual({ istio_policy_status: 'UNAVAILABLE:no healthy upstream' });
+    expect(plain.attributes).toEqual({});
+    expect(Object.isFrozen(plain.attributes)).toBe(true);
+  });
+});
+
 describe('Istio 1.3–1.8 TEXT (21 tokens, mixer column `"-"`)', () => {
   it('HTTP/2 through an egress gateway, SNI column holds the external host (istio/istio.io#5003)', () => {
     const { layout, r } = parsed('istio-1.5-text.log', 0);

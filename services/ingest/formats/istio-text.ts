@@ -26,7 +26,7 @@ import * as model from '../../../lib/model';
 import type { MeshRequest, Result } from '../../../lib/model';
 
 // Bound once at load: CommonJS re-exports compile to property getters, and these run once per line.
-const { addressPort, emptyRequest, finishRequest, normalizeFlags, ok, reject, stripAltStatSuffix } = model;
+const { addressPort, emptyRequest, finishRequest, normalizeFlags, ok, reject, setRequestAttribute, stripAltStatSuffix } = model;
 
 export type TextLayout = 'envoy' | 'g1' | 'g1m' | 'g2_12' | 'g2_13' | 'g3';
 
@@ -521,7 +521,7 @@ function parseLine(line: string, sink: { layout: TextLayout | undefined } | null
   if (cols.mixer >= 0) {
     // The Mixer policy status (1.1–1.8; `"-"` after Mixer's removal) explains old UAEX rejections (§4).
     const mixer = field(line, cols.mixer);
-    if (mixer.length > 0) r.attributes.istio_policy_status = mixer;
+    if (mixer.length > 0) setRequestAttribute(r, 'istio_policy_status', mixer);
   }
   r.userAgent = field(line, cols.userAgent);
   r.requestId = field(line, cols.requestId);

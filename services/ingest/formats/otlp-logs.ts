@@ -20,14 +20,13 @@
  *
  * One bad record is rejected on its own (1-based index across the request, reason, OTLP/JSON text).
  */
-import { applyEmitter, reject, workloadFromPodName, type Emitter, type MeshRequest, type Result } from '../../../lib/model';
+import { applyEmitter, reject, setRequestAttribute, workloadFromPodName, type Emitter, type MeshRequest, type Result } from '../../../lib/model';
 import {
   anyValueToJs,
   anyValueToString,
   decodeExportLogsRequest,
   decodeExportLogsRequestJson,
   logRecordToOtlpJson,
-  setOwn,
   type ExportLogsRequest,
   type KeyValue,
   type LogRecord,
@@ -225,7 +224,7 @@ function toRequest(rec: LogRecord, resource: Emitter): Result<MeshRequest> {
   if (fromBody) {
     // Labels sent alongside a body line are extra context (Istio keeps them as OTel attributes).
     for (const kv of rec.attributes) {
-      if (!Object.prototype.hasOwnProperty.call(r.attributes, kv.key)) setOwn(r.attributes, kv.key, anyValueToString(kv.value));
+      if (!Object.prototype.hasOwnProperty.call(r.attributes, kv.key)) setRequestAttribute(r, kv.key, anyValueToString(kv.value));
     }
   }
   return result;
