@@ -41,13 +41,13 @@ export interface SendOptions {
   concurrency: number;
 }
 
-interface Answer {
+export interface Answer {
   status: number;
   body: string;
   retryAfter: string | undefined;
 }
 
-function post(agent: http.Agent, o: SendOptions, buf: Buffer): Promise<Answer> {
+export function post(agent: http.Agent, o: Pick<SendOptions, 'host' | 'port' | 'path' | 'contentType'>, buf: Buffer): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const req = http.request(
       {
@@ -73,7 +73,7 @@ function post(agent: http.Agent, o: SendOptions, buf: Buffer): Promise<Answer> {
   });
 }
 
-function quantile(sorted: number[], q: number): number {
+export function quantile(sorted: number[], q: number): number {
   if (sorted.length === 0) return 0;
   return sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))] as number;
 }

@@ -2,7 +2,8 @@
  * The process under test: meshlens all-in-one (`start()`, exactly what `npm start` runs), started by the
  * benchmark in a child process so that the load generator's CPU is not counted as meshlens'. It answers
  * the benchmark's questions over the IPC channel: process CPU (which includes chDB's own threads: CONTRACT.md §8
- * says process-CPU-second), when every sent line is stored, heap after GC, series counts, scrape timings.
+ * says process-CPU-second), when every sent line is stored, what the store and /metrics hold, heap after GC,
+ * series counts, scrape timings, and how many rows ClickHouse read (for the history query).
  */
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Session } from 'node:inspector';
@@ -14,7 +15,9 @@ import { createLogger } from '../lib/runtime/logger';
 
 export type ServerRequest =
   | { op: 'cpu' }
-  | { op: 'waitStored'; target: number; timeoutMs: number }
+  | { op: 'waitAccepted'; target: number; timeoutMs: number }
+  | { op: 'reads' }
+  | { op: 'sql'; query: string }
   | { op: 'heap' }
   | { op: 'series' }
   | { op: 'scrape'; times: number }
@@ -28,16 +31,38 @@ export interface CpuSnapshot {
   user: number;
   system: number;
   wallMs: number;
-  stored: number;
+  /** `meshlens_ingest_records_total{outcome="accepted"}` at that moment (see acceptedRecords). */
+  accepted: number;
   /** Per-thread CPU from /proc (Linux), clock ticks, by thread name; {} elsewhere. */
   threads: Record<string, number>;
 }
 
+export interface OutcomeCounts {
+  ok: number;
+  error: number;
+  denied: number;
+}
+
+/** What the store and /metrics hold, read after a run (every count is of access-log records). */
 export interface VerifyResult {
-  rawRows: number;
-  rollupRequests: number;
-  requestsTotal: number;
-  rejected: number;
+  /** Raw `requests` table, by outcome. */
+  raw: OutcomeCounts & { rows: number };
+  /** `ok` raw rows whose request id also has an `error` or `denied` raw row (kept with their request's). */
+  rawOkWithNonOkPartner: number;
+  /** `requests_1m`: its rows as stored (before merges) and the counts its states add up to. */
+  rollup: { rows: number; requests: number; errors: number; denied: number };
+  /** `meshlens_requests_total`, summed, and by its `outcome` label. */
+  metrics: OutcomeCounts & { total: number };
+  /** `meshlens_ingest_records_total` by outcome. */
+  ingest: { accepted: number; rejected: number };
+}
+
+/** ClickHouse's own counters of rows and bytes read by queries (system.events), process-wide since start. */
+export interface ReadCounters {
+  selectedRows: number;
+  selectedBytes: number;
+  selectedParts: number;
+  selectedMarks: number;
 }
 
 export interface ScrapeResult {
@@ -76,13 +101,18 @@ type Envelope = { id: number } & ServerRequest;
 
 declare const gc: undefined | (() => void);
 
-async function storedRows(running: Running): Promise<number> {
-  const metric = running.registry.getSingleMetric('meshlens_store_rows_total') as Counter | undefined;
-  if (!metric) return 0;
-  const { values } = await metric.get();
-  let n = 0;
-  for (const v of values) if (v.labels.table === 'requests') n += v.value;
-  return n;
+/**
+ * The end-of-measurement signal: records the receivers accepted, counted once their publish resolved. On the
+ * all-in-one's memory bus a publish resolves only when every consumer group committed the records, and the
+ * aggregator commits a batch after it stored it (raw rows as sampled, rollups) and added it to the metrics, so
+ * this count reaching the number sent means all of it was stored and counted, whatever
+ * MESHLENS_RAW_REQUESTS keeps as raw rows (`meshlens_store_rows_total{table="requests"}` counts only the raw
+ * rows kept). It is a plain prom-client counter with a handful of label sets, cheap to read every 5 ms; summing
+ * `meshlens_requests_total` would read back every label set (100k of them in the scaling runs) on each poll
+ * and bill that to the process under measurement. `verify` checks the metric sums afterwards.
+ */
+function acceptedRecords(running: Running): Promise<number> {
+  return sumOf(running, 'meshlens_ingest_records_total', (l) => l.outcome === 'accepted');
 }
 
 async function sumOf(running: Running, name: string, filter?: (labels: Record<string, string | number>) => boolean): Promise<number> {
@@ -140,7 +170,7 @@ async function snapshot(running: Running): Promise<CpuSnapshot> {
   const cpu = process.cpuUsage();
   const wallMs = performance.now();
   const threads = threadTicks();
-  return { user: cpu.user, system: cpu.system, wallMs, stored: await storedRows(running), threads };
+  return { user: cpu.user, system: cpu.system, wallMs, accepted: await acceptedRecords(running), threads };
 }
 
 function collectGarbage(): void {
@@ -166,13 +196,13 @@ export async function runServer(threadsAtStart: string[]): Promise<void> {
     switch (req.op) {
       case 'cpu':
         return snapshot(running);
-      case 'waitStored': {
+      case 'waitAccepted': {
         const deadline = performance.now() + req.timeoutMs;
         for (;;) {
           // Read CPU the moment the count is reached: polling every 5 ms bounds the overshoot.
-          const stored = await storedRows(running);
-          if (stored >= req.target) return snapshot(running);
-          if (performance.now() > deadline) throw new Error(`timed out: ${stored} of ${req.target} rows stored`);
+          const accepted = await acceptedRecords(running);
+          if (accepted >= req.target) return snapshot(running);
+          if (performance.now() > deadline) throw new Error(`timed out: ${accepted} of ${req.target} records stored and counted`);
           await new Promise((r) => setTimeout(r, 5));
         }
       }
@@ -197,20 +227,23 @@ export async function runServer(threadsAtStart: string[]): Promise<void> {
         for (let i = 0; i < text.length; i++) if (text.charCodeAt(i) === 10 && text.charCodeAt(i + 1) !== 35 /* # */) samples++;
         return { ms, stallMs, bytes: Buffer.byteLength(text), samples } satisfies ScrapeResult;
       }
-      case 'verify': {
-        const { client, database } = aggregator.conn;
-        const q = async (query: string): Promise<number> => {
-          const rs = await client.query({ query, format: 'JSONEachRow' });
-          const rows = await rs.json<{ n: number | string }>();
-          return Number(rows[0]?.n ?? 0);
-        };
+      case 'verify':
+        return verify(running, aggregator.conn);
+      case 'reads': {
+        const rows = await query<{ event: string; value: number | string }>(
+          aggregator.conn,
+          `SELECT event, value FROM system.events WHERE event IN ('SelectedRows', 'SelectedBytes', 'SelectedParts', 'SelectedMarks')`,
+        );
+        const get = (name: string): number => Number(rows.find((r) => r.event === name)?.value ?? 0);
         return {
-          rawRows: await q(`SELECT count() AS n FROM ${database}.requests`),
-          rollupRequests: await q(`SELECT countMerge(requests) AS n FROM ${database}.requests_1m`),
-          requestsTotal: await sumOf(running, 'meshlens_requests_total'),
-          rejected: await sumOf(running, 'meshlens_ingest_records_total', (l) => l.outcome === 'rejected'),
-        } satisfies VerifyResult;
+          selectedRows: get('SelectedRows'),
+          selectedBytes: get('SelectedBytes'),
+          selectedParts: get('SelectedParts'),
+          selectedMarks: get('SelectedMarks'),
+        } satisfies ReadCounters;
       }
+      case 'sql':
+        return query(aggregator.conn, req.query.replace(/\{db\}/g, aggregator.conn.database));
       case 'profileStart':
         session = new Session();
         session.connect();
@@ -241,7 +274,64 @@ export async function runServer(threadsAtStart: string[]): Promise<void> {
       (err: unknown) => send({ id: msg.id, ok: false, error: (err as Error).stack ?? String(err) }),
     );
   });
+  // The bench is gone (killed, crashed): nobody will ask this meshlens to stop, so it stops itself.
+  process.once('disconnect', () => process.exit(1));
   send({ id: 0, ok: true, value: { ready: true, ports: running.ports } });
+}
+
+type Conn = NonNullable<Running['aggregator']>['conn'];
+
+async function query<T>(conn: Conn, sql: string): Promise<T[]> {
+  const rs = await conn.client.query({ query: sql, format: 'JSONEachRow' });
+  return rs.json<T>();
+}
+
+/**
+ * A rollup count column as a number, whatever state it holds: `finalizeAggregation` of each stored row's state
+ * (count, countIf or sum alike; counts add up across rows), or the plain value of a SimpleAggregateFunction or
+ * number column. Keeps the check independent of how the writer chooses to fill the rollup.
+ */
+async function rollupSumExpr(conn: Conn, table: string, column: string): Promise<string> {
+  const rows = await query<{ type: string }>(
+    conn,
+    `SELECT type FROM system.columns WHERE database = '${conn.database}' AND table = '${table}' AND name = '${column}'`,
+  );
+  const type = rows[0]?.type;
+  if (type === undefined) throw new Error(`${table} has no column ${column}`);
+  return type.startsWith('AggregateFunction') ? `sum(finalizeAggregation(${column}))` : `sum(${column})`;
+}
+
+async function verify(running: Running, conn: Conn): Promise<VerifyResult> {
+  const db = conn.database;
+  const num = (v: number | string | undefined): number => Number(v ?? 0);
+  type Row = Record<string, number | string>;
+  const [raw] = await query<Row>(
+    conn,
+    `SELECT count() AS rows, countIf(outcome = 'ok') AS ok, countIf(outcome = 'error') AS error, countIf(outcome = 'denied') AS denied FROM ${db}.requests`,
+  );
+  const [partners] = await query<Row>(
+    conn,
+    `SELECT count() AS n FROM ${db}.requests WHERE outcome = 'ok' AND requestId != ''
+       AND requestId IN (SELECT requestId FROM ${db}.requests WHERE outcome != 'ok' AND requestId != '')`,
+  );
+  const [requests, errors, denied] = await Promise.all(['requests', 'errors', 'denied'].map((c) => rollupSumExpr(conn, 'requests_1m', c)));
+  const [rollup] = await query<Row>(conn, `SELECT count() AS rows, ${requests} AS requests, ${errors} AS errors, ${denied} AS denied FROM ${db}.requests_1m`);
+  const byOutcome = (o: string) => sumOf(running, 'meshlens_requests_total', (l) => l.outcome === o);
+  return {
+    raw: { rows: num(raw?.rows), ok: num(raw?.ok), error: num(raw?.error), denied: num(raw?.denied) },
+    rawOkWithNonOkPartner: num(partners?.n),
+    rollup: { rows: num(rollup?.rows), requests: num(rollup?.requests), errors: num(rollup?.errors), denied: num(rollup?.denied) },
+    metrics: {
+      total: await sumOf(running, 'meshlens_requests_total'),
+      ok: await byOutcome('ok'),
+      error: await byOutcome('error'),
+      denied: await byOutcome('denied'),
+    },
+    ingest: {
+      accepted: await acceptedRecords(running),
+      rejected: await sumOf(running, 'meshlens_ingest_records_total', (l) => l.outcome === 'rejected'),
+    },
+  };
 }
 
 function post(session: Session, method: string, params?: object): Promise<unknown> {
