@@ -4,10 +4,13 @@
  */
 import { Counter, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
-import { flagsLabel, orUnknown } from '../../lib/model';
+import * as model from '../../lib/model';
 import type { Flow, MeshRequest } from '../../lib/model';
 import { CounterFamily, HistogramFamily } from './series';
-import type { Labels } from './series';
+import type { KeyPart, Labels } from './series';
+
+// Bound once at load: CommonJS re-exports compile to property getters, and these run once per record.
+const { flagsLabel, orUnknown } = model;
 
 /** Istio's `istio_request_duration_milliseconds` buckets, in seconds, so dashboards compare like with like. */
 export const DURATION_BUCKETS_SECONDS = [
@@ -48,7 +51,13 @@ const FLOW_LABELS = [
   'reason',
   'policy',
 ] as const;
-const SEP = '\u0001';
+/**
+ * The series keys of the record at hand, one label value per slot in each family's label order. Filled and read
+ * within one synchronous call, so one array per family serves every record: no key string and no array per record.
+ */
+const requestKey: KeyPart[] = new Array<KeyPart>(REQUEST_LABELS.length).fill('');
+const durationKey: KeyPart[] = new Array<KeyPart>(DURATION_LABELS.length).fill('');
+const flowKey: KeyPart[] = new Array<KeyPart>(FLOW_LABELS.length).fill('');
 
 export class MeshMetrics {
   private readonly requests: CounterFamily;
@@ -82,27 +91,45 @@ export class MeshMetrics {
     for (const m of [this.requests, this.durations, this.flows]) registry.registerMetric(m as never);
   }
 
-  /** Adds a consumed batch of requests; one map lookup per record and family, no prom-client call per record. */
+  /**
+   * Adds a consumed batch of requests: per record and family, one walk down the family's series tree by the raw
+   * label values (series.ts); the labels themselves are made only for a new series.
+   */
   addRequests(records: readonly MeshRequest[]): void {
-    for (const r of records) {
-      const dest = r.destinationHost + SEP + r.destinationService + SEP + r.destinationNamespace + SEP + r.destinationSubset;
-      const durationKey = r.reporter + SEP + dest;
-      this.requests.add(
-        // The bounded label value, not the raw flags: 2,000 made-up flags are one `other` series, not 2,000 keys.
-        durationKey + SEP + r.sourceWorkload + SEP + r.sourceNamespace + SEP + r.responseCode + SEP + flagsLabel(r.responseFlags) + SEP + r.outcome,
-        () => requestLabels(r),
-        1,
-      );
-      this.durations.observe(durationKey, () => durationLabels(r), r.durationMs / 1000);
+    const rk = requestKey;
+    const dk = durationKey;
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i] as MeshRequest;
+      rk[0] = dk[0] = r.reporter;
+      rk[1] = r.sourceWorkload;
+      rk[2] = r.sourceNamespace;
+      rk[3] = dk[1] = r.destinationHost;
+      rk[4] = dk[2] = r.destinationService;
+      rk[5] = dk[3] = r.destinationNamespace;
+      rk[6] = dk[4] = r.destinationSubset;
+      rk[7] = r.responseCode;
+      // The bounded label value, not the raw flags: 2,000 made-up flags are one `other` series, not 2,000 keys.
+      rk[8] = flagsLabel(r.responseFlags);
+      rk[9] = r.outcome;
+      this.requests.add(rk, requestLabels, r, 1);
+      this.durations.observe(dk, durationLabels, r, r.durationMs / 1000);
     }
   }
 
   addFlows(flows: readonly Flow[]): void {
-    for (const f of flows) {
-      const key =
-        f.reporter + SEP + f.sourceWorkload + SEP + f.sourceNamespace + SEP + f.destinationHost + SEP + f.destinationService + SEP +
-        f.destinationNamespace + SEP + f.verdict + SEP + f.denyReason + SEP + f.policy;
-      this.flows.add(key, () => flowLabels(f), f.count);
+    const k = flowKey;
+    for (let i = 0; i < flows.length; i++) {
+      const f = flows[i] as Flow;
+      k[0] = f.reporter;
+      k[1] = f.sourceWorkload;
+      k[2] = f.sourceNamespace;
+      k[3] = f.destinationHost;
+      k[4] = f.destinationService;
+      k[5] = f.destinationNamespace;
+      k[6] = f.verdict;
+      k[7] = f.denyReason;
+      k[8] = f.policy;
+      this.flows.add(k, flowLabels, f, f.count);
     }
   }
 
@@ -112,12 +139,16 @@ export class MeshMetrics {
   }
 }
 
+// Labels of a new series, in each family's label order (the exposition's order).
 function requestLabels(r: MeshRequest): Labels {
   return {
     reporter: r.reporter,
     source_workload: orUnknown(r.sourceWorkload),
     source_workload_namespace: orUnknown(r.sourceNamespace),
-    ...destinationLabels(r),
+    destination_service: orUnknown(r.destinationHost),
+    destination_service_name: orUnknown(r.destinationService),
+    destination_service_namespace: orUnknown(r.destinationNamespace),
+    destination_subset: r.destinationSubset,
     response_code: String(r.responseCode),
     // Istio's label: the proxy's own failures (UH, UF, NR...) tell mesh failures from application 5xx in PromQL.
     response_flags: flagsLabel(r.responseFlags),
@@ -126,11 +157,8 @@ function requestLabels(r: MeshRequest): Labels {
 }
 
 function durationLabels(r: MeshRequest): Labels {
-  return { reporter: r.reporter, ...destinationLabels(r) };
-}
-
-function destinationLabels(r: MeshRequest): Labels {
   return {
+    reporter: r.reporter,
     destination_service: orUnknown(r.destinationHost),
     destination_service_name: orUnknown(r.destinationService),
     destination_service_namespace: orUnknown(r.destinationNamespace),

@@ -14,10 +14,28 @@
  * folds into the family's single overflow series — every label `__overflow__`, whatever the input, so no value
  * from a request can grow the family any further — and `meshlens_series_overflow_total{metric}` counts the
  * folded observations, so totals stay right.
+ *
+ * Finding a series per observation (issue 10, part 3): a key made by joining ten label values was a string
+ * built, flattened and hashed per record, plus a closure for labels that were almost never needed (~1 µs per
+ * request record). A series is now found by its label values one at a time, down a tree with one level per
+ * label: a level with one value holds it inline (most levels below the destination), only a level with several
+ * values has a Map. The values are the record's own strings, mostly shared ones (destinations come from a
+ * cache), whose hashes V8 computes once. The labels are built, by a plain function of the record, only when a
+ * series is created.
  */
 import type { Counter } from 'prom-client';
 
 export type Labels = Record<string, string>;
+
+/**
+ * One label's identity in a series key: the raw value the labels are made from (`''` and `unknown` may render
+ * as the same label, and are two keys, as they always were). Numbers are for numeric fields such as the
+ * response code, so that none is turned into a string per record.
+ */
+export type KeyPart = string | number;
+
+/** Builds a new series' labels from what the caller observed; called once per series, never per observation. */
+export type LabelsOf<T> = (source: T) => Labels;
 
 export const OVERFLOW = '__overflow__';
 
@@ -100,24 +118,62 @@ const LINES_PER_SLICE = 5_000;
 
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
+/**
+ * A level of the series tree: a single value inline (`key`, `child`), or, from the second value on, a Map. The
+ * inline form costs a few words where a Map costs ~150 bytes, and most levels of a family hold one value per
+ * parent (one namespace per host, one outcome per code...), so the tree stays small beside the series text.
+ */
+class Level {
+  key: KeyPart = '';
+  child: Level | Series<unknown> | undefined = undefined;
+  more: Map<KeyPart, Level | Series<unknown>> | undefined = undefined;
+
+  get(key: KeyPart): Level | Series<unknown> | undefined {
+    if (this.more !== undefined) return this.more.get(key);
+    // SameValueZero, as a Map compares: NaN finds NaN.
+    return this.child !== undefined && (this.key === key || (key !== key && this.key !== this.key)) ? this.child : undefined;
+  }
+
+  set(key: KeyPart, child: Level | Series<unknown>): void {
+    if (this.more !== undefined) {
+      this.more.set(key, child);
+    } else if (this.child === undefined) {
+      this.key = key;
+      this.child = child;
+    } else {
+      this.more = new Map<KeyPart, Level | Series<unknown>>([
+        [this.key, this.child],
+        [key, child],
+      ]);
+      this.child = undefined;
+      this.key = '';
+    }
+  }
+}
+
 abstract class Family<S> {
   readonly name: string;
   readonly help: string;
   readonly aggregator = 'sum' as const;
-  protected readonly series = new Map<string, Series<S>>();
+  /** Every series in creation order (the exposition's order), the overflow series included once it exists. */
+  protected readonly series: Series<S>[] = [];
+  /** The series tree: one level per label, in `labelNames` order. */
+  private root = new Level();
   private readonly header: string;
 
   constructor(
     protected readonly opts: FamilyOptions,
     type: 'counter' | 'histogram',
   ) {
+    // The tree has one level per label; every mesh family has labels, and a family without would need a root series.
+    if (opts.labelNames.length === 0) throw new Error(`${opts.name}: a series family needs at least one label`);
     this.name = opts.name;
     this.help = opts.help;
     this.header = `# HELP ${opts.name} ${opts.help.replace(/\\/g, '\\\\').replace(/\n/g, '\\n')}\n# TYPE ${opts.name} ${type}`;
   }
 
   get size(): number {
-    return this.series.size;
+    return this.series.length;
   }
 
   protected abstract newState(): S;
@@ -126,18 +182,37 @@ abstract class Family<S> {
   protected abstract render(out: string[], series: Series<S>): number;
 
   /**
-   * The state of the series `key` (a caller-built identity of the label values); `labels()` is only called
-   * when the series is new. Returns the overflow series once the family is full.
+   * The state of the series whose label values are `key[0..labelNames.length)` (read, never kept: callers may
+   * reuse one array); `labelsOf(source)` is only called when the series is new. Returns the overflow series once
+   * the family is full, and then creates nothing, not even a level of the tree: input past the cap cannot grow it.
    */
-  protected slot(key: string, labels: () => Labels, weight: number): S {
-    const hit = this.series.get(key);
-    if (hit) return hit.state;
-    if (this.series.size >= this.opts.maxSeries) {
+  protected slot<T>(key: readonly KeyPart[], labelsOf: LabelsOf<T>, source: T, weight: number): S {
+    const last = this.opts.labelNames.length - 1;
+    let level = this.root;
+    for (let i = 0; i < last; i++) {
+      const next = level.get(key[i] as KeyPart) as Level | undefined;
+      if (next === undefined) return this.create(level, i, key, labelsOf, source, weight);
+      level = next;
+    }
+    const hit = level.get(key[last] as KeyPart) as Series<S> | undefined;
+    return hit !== undefined ? hit.state : this.create(level, last, key, labelsOf, source, weight);
+  }
+
+  /** A new series below `level`, which `key[0..depth)` leads to; or the overflow series once the family is full. */
+  private create<T>(level: Level, depth: number, key: readonly KeyPart[], labelsOf: LabelsOf<T>, source: T, weight: number): S {
+    if (this.series.length >= this.opts.maxSeries) {
       this.opts.overflowCounter.inc({ metric: this.name }, weight);
       return this.overflowSlot();
     }
-    const entry = { text: renderLabels(labels()), state: this.newState() };
-    this.series.set(key, entry);
+    const last = this.opts.labelNames.length - 1;
+    for (let i = depth; i < last; i++) {
+      const next = new Level();
+      level.set(key[i] as KeyPart, next);
+      level = next;
+    }
+    const entry: Series<S> = { text: renderLabels(labelsOf(source)), state: this.newState() };
+    level.set(key[last] as KeyPart, entry as Series<unknown>);
+    this.series.push(entry);
     return entry.state;
   }
 
@@ -149,8 +224,8 @@ abstract class Family<S> {
       const labels: Labels = {};
       for (const l of this.opts.labelNames) labels[l] = OVERFLOW;
       this.overflow = this.newState();
-      // A key no caller-built key can equal: those join label values with \u0001 and never start with \u0000.
-      this.series.set('\u0000overflow', { text: renderLabels(labels), state: this.overflow });
+      // Not in the tree: no key leads to it, every label set past the cap does.
+      this.series.push({ text: renderLabels(labels), state: this.overflow });
     }
     return this.overflow;
   }
@@ -168,7 +243,7 @@ abstract class Family<S> {
     const chunks: string[] = [this.header];
     let out: string[] = [];
     let lines = 0;
-    for (const s of this.series.values()) {
+    for (const s of this.series) {
       lines += this.render(out, s);
       if (lines >= LINES_PER_SLICE) {
         chunks.push(out.join(''));
@@ -182,7 +257,9 @@ abstract class Family<S> {
   }
 
   reset(): void {
-    this.series.clear();
+    // Truncated in place, so that an exposition in progress stops where a cleared Map would have stopped it.
+    this.series.length = 0;
+    this.root = new Level();
     this.overflow = undefined;
   }
 }
@@ -198,8 +275,8 @@ export class CounterFamily extends Family<{ value: number }> {
     return { value: 0 };
   }
 
-  add(key: string, labels: () => Labels, n: number): void {
-    this.slot(key, labels, n).value += n;
+  add<T>(key: readonly KeyPart[], labelsOf: LabelsOf<T>, source: T, n: number): void {
+    this.slot(key, labelsOf, source, n).value += n;
   }
 
   protected render(out: string[], s: Series<{ value: number }>): number {
@@ -209,7 +286,7 @@ export class CounterFamily extends Family<{ value: number }> {
 
   async get(): Promise<Snapshot> {
     const values: Sample[] = [];
-    for (const { text, state } of this.series.values()) values.push({ labels: parseLabels(text), value: state.value });
+    for (const { text, state } of this.series) values.push({ labels: parseLabels(text), value: state.value });
     return { name: this.name, help: this.help, type: this.type, aggregator: this.aggregator, values };
   }
 }
@@ -246,8 +323,8 @@ export class HistogramFamily extends Family<HistogramState> {
     return { buckets: new Float64Array(this.bounds.length + 1), sum: 0, count: 0 };
   }
 
-  observe(key: string, labels: () => Labels, value: number): void {
-    const s = this.slot(key, labels, 1);
+  observe<T>(key: readonly KeyPart[], labelsOf: LabelsOf<T>, source: T, value: number): void {
+    const s = this.slot(key, labelsOf, source, 1);
     const bounds = this.bounds;
     let i = 0;
     while (i < bounds.length && value > (bounds[i] as number)) i++;
@@ -271,7 +348,7 @@ export class HistogramFamily extends Family<HistogramState> {
   async get(): Promise<Snapshot> {
     const values: Sample[] = [];
     const bucketName = `${this.name}_bucket`;
-    for (const { text, state } of this.series.values()) {
+    for (const { text, state } of this.series) {
       const labels = parseLabels(text);
       let cumulative = 0;
       for (let i = 0; i < this.leLabels.length; i++) {
