@@ -4,6 +4,9 @@ import { describeBusContract, uniqueName } from './contract';
 import { createEachBatch, createKafkaBus, toBusError } from './kafka';
 import type { SubState, Undecodable } from './kafka';
 import type { EachBatchPayload, KafkaMessage } from 'kafkajs';
+import { emptyRequest } from '../model';
+import type { MeshRequest } from '../model';
+import type { CodecError } from './codec';
 import { BusError, TOPICS } from './types';
 import type { BatchHandler, DeadLetter, DeliveredMessage, Topic } from './types';
 
@@ -260,6 +263,59 @@ describe('kafka bus: the eachBatch loop', () => {
   });
 });
 
+/**
+ * The requests topic's own codec in the same loop: binary messages and the JSON ones an older meshlens wrote
+ * (an upgrade in place) are delivered; an unknown format version, a truncated message or a JSON object are
+ * dead-lettered with the codec's reason.
+ */
+describe('kafka bus: the eachBatch loop with the binary record codec', () => {
+  it('delivers binary and legacy JSON messages and dead-letters what the codec refuses', async () => {
+    const request = (id: string): MeshRequest => ({ ...emptyRequest(), startTimeMs: 1_700_000_000_123.5, requestId: id, responseCode: 503, attributes: { ü: 'ß' } });
+    const binary = TOPICS.requests.codec.encode([request('a'), request('b')]);
+    const future = Buffer.from(binary);
+    future[0] = 2;
+    const values = [binary, Buffer.from(JSON.stringify([request('c')])), future, binary.subarray(0, binary.length - 1), Buffer.from('{"n":1}')];
+    const messages = values.map((value, offset) => ({ key: Buffer.from('reviews'), value, timestamp: '1700000000000', attributes: 0, offset: String(offset), headers: {} }) as KafkaMessage);
+    const handled: DeliveredMessage<MeshRequest[]>[] = [];
+    const bad: Undecodable[] = [];
+    const events: string[] = [];
+    const eachBatch = createEachBatch({
+      topic: TOPICS.requests,
+      group: 'g',
+      handler: async (batch) => {
+        handled.push(...batch);
+      },
+      state: { stopping: false, wake: null },
+      maxBatchSize: 500,
+      backoffMs: () => 5,
+      deadLetter: async (_t, _p, b) => {
+        bad.push(...b);
+      },
+    });
+    await eachBatch({
+      batch: { topic: TOPICS.requests.name, partition: 0, messages },
+      resolveOffset: (o: string) => events.push(`resolve ${o}`),
+      commitOffsetsIfNecessary: async () => {
+        events.push('commit');
+      },
+      heartbeat: async () => undefined,
+      isRunning: () => true,
+      isStale: () => false,
+    } as unknown as EachBatchPayload);
+
+    expect(handled.map((m) => m.offset)).toEqual(['0', '1']);
+    expect(handled[0]?.value).toEqual([request('a'), request('b')]);
+    expect(handled[1]?.value).toEqual([request('c')]);
+    expect(bad.map((b) => [b.message.offset, (b.error as CodecError).code])).toEqual([
+      ['2', 'CODEC_UNKNOWN_VERSION'],
+      ['3', 'CODEC_MALFORMED'],
+      ['4', 'CODEC_UNKNOWN_VERSION'],
+    ]);
+    expect((bad[0]?.error as Error).message).toContain('unknown bus message format version 2');
+    expect(events).toEqual(['commit', 'resolve 4']);
+  });
+});
+
 const brokers = process.env.MESHLENS_TEST_KAFKA_BROKERS?.split(',').map((b) => b.trim()).filter(Boolean) ?? [];
 
 if (brokers.length > 0) {
@@ -278,7 +334,7 @@ if (brokers.length > 0) {
         await bus.connect();
         const name = uniqueName('undecodable');
         const raw: Topic<string> = { name, codec: { encode: (s) => Buffer.from(s), decode: (b) => b.toString() } };
-        const json: Topic<{ n: number }> = { name, codec: TOPICS.requests.codec as unknown as Topic<{ n: number }>['codec'] };
+        const json: Topic<{ n: number }> = { name, codec: { encode: (v) => Buffer.from(JSON.stringify(v)), decode: (b) => JSON.parse(b.toString()) as { n: number } } };
         await bus.publish(raw, [
           { key: 'k', value: '{"n":1}' },
           { key: 'k', value: 'not json' },
@@ -298,6 +354,28 @@ if (brokers.length > 0) {
         expect(letters).toHaveLength(1);
         expect(Buffer.from(letters[0]?.rawBase64 ?? '', 'base64').toString()).toBe('not json');
         expect(undecodable).toHaveLength(1);
+      } finally {
+        await bus.close();
+      }
+    }, 90_000);
+
+    it('carries records in the binary codec and still reads the JSON an older version wrote', async () => {
+      const bus = await makeBus();
+      try {
+        const name = uniqueName('records');
+        const requests: Topic<MeshRequest[]> = { name, codec: TOPICS.requests.codec };
+        const raw: Topic<string> = { name, codec: { encode: (s) => Buffer.from(s), decode: (b) => b.toString() } };
+        const old = { ...emptyRequest(), requestId: 'old', attributes: {} };
+        const now = { ...emptyRequest(), requestId: 'new', durationMs: 0.1, attributes: { k: 'é' } };
+        await bus.publish(raw, [{ key: 'k', value: JSON.stringify([old]) }]);
+        await bus.publish(requests, [{ key: 'k', value: [now] }]);
+        const got: MeshRequest[] = [];
+        await bus.subscribe(requests, uniqueName('group'), async (batch) => {
+          for (const m of batch) got.push(...m.value);
+        });
+        const deadline = Date.now() + 60_000;
+        while (got.length < 2 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+        expect(got).toEqual([old, now]);
       } finally {
         await bus.close();
       }

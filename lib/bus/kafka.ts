@@ -28,10 +28,12 @@
  * rebalances (the heartbeat throws, and kafkajs rejoins).
  *
  * Undecodable messages (codec throws, or a null value): the rest of the batch is delivered; each
- * undecodable one is forwarded with its raw bytes to the dead-letter topic (`TOPICS.deadLetters`, reason
- * `malformed_json`, all meshlens codecs being JSON) before the batch commits, so nothing received is lost
- * and it can be replayed after a fix. An undecodable message *on* the dead-letter topic is skipped, logged
- * at error level with its coordinates. Both are reported to `onUndecodable` for a counter.
+ * undecodable one is forwarded with its raw bytes to the dead-letter topic (`TOPICS.deadLetters`) before the
+ * batch commits, so nothing received is lost and it can be replayed after a fix. Its `message` carries the
+ * codec's error (e.g. the binary codec's "unknown bus message format version 2", from a newer producer); its
+ * reason is `malformed_json`, the closest of lib/model's reasons, though the record topics are binary now
+ * (lib/bus/codec.ts). An undecodable message *on* the dead-letter topic is skipped, logged at error level
+ * with its coordinates. Both are reported to `onUndecodable` for a counter.
  *
  * Topics: at connect the admin client creates the meshlens topics that are missing (`partitions`,
  * `replicationFactor`), and any other topic on first use; `createTopics: false` leaves that to the

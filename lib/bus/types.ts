@@ -3,6 +3,7 @@
  * succeeded (at-least-once). One contract test suite runs against every implementation (memory, kafka).
  */
 import type { Flow, IngestFormat, MeshRequest, RejectReason, Span } from '../model';
+import { flowsCodec, requestsCodec, spansCodec } from './codec';
 
 /** How a topic's values cross a wire. The memory bus passes values by reference and never calls it. */
 export interface Codec<T> {
@@ -157,11 +158,15 @@ const json = <T>(): Codec<T> => ({
   decode: (bytes) => JSON.parse(bytes.toString('utf8')) as T,
 });
 
-/** The topics meshlens uses; each message value is a batch of records sharing one key. */
+/**
+ * The topics meshlens uses; each message value is a batch of records sharing one key. The record topics use
+ * the columnar binary codec of ./codec.ts (which still reads the JSON their messages used to be); dead letters
+ * and heartbeats are few and stay JSON, readable with any Kafka tool.
+ */
 export const TOPICS = {
-  requests: { name: 'meshlens.requests', codec: json<MeshRequest[]>() } as Topic<MeshRequest[]>,
-  flows: { name: 'meshlens.flows', codec: json<Flow[]>() } as Topic<Flow[]>,
-  spans: { name: 'meshlens.spans', codec: json<Span[]>() } as Topic<Span[]>,
+  requests: { name: 'meshlens.requests', codec: requestsCodec } as Topic<MeshRequest[]>,
+  flows: { name: 'meshlens.flows', codec: flowsCodec } as Topic<Flow[]>,
+  spans: { name: 'meshlens.spans', codec: spansCodec } as Topic<Span[]>,
   deadLetters: { name: 'meshlens.deadletters', codec: json<DeadLetter[]>() } as Topic<DeadLetter[]>,
   /** Keyed by instance. Only the last few intervals matter: Kafka operators may give it a short `retention.ms`. */
   members: { name: 'meshlens.members', codec: json<MemberHeartbeat[]>() } as Topic<MemberHeartbeat[]>,
