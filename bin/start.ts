@@ -155,6 +155,7 @@ export async function start(opts: StartOptions): Promise<Running> {
       dataDir: config.dataDir,
       rawRetentionDays: config.rawRetentionDays,
       rollupRetentionDays: config.rollupRetentionDays,
+      rawRequests: config.rawRequests,
       maxClockSkewMs: config.maxClockSkewMs,
       maxSeries: config.maxSeries,
       canary: config.canary,

@@ -60,10 +60,13 @@ async function storedRows(http: string): Promise<number> {
   return metricSamples(text, 'meshlens_store_rows_total').get('table="requests"') ?? 0;
 }
 
-describe('ground truth: simulator → real receivers → embedded ClickHouse → query API and /metrics', () => {
+// Both ways raw rows can be kept: all of them (the default), and none but errors and denials (counts come from the
+// rollups and the joined view the aggregator writes, windows widened to whole minutes).
+describe.each(['1', '0'])('ground truth with MESHLENS_RAW_REQUESTS=%s: simulator → real receivers → embedded ClickHouse → query API and /metrics', (rawRequests) => {
   const dataDir = mkdtempSync(join(tmpdir(), 'meshlens-truth-'));
   const config = loadConfig({
     ...EPHEMERAL_PORTS,
+    MESHLENS_RAW_REQUESTS: rawRequests,
     MESHLENS_DATA_DIR: dataDir,
     MESHLENS_MESH_CONFIG: join(__dirname, '..', 'examples', 'bookinfo'),
     // The run holds ~150 requests of reviews v3 (5 %), spread over the last minutes.
@@ -200,7 +203,11 @@ describe('ground truth: simulator → real receivers → embedded ClickHouse →
     expect(series('v2', v2.verdict)).toBe(1);
   });
 
-  it('answers /api/v1/flows (reporter=all) exactly: each request once, the destination verdict, L4 flows beside L7', async () => {
+  // Not yet exact with raw rows sampled away (issue 10, open): the L7 ledger's allowed counts and ports, and which
+  // hops spans alone saw, are still read from raw rows. `it.failing` turns red the day they are exact.
+  const needsRawRows = rawRequests === '1' ? it : it.failing;
+
+  needsRawRows('answers /api/v1/flows (reporter=all) exactly: each request once, the destination verdict, L4 flows beside L7', async () => {
     const { flows } = await get<{ flows: FlowTruth[] }>(`/api/v1/flows?${period}`);
     const norm = (f: FlowTruth) => ({
       ...f,
@@ -226,7 +233,7 @@ describe('ground truth: simulator → real receivers → embedded ClickHouse →
     expect(Object.fromEntries([...samples].sort())).toEqual(Object.fromEntries([...want].sort()));
   });
 
-  it('builds the graph from access logs; spans of logged hops add no edges', async () => {
+  needsRawRows('builds the graph from access logs; spans of logged hops add no edges', async () => {
     interface Edge { source: string; target: string; subset: string; requests: number; from: string }
     const { edges } = await get<{ edges: Edge[] }>(`/api/v1/graph?${period}`);
     expect(edges.filter((e) => e.from === 'spans')).toEqual([]);

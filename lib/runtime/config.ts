@@ -43,6 +43,8 @@ export interface Config {
   rawRetentionDays: number;
   /** Days the per-minute rollups stay in ClickHouse (table TTL). */
   rollupRetentionDays: number;
+  /** Share (0–1) of `ok` requests whose raw rows are stored, by request id; errors and denials always are. */
+  rawRequests: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   canary: CanaryConfig;
   /** `host:port` Prometheus and peers reach this process's HTTP port at; undefined → derived at start. */
@@ -126,11 +128,11 @@ export function loadConfig(env: Env): Config {
     }
     return ms;
   };
-  const fraction = (name: string, def: number): number => {
+  const fraction = (name: string, def: number, example: string): number => {
     const v = str(name);
     if (v === undefined) return def;
     if (!/^(0(\.\d+)?|1(\.0+)?|\.\d+)$/.test(v)) {
-      problems.push(`${name}=${JSON.stringify(v)}: expected a number from 0 to 1 (0.005 = half a percentage point)`);
+      problems.push(`${name}=${JSON.stringify(v)}: expected a number from 0 to 1 (${example})`);
       return def;
     }
     return Number(v);
@@ -194,12 +196,13 @@ export function loadConfig(env: Env): Config {
     deadLetterRetentionDays: int('MESHLENS_DEADLETTER_RETENTION_DAYS', 7, 1, 3650),
     rawRetentionDays: int('MESHLENS_RAW_RETENTION_DAYS', 7, 1, 3650),
     rollupRetentionDays: int('MESHLENS_ROLLUP_RETENTION_DAYS', 90, 1, 3650),
+    rawRequests: fraction('MESHLENS_RAW_REQUESTS', 1, '0.1 keeps the raw rows of one ok request in ten'),
     logLevel: logLevelRaw as Config['logLevel'],
     canary: {
       windowMs: duration('MESHLENS_CANARY_WINDOW', CANARY_DEFAULTS.windowMs, 60_000),
       intervalMs: duration('MESHLENS_CANARY_INTERVAL', CANARY_DEFAULTS.intervalMs, 1_000),
       minRequests: int('MESHLENS_CANARY_MIN_REQUESTS', CANARY_DEFAULTS.minRequests, 10, 100_000_000),
-      margin: fraction('MESHLENS_CANARY_MARGIN', CANARY_DEFAULTS.margin),
+      margin: fraction('MESHLENS_CANARY_MARGIN', CANARY_DEFAULTS.margin, '0.005 = half a percentage point'),
     },
     advertiseAddress: str('MESHLENS_ADVERTISE_ADDRESS'),
     fileSdPath: str('MESHLENS_FILE_SD_PATH'),

@@ -21,5 +21,9 @@ export {
   querySpanEdges,
   querySubsets,
   splitWindow,
+  wholeMinutes,
 } from './queries';
 export type { EdgeRow, LatencyPair, LatencyShiftRow, Layer, LedgerRow, QueryLimits, QueryScope, ReporterFilter, SpanEdgeRow, SubsetRow } from './queries';
+export { JoinedRollup, contributionOf } from './rollup';
+export type { JoinedContribution, JoinedRollupRow } from './rollup';
+export { PAIRING_WINDOW_MS, Pairing } from './pairing';

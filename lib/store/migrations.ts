@@ -63,6 +63,7 @@ const TTL_TABLES: { table: string; expr: string; kind: keyof Retention }[] = [
   { table: 'spans', expr: 'toDateTime(timestamp)', kind: 'rawDays' },
   { table: 'requests_1m', expr: 'minute', kind: 'rollupDays' },
   { table: 'flows_1m', expr: 'minute', kind: 'rollupDays' },
+  { table: 'requests_joined_1m', expr: 'minute', kind: 'rollupDays' },
 ];
 
 /** Applies pending migrations, then aligns table TTLs with the configured retention. Returns applied names. */
@@ -113,6 +114,8 @@ async function applyRetention(conn: Connection, retention: Retention): Promise<v
   const engines = new Map((await rs.json<{ name: string; engine_full: string }>()).map((r) => [r.name, r.engine_full]));
   for (const { table, expr, kind } of TTL_TABLES) {
     const days = retention[kind];
+    // A table a later migration creates is not there yet when only earlier migrations were applied.
+    if (!engines.has(table)) continue;
     const current = /toIntervalDay\((\d+)\)/.exec(engines.get(table) ?? '');
     if (current && Number(current[1]) === days) continue;
     // Parts older than the new TTL are dropped by background merges; no rewrite of existing parts.

@@ -36,6 +36,7 @@ export type NativeType =
   | 'LowCardinality(String)'
   | 'Map(String, String)'
   | 'Map(Int16, UInt64)'
+  | 'Map(Int16, Int64)'
   | 'AggregateFunction(count)'
   | 'AggregateFunction(countIf, UInt8)'
   | 'AggregateFunction(sum, UInt64)';
@@ -212,7 +213,8 @@ function writeColumn(out: Out, col: NativeColumn, values: Values): void {
       writeStringMap(out, name, values);
       return;
     case 'Map(Int16, UInt64)':
-      writeHistogram(out, name, values);
+    case 'Map(Int16, Int64)':
+      writeHistogram(out, name, values, type === 'Map(Int16, Int64)');
       return;
     case 'AggregateFunction(count)':
     case 'AggregateFunction(countIf, UInt8)':
@@ -317,8 +319,8 @@ function writeStringMap(out: Out, name: string, values: Values): void {
   }
 }
 
-/** A latency histogram as a Map of bucket → count (`ReadonlyMap<number, number>`). */
-function writeHistogram(out: Out, name: string, values: Values): void {
+/** A latency histogram as a Map of bucket → count (`ReadonlyMap<number, number>`); signed counts for Int64. */
+function writeHistogram(out: Out, name: string, values: Values, signed: boolean): void {
   let total = 0;
   for (let i = 0; i < values.length; i++) {
     const m = values[i];
@@ -334,7 +336,14 @@ function writeHistogram(out: Out, name: string, values: Values): void {
       out.pos += 2;
     }
   }
-  for (const m of maps) for (const count of m.values()) out.uint64(count);
+  const type = signed ? 'Int64' : 'UInt64';
+  for (let i = 0; i < maps.length; i++) {
+    for (const count of (maps[i] as Map<number, number>).values()) {
+      const n = integer(count, name, i, type);
+      if (signed) out.int64(n);
+      else out.uint64(n);
+    }
+  }
 }
 
 function text(v: unknown, name: string, i: number): string {

@@ -152,7 +152,7 @@ export const LATENCY_BUCKET_SQL = (col: string): string =>
   `if(${col} > 0, toInt16(greatest(-32767, least(32767, ceil(log(${col}) / log(1.01 / 0.99))))), toInt16(-32768))`;
 
 /** A histogram of raw rows' durations, as the rollup keeps it. */
-const HISTOGRAM = `sumMap(map(${LATENCY_BUCKET_SQL('durationMs')}, toUInt64(1)))`;
+const HISTOGRAM = `sumMap(map(${LATENCY_BUCKET_SQL('durationMs')}, toInt64(1)))`;
 
 /**
  * The nearest-rank `percent`-th percentile of a histogram (bucket → count, as ClickHouse returns a Map): the
@@ -176,6 +176,11 @@ export function nearestRank(histogram: Readonly<Record<string, number>>, percent
 }
 
 const samples = (histogram: Readonly<Record<string, number>>): number => Object.values(histogram).reduce((sum, n) => sum + Number(n), 0);
+
+/** `scope` widened to the whole minutes it touches: answered from the rollups alone, when raw rows are sampled. */
+export function wholeMinutes(scope: QueryScope): QueryScope {
+  return { ...scope, fromMs: Math.floor(scope.fromMs / MINUTE_MS) * MINUTE_MS, toMs: Math.ceil(scope.toMs / MINUTE_MS) * MINUTE_MS };
+}
 
 interface Split {
   /** Whole minutes [rollupFrom, rollupTo) in seconds, empty when rollupFrom >= rollupTo. */
@@ -206,8 +211,16 @@ function params(scope: QueryScope): Record<string, unknown> {
     namespace: scope.namespace,
     service: scope.service,
     reporter: scope.reporter,
+    pairFrom: scope.fromMs - PAIRING_REACH_MS,
+    pairTo: scope.toMs + PAIRING_REACH_MS,
   };
 }
+
+/**
+ * How far outside a window a request's other record is looked for when raw rows are paired (the window's edges,
+ * the ledger): the aggregator's pairing window (services/aggregator/pairing.ts), so both count a pair alike.
+ */
+const PAIRING_REACH_MS = 5 * 60_000;
 
 /**
  * A missing name as /metrics labels it, `unknown` (Istio's convention, CONTRACT.md §5): rows stored by older
@@ -262,13 +275,14 @@ const REQUEST_COLUMNS = [
  * destination record's verdict onto its source partner and keep source records and unpartnered destination ones.
  * Partitions lead with a 64-bit hash so the sort compares strings only on ties (3× faster than grouping).
  */
-function pairedRequests(db: string): string {
+function pairedRequests(db: string, ownTime: string): string {
   const cols = REQUEST_COLUMNS.join(', ');
   const hop = 'requestId, destinationNamespace, destinationService';
   const VERDICT = ['outcome', 'meshFailure', 'denyReason', 'policy', 'rule'];
   // The destination partner's values, on every record of the pair (alias `partner_<col>`).
   const partner = [...VERDICT, 'destinationSubset'].map((c) => `anyIf(${c}, reporter = 'destination') OVER pair AS partner_${c}`).join(', ');
   const verdict = VERDICT.map((c) => `if(deniedThere, partner_${c}, ${c}) AS ${c}`).join(', ');
+  const PAIR_TIME = `timestamp >= fromUnixTimestamp64Milli({pairFrom:Int64}, 'UTC') AND timestamp < fromUnixTimestamp64Milli({pairTo:Int64}, 'UTC')`;
   return `
     SELECT sourceWorkload, sourceNamespace, destinationNamespace, destinationService, destinationHost,
       if(destinationSubset = '', partner_destinationSubset, destinationSubset) AS destinationSubset,
@@ -278,38 +292,52 @@ function pairedRequests(db: string): string {
       FROM (
         SELECT *, countIf(reporter = 'source') OVER pair AS sources, ${partner}
         FROM (
-          SELECT ${cols}, requestId, reporter,
+          SELECT ${cols}, requestId, reporter, timestamp,
             row_number() OVER (PARTITION BY cityHash64(${hop}, reporter), ${hop}, reporter
               ORDER BY startTimeMs, durationMs, responseCode) AS attempt
           FROM ${db}.requests
-          WHERE ${RAW_TIME()} AND ${DEST_FILTER} AND requestId != '' AND reporter IN ('source', 'destination')
+          WHERE ${PAIR_TIME} AND ${DEST_FILTER} AND requestId != '' AND reporter IN ('source', 'destination')
         )
         WINDOW pair AS (PARTITION BY cityHash64(${hop}, attempt), ${hop}, attempt)
       )
-      WHERE reporter = 'source' OR sources = 0
+      WHERE (reporter = 'source' OR sources = 0) AND ${ownTime}
     )
     UNION ALL
     SELECT ${cols} FROM ${db}.requests
-    WHERE ${RAW_TIME()} AND ${DEST_FILTER} AND (requestId = '' OR reporter NOT IN ('source', 'destination'))`;
+    WHERE ${ownTime} AND ${DEST_FILTER} AND (requestId = '' OR reporter NOT IN ('source', 'destination'))`;
 }
 
-/** Per-group RED as aggregate states, merged from rollups (whole minutes) and raw rows (edges) or from deduped raw rows. */
-function redStates(db: string, keys: string[], reporter: ReporterFilter): string {
-  const k = keys.join(', ');
-  const rawStates = `countState() AS requests, countIfState(outcome = 'error') AS errors, countIfState(outcome = 'denied') AS denied,
-      countIfState(outcome = 'error' AND NOT meshFailure) AS appErrors, countIfState(meshFailure) AS meshFailures,
+/** Raw rows' RED columns, per group (signed counts, so they add to the joined view's rows). */
+const RAW_COUNTS = `toInt64(count()) AS requests, toInt64(countIf(outcome = 'error')) AS errors, toInt64(countIf(outcome = 'denied')) AS denied,
+      toInt64(countIf(outcome = 'error' AND NOT meshFailure)) AS appErrors, toInt64(countIf(meshFailure)) AS meshFailures,
       ${HISTOGRAM} AS latencyBuckets`;
+
+/**
+ * Per-group RED counts as rows to be summed by the caller: whole minutes from a rollup (requests_1m for one
+ * reporter, requests_joined_1m for `all`), the partial minutes at the window's edges from raw rows (paired for `all`,
+ * each pair counted at its source record's time, as the aggregator counts it).
+ */
+function redCounts(db: string, keys: string[], reporter: ReporterFilter): string {
+  const k = keys.join(', ');
   // Keys are spelled in each branch; the caller's GROUP BY merges '' and `unknown` into one group.
   const named = keys.map(spelled).join(', ');
   if (reporter === 'all') {
-    return `SELECT ${named}, ${rawStates} FROM (${pairedRequests(db)}) GROUP BY ${k}`;
+    return `
+      SELECT ${named}, requests, errors, denied, appErrors, meshFailures, CAST(latencyBuckets, 'Map(Int16, Int64)') AS latencyBuckets
+      FROM ${db}.requests_joined_1m
+      WHERE ${ROLLUP_TIME} AND ${DEST_FILTER}
+      UNION ALL
+      SELECT ${named}, ${RAW_COUNTS} FROM (${pairedRequests(db, RAW_EDGES)}) GROUP BY ${k}`;
   }
   return `
-    SELECT ${named}, requests, errors, denied, appErrors, meshFailures, CAST(latencyBuckets, 'Map(Int16, UInt64)') AS latencyBuckets
+    SELECT ${named}, toInt64(countMerge(requests)) AS requests, toInt64(countIfMerge(errors)) AS errors, toInt64(countIfMerge(denied)) AS denied,
+      toInt64(countIfMerge(appErrors)) AS appErrors, toInt64(countIfMerge(meshFailures)) AS meshFailures,
+      CAST(sumMap(latencyBuckets), 'Map(Int16, Int64)') AS latencyBuckets
     FROM ${db}.requests_1m
     WHERE ${ROLLUP_TIME} AND reporter = {reporter:String} AND ${DEST_FILTER}
+    GROUP BY ${k}
     UNION ALL
-    SELECT ${named}, ${rawStates} FROM ${db}.requests
+    SELECT ${named}, ${RAW_COUNTS} FROM ${db}.requests
     WHERE ${RAW_EDGES} AND reporter = {reporter:String} AND ${DEST_FILTER}
     GROUP BY ${k}`;
 }
@@ -325,10 +353,10 @@ export async function querySubsets(conn: Connection, scope: QueryScope, limits?:
   const keys = ['destinationNamespace', 'destinationService', 'destinationHost', 'destinationSubset'];
   const query = `
     SELECT destinationNamespace AS namespace, destinationService AS service, destinationHost AS host, destinationSubset AS subset,
-      countMerge(requests) AS requests, countIfMerge(errors) AS errors, countIfMerge(denied) AS denied,
-      countIfMerge(appErrors) AS appErrors, countIfMerge(meshFailures) AS meshFailures,
+      sum(requests) AS requests, sum(errors) AS errors, sum(denied) AS denied,
+      sum(appErrors) AS appErrors, sum(meshFailures) AS meshFailures,
       sumMap(latencyBuckets) AS h
-    FROM (${redStates(conn.database, keys, scope.reporter)})
+    FROM (${redCounts(conn.database, keys, scope.reporter)})
     GROUP BY namespace, service, host, subset
     ORDER BY namespace, service, host, subset`;
   const result = await rows<Omit<SubsetRow, 'latencyMs'> & { h: Histogram }>(conn, query, scope, limits);
@@ -343,9 +371,9 @@ export async function queryEdges(conn: Connection, scope: QueryScope, limits?: Q
   const keys = ['sourceNamespace', 'sourceWorkload', 'destinationNamespace', 'destinationService', 'destinationHost', 'destinationSubset'];
   const query = `
     SELECT sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, destinationSubset AS subset,
-      countMerge(requests) AS requests, countIfMerge(errors) AS errors, countIfMerge(denied) AS denied,
+      sum(requests) AS requests, sum(errors) AS errors, sum(denied) AS denied,
       sumMap(latencyBuckets) AS h
-    FROM (${redStates(conn.database, keys, scope.reporter)})
+    FROM (${redCounts(conn.database, keys, scope.reporter)})
     GROUP BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset
     ORDER BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, subset`;
   const result = await rows<Omit<EdgeRow, 'p99Ms'> & { h: Histogram }>(conn, query, scope, limits);
@@ -511,7 +539,7 @@ export async function queryLedger(conn: Connection, scope: QueryScope, limits?: 
   const db = conn.database;
   const requestRows =
     scope.reporter === 'all'
-      ? `(${pairedRequests(db)})`
+      ? `(${pairedRequests(db, RAW_TIME())})`
       : `(SELECT * FROM ${db}.requests WHERE ${RAW_TIME()} AND ${DEST_FILTER} AND reporter = {reporter:String})`;
   const names = (cols: string[]): string => cols.map(spelled).join(', ');
   const WHO = ['sourceNamespace', 'sourceWorkload', 'destinationNamespace', 'destinationService', 'destinationHost'];

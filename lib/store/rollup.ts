@@ -177,3 +177,103 @@ export function rollUpFlows(records: readonly Flow[]): FlowRollupRow[] {
 function minuteOf(ms: number): number {
   return Math.floor(ms / MINUTE_MS) * 60;
 }
+
+/**
+ * One request as it counts in the joined view (`reporter=all`, requests_joined_1m): where it counts (the minute
+ * and names) and how (outcome, failure class, latency bucket). Built by the aggregator's pairing of source and
+ * destination records (services/aggregator/pairing.ts).
+ */
+export interface JoinedContribution {
+  minute: number;
+  sourceWorkload: string;
+  sourceNamespace: string;
+  destinationHost: string;
+  destinationService: string;
+  destinationNamespace: string;
+  destinationSubset: string;
+  outcome: MeshRequest['outcome'];
+  meshFailure: boolean;
+  bucket: number;
+}
+
+/** A record's contribution as its own side saw it. */
+export function contributionOf(r: MeshRequest): JoinedContribution {
+  const meshFailure = r.outcome !== 'denied' && hasMeshFailureFlag(r.responseFlags);
+  return {
+    minute: minuteOf(r.startTimeMs),
+    sourceWorkload: r.sourceWorkload,
+    sourceNamespace: r.sourceNamespace,
+    destinationHost: r.destinationHost,
+    destinationService: r.destinationService,
+    destinationNamespace: r.destinationNamespace,
+    destinationSubset: r.destinationSubset,
+    outcome: r.outcome,
+    meshFailure,
+    bucket: latencyBucket(r.durationMs),
+  };
+}
+
+/** requests_joined_1m rows: signed sums, since pairing a record with one seen earlier takes back what that one added. */
+export interface JoinedRollupRow {
+  minute: number;
+  sourceWorkload: string;
+  sourceNamespace: string;
+  destinationHost: string;
+  destinationService: string;
+  destinationNamespace: string;
+  destinationSubset: string;
+  requests: number;
+  errors: number;
+  denied: number;
+  appErrors: number;
+  meshFailures: number;
+  latencyBuckets: Map<number, number>;
+}
+
+const JOINED_KEY = [
+  'sourceWorkload',
+  'sourceNamespace',
+  'destinationHost',
+  'destinationService',
+  'destinationNamespace',
+  'destinationSubset',
+] as const satisfies readonly (keyof JoinedContribution)[];
+
+/** Sums contributions (added or taken back) into requests_joined_1m rows. */
+export class JoinedRollup {
+  private readonly groups = new Groups<JoinedContribution, JoinedRollupRow>(JOINED_KEY, (c, minute) => ({
+    minute,
+    sourceWorkload: c.sourceWorkload,
+    sourceNamespace: c.sourceNamespace,
+    destinationHost: c.destinationHost,
+    destinationService: c.destinationService,
+    destinationNamespace: c.destinationNamespace,
+    destinationSubset: c.destinationSubset,
+    requests: 0,
+    errors: 0,
+    denied: 0,
+    appErrors: 0,
+    meshFailures: 0,
+    latencyBuckets: new Map(),
+  }));
+
+  /** Adds `c` (sign 1) or takes it back (sign -1). */
+  add(c: JoinedContribution, sign: 1 | -1): void {
+    const g = this.groups.of(c, c.minute);
+    g.requests += sign;
+    if (c.outcome === 'denied') g.denied += sign;
+    else if (c.outcome === 'error') {
+      g.errors += sign;
+      if (!c.meshFailure) g.appErrors += sign;
+    }
+    if (c.meshFailure) g.meshFailures += sign;
+    const n = (g.latencyBuckets.get(c.bucket) ?? 0) + sign;
+    if (n === 0) g.latencyBuckets.delete(c.bucket);
+    else g.latencyBuckets.set(c.bucket, n);
+  }
+
+  /** The rows with any non-zero sum (a record added and taken back in one batch leaves nothing). */
+  rows(): JoinedRollupRow[] {
+    return this.groups.rows.filter((g) => g.requests !== 0 || g.errors !== 0 || g.denied !== 0 || g.meshFailures !== 0 || g.latencyBuckets.size > 0);
+  }
+}

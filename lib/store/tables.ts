@@ -135,7 +135,24 @@ export const FLOW_ROLLUP_COLUMNS = columns({
   connections: 'AggregateFunction(sum, UInt64)',
 });
 
-export type StoredTable = 'requests' | 'flows' | 'spans' | 'requests_1m' | 'flows_1m';
+/** requests_joined_1m (migration 006): the joined view's per-minute signed sums (lib/store/rollup.ts JoinedRollup). */
+export const REQUEST_JOINED_COLUMNS = columns({
+  minute: "DateTime('UTC')",
+  sourceWorkload: LC,
+  sourceNamespace: LC,
+  destinationHost: LC,
+  destinationService: LC,
+  destinationNamespace: LC,
+  destinationSubset: LC,
+  requests: 'Int64',
+  errors: 'Int64',
+  denied: 'Int64',
+  appErrors: 'Int64',
+  meshFailures: 'Int64',
+  latencyBuckets: 'Map(Int16, Int64)',
+});
+
+export type StoredTable = 'requests' | 'flows' | 'spans' | 'requests_1m' | 'flows_1m' | 'requests_joined_1m';
 
 export const TABLE_COLUMNS: Readonly<Record<StoredTable, readonly NativeColumn[]>> = {
   requests: REQUEST_COLUMNS,
@@ -143,4 +160,5 @@ export const TABLE_COLUMNS: Readonly<Record<StoredTable, readonly NativeColumn[]
   spans: SPAN_COLUMNS,
   requests_1m: REQUEST_ROLLUP_COLUMNS,
   flows_1m: FLOW_ROLLUP_COLUMNS,
+  requests_joined_1m: REQUEST_JOINED_COLUMNS,
 };

@@ -21,6 +21,7 @@
 import type { Connection } from './client';
 import { classifyStoreError, StoreError } from './errors';
 import { encodeNativeBlock, EncodeError } from './native';
+import { Pairing } from './pairing';
 import { rollUpFlows, rollUpRequests } from './rollup';
 import { TABLE_COLUMNS, type StoredTable } from './tables';
 import type { Flow, MeshRequest, Span } from '../model';
@@ -51,6 +52,8 @@ export interface StoreWriterOptions {
    * whose records span many days is inserted like any other (ClickHouse's default of 100 would refuse it).
    */
   maxPartitionsPerInsert: number;
+  /** Clock for the joined view's pairing window. */
+  now?: () => number;
 }
 
 /** What `storeRecords` did with a batch of records. */
@@ -73,6 +76,9 @@ interface RecordTypes {
 export type StoredRecord<K extends RecordTable> = RecordTypes[K];
 
 export class StoreWriter {
+  /** The joined view's records waiting for their partners (lib/store/pairing.ts); saved and loaded by the owner. */
+  readonly pairing = new Pairing();
+
   constructor(
     private readonly conn: Connection,
     private readonly options: StoreWriterOptions = { maxPartitionsPerInsert: 100 },
@@ -86,7 +92,8 @@ export class StoreWriter {
   /**
    * A batch of records of one kind under the batch's `token`: raw rows into `table` (those `keepRaw` accepts, all
    * when it is not given), then the per-minute rollup rows of every stored record (lib/store/rollup.ts) under
-   * `<token>:rollup`. A retried batch repeats both inserts under the same tokens, and ClickHouse drops what it has.
+   * `<token>:rollup`, and for requests the joined view's rows (lib/store/pairing.ts) under `<token>:joined`. A
+   * retried batch repeats the inserts under the same tokens, and ClickHouse drops what it has.
    */
   async storeRecords<K extends RecordTable>(
     table: K,
@@ -102,8 +109,16 @@ export class StoreWriter {
       stored = records.filter((r) => !gone.has(r));
     }
     let rollupRefused: RefusedRow[] = [];
-    if (table === 'requests') rollupRefused = (await this.insert('requests_1m', rollUpRequests(stored as MeshRequest[]), `${token}:rollup`)).refused;
-    else if (table === 'flows') rollupRefused = (await this.insert('flows_1m', rollUpFlows(stored as Flow[]), `${token}:rollup`)).refused;
+    if (table === 'requests') {
+      const requests = stored as MeshRequest[];
+      rollupRefused = (await this.insert('requests_1m', rollUpRequests(requests), `${token}:rollup`)).refused;
+      const now = (this.options.now ?? Date.now)();
+      const plan = this.pairing.plan(requests, now);
+      rollupRefused.push(...(await this.insert('requests_joined_1m', plan.rows, `${token}:joined`)).refused);
+      this.pairing.commit(plan, now);
+    } else if (table === 'flows') {
+      rollupRefused = (await this.insert('flows_1m', rollUpFlows(stored as Flow[]), `${token}:rollup`)).refused;
+    }
     return { stored, refused, rollupRefused };
   }
 

@@ -21,7 +21,7 @@ import type { Registry } from 'prom-client';
 import type { MeshConfig } from '../../lib/model';
 import { orUnknown, stableSubset } from '../../lib/model';
 import type { CanaryConfig, Logger } from '../../lib/runtime';
-import { queryLatencyShifts, querySubsets } from '../../lib/store';
+import { queryLatencyShifts, querySubsets, wholeMinutes } from '../../lib/store';
 import type { Connection, LatencyPair, LatencyShiftRow, QueryLimits, QueryScope, SubsetRow } from '../../lib/store';
 import { fisherOneSidedP, normalCdf, normalQuantile, riskDifferenceZ } from './canary-stats';
 
@@ -297,6 +297,8 @@ export class CanaryJudge {
       config: CanaryConfig;
       /** Bound on each of its queries (`max_execution_time`, MESHLENS_QUERY_TIMEOUT); default 30 s. */
       queryTimeoutMs?: number;
+      /** MESHLENS_RAW_REQUESTS; below 1 the window is widened to whole minutes (counted from the rollups). */
+      rawRequests?: number;
       now?: () => number;
     },
   ) {
@@ -325,7 +327,8 @@ export class CanaryJudge {
   /** One judgement of the window ending now; resolves after the gauge is updated (or the failure counted). */
   async judgeNow(): Promise<void> {
     const toMs = (this.deps.now ?? Date.now)();
-    const scope: QueryScope = { fromMs: toMs - this.deps.config.windowMs, toMs, namespace: '', service: '', reporter: 'source' };
+    const window: QueryScope = { fromMs: toMs - this.deps.config.windowMs, toMs, namespace: '', service: '', reporter: 'source' };
+    const scope = (this.deps.rawRequests ?? 1) < 1 ? wholeMinutes(window) : window;
     try {
       this.publish(await judgeWindow(this.deps.conn, this.deps.meshConfig, scope, this.deps.config, { timeoutMs: this.deps.queryTimeoutMs }));
     } catch (err) {

@@ -87,7 +87,7 @@ describe('aggregator consumer replay', () => {
     const deadline = Date.now() + 10_000;
     while ((await stored()) < 1200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 
-    expect(writer.calls).toBe(4); // raw and rollup rows of the attempt whose ack was lost, and of the redelivery
+    expect(writer.calls).toBe(5); // raw and rollup rows of the attempt whose ack was lost; raw, rollup and joined rows of the redelivery
     const one = async (sql: string) => Number(Object.values(((await (await conn.client.query({ query: sql, format: 'JSONEachRow' })).json()) as Record<string, number>[])[0] ?? {})[0]);
     expect(await one(`SELECT count() FROM ${conn.database}.requests`)).toBe(1200);
     expect(await one(`SELECT countMerge(requests) FROM ${conn.database}.requests_1m`)).toBe(1200);

@@ -41,18 +41,27 @@ export interface ConsumerOptions {
   health?: StoreHealth;
   /** Most records per insert. Default 20,000. */
   batchRecords?: number;
+  /**
+   * MESHLENS_RAW_REQUESTS: the share (0–1) of `ok` requests whose raw rows are stored, chosen by request id so
+   * both sides of a request go together; `error` and `denied` rows always are. Default 1 (every row).
+   */
+  rawRequests?: number;
   now?: () => number;
 }
 
 /** Subscribes the three consumers; stop them (in any order) to drain. */
 export async function startConsumers(opts: ConsumerOptions): Promise<Subscription[]> {
   const batch = { minSize: 1, maxWaitMs: 0, maxSize: opts.batchRecords ?? DEFAULT_BATCH_RECORDS, sizeOf: (v: unknown[]) => v.length };
-  /** One consumer: `prepare` the batch, store it (raw rows and rollups), then `after` gets the stored records. */
+  /**
+   * One consumer: `prepare` the batch, store it (the raw rows `keepRaw` accepts, all without it, and the rollups),
+   * then `after` gets the stored records.
+   */
   const consume = <K extends RecordTable>(
     topic: Topic<StoredRecord<K>[]>,
     table: K,
     prepare: (records: StoredRecord<K>[]) => StoredRecord<K>[],
     after: (records: StoredRecord<K>[]) => void,
+    keepRaw?: (record: StoredRecord<K>) => boolean,
   ) =>
     opts.bus.subscribe(
       topic,
@@ -60,7 +69,8 @@ export async function startConsumers(opts: ConsumerOptions): Promise<Subscriptio
       async (messages) => {
         const records = prepare(flatten(messages));
         if (records.length === 0) return;
-        const result = await store(opts, table, records, insertToken(topic.name, messages));
+        const token = insertToken(topic.name, messages);
+        const result = await store(opts, table, records, token, keepRaw);
         // Durable first: refused rows are kept (with ClickHouse's reason) before the batch commits.
         if (result.refused.length > 0) await deadLetter(opts, table, result.refused);
         if (result.rollupRefused.length > 0) await deadLetter(opts, `${table}_1m`, result.rollupRefused);
@@ -68,11 +78,31 @@ export async function startConsumers(opts: ConsumerOptions): Promise<Subscriptio
       },
       { batch },
     );
+  const share = opts.rawRequests ?? 1;
+  const keepRaw = share >= 1 ? undefined : (r: MeshRequest) => r.outcome !== 'ok' || sampleOf(r) < share;
   return Promise.all([
-    consume(TOPICS.requests, 'requests', (r) => mapSubsets(r, opts.meshConfig), (r) => opts.metrics.addRequests(r)),
+    consume(
+      TOPICS.requests,
+      'requests',
+      (r) => mapSubsets(r, opts.meshConfig),
+      (r) => opts.metrics.addRequests(r),
+      keepRaw,
+    ),
     consume(TOPICS.flows, 'flows', (f) => f, (f) => opts.metrics.addFlows(f)),
     consume(TOPICS.spans, 'spans', (s) => s, () => undefined),
   ]);
+}
+
+/**
+ * Where a request falls in [0, 1) for MESHLENS_RAW_REQUESTS: FNV-1a of its request id, so both sidecars' records of
+ * it are kept or left out together; a record without one (TCP) by its client address and start time.
+ */
+function sampleOf(r: MeshRequest): number {
+  const id = r.requestId !== '' ? r.requestId : r.sourceAddress;
+  let h = 0x811c9dc5;
+  for (let i = 0; i < id.length; i++) h = Math.imul(h ^ id.charCodeAt(i), 0x01000193);
+  if (r.requestId === '') h = Math.imul(h ^ (r.startTimeMs | 0), 0x01000193);
+  return (h >>> 0) / 0x100000000;
 }
 
 function flatten<T>(messages: DeliveredMessage<T[]>[]): T[] {
@@ -88,10 +118,17 @@ function insertToken(topic: string, messages: DeliveredMessage<unknown>[]): stri
   return `${AGGREGATOR_GROUP}/${topic}/${first.partition}/${first.offset}-${last.offset}`;
 }
 
-async function store<K extends RecordTable>(opts: ConsumerOptions, table: K, records: StoredRecord<K>[], token: string): Promise<RecordsResult<StoredRecord<K>>> {
+/** Stores a batch of records: raw rows (those `keepRaw` accepts), rollups and, for requests, the joined view. */
+async function store<K extends RecordTable>(
+  opts: ConsumerOptions,
+  table: K,
+  records: StoredRecord<K>[],
+  token: string,
+  keepRaw?: (record: StoredRecord<K>) => boolean,
+): Promise<RecordsResult<StoredRecord<K>>> {
   const end = opts.storeMetrics.insertSeconds.startTimer({ table });
   try {
-    const result = await opts.writer.storeRecords(table, records, token);
+    const result = await opts.writer.storeRecords(table, records, token, keepRaw);
     opts.health?.insertSucceeded();
     opts.storeMetrics.rows.inc({ table }, result.stored.length);
     if (result.refused.length > 0) opts.storeMetrics.refused.inc({ table }, result.refused.length);

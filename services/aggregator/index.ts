@@ -10,6 +10,7 @@ import { CANARY_DEFAULTS, DAY_MS } from '../../lib/runtime';
 import type { CanaryConfig, Logger } from '../../lib/runtime';
 import { StoreWriter, classifyStoreError, connect, migrate } from '../../lib/store';
 import type { Connection } from '../../lib/store';
+import { join } from 'node:path';
 import { registerQueryRoutes } from './api';
 import { CanaryJudge } from './canary';
 import { startConsumers, type StoreHealth } from './consumer';
@@ -33,6 +34,8 @@ export interface AggregatorOptions {
   queryTimeoutMs?: number;
   /** Most records per insert (group commit). Default 20,000. */
   batchRecords?: number;
+  /** MESHLENS_RAW_REQUESTS: share (0–1) of `ok` requests stored as raw rows. Default 1. */
+  rawRequests?: number;
 }
 
 export interface Aggregator {
@@ -51,6 +54,8 @@ export interface Aggregator {
 }
 
 const PING_INTERVAL_MS = 5_000;
+/** In the data directory: the joined view's records waiting for partners, saved at a graceful stop. */
+const PAIRING_FILE = 'pairing.json';
 const MIGRATE_RETRY_INITIAL_MS = 1_000;
 const MIGRATE_RETRY_MAX_MS = 30_000;
 
@@ -68,7 +73,15 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
   const metrics = new MeshMetrics(opts.registry, opts.maxSeries);
   const storeMetrics = new StoreMetrics(opts.registry);
   const canary = opts.canary ?? CANARY_DEFAULTS;
-  const judge = new CanaryJudge({ conn, meshConfig: opts.meshConfig, registry: opts.registry, logger: opts.logger, config: canary, queryTimeoutMs: opts.queryTimeoutMs });
+  const judge = new CanaryJudge({
+    conn,
+    meshConfig: opts.meshConfig,
+    registry: opts.registry,
+    logger: opts.logger,
+    config: canary,
+    queryTimeoutMs: opts.queryTimeoutMs,
+    rawRequests: opts.rawRequests,
+  });
   const writer = new StoreWriter(conn, {
     maxPartitionsPerInsert: Math.max(100, opts.rawRetentionDays + Math.ceil((opts.maxClockSkewMs ?? 0) / DAY_MS) + 2),
   });
@@ -85,10 +98,19 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
     insertSucceeded: () => void (insertFailing = false),
   };
 
+  const pairing = writer.pairing;
+  const pairingFile = join(opts.dataDir, PAIRING_FILE);
+
   const run = async (): Promise<void> => {
     const applied = await migrate(conn, retention);
     opts.logger.info({ store: conn.kind, location: conn.location, applied }, 'ClickHouse schema ready');
     if (closed) return;
+    try {
+      const waiting = await pairing.load(pairingFile, Date.now());
+      if (waiting > 0) opts.logger.info({ waiting, file: pairingFile }, 'joined view: records saved at the last stop wait for their partners again');
+    } catch (err) {
+      opts.logger.error({ err, file: pairingFile }, 'joined view: cannot read the records saved at the last stop; requests split across the restart count as their sides saw them');
+    }
     subscriptions = await startConsumers({
       bus: opts.bus,
       writer,
@@ -98,6 +120,7 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
       logger: opts.logger,
       health,
       batchRecords: opts.batchRecords,
+      rawRequests: opts.rawRequests,
     });
     judge.start();
     pinger = setInterval(() => {
@@ -116,6 +139,10 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
     clearInterval(pinger);
     await judge.close();
     await Promise.all(subscriptions.map((s) => s.stop()));
+    if (running) {
+      // Consumers have stopped: what waits matches every committed batch. Saved so a restart pairs across it.
+      await pairing.save(pairingFile).catch((err: unknown) => opts.logger.error({ err, file: pairingFile }, 'joined view: cannot save the records waiting for partners'));
+    }
     await conn.client.close();
   };
 
@@ -151,7 +178,8 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
     conn,
     metrics,
     judge,
-    registerRoutes: (app) => registerQueryRoutes(app, { conn, meshConfig: opts.meshConfig, logger: opts.logger, canary, queryTimeoutMs: opts.queryTimeoutMs }),
+    registerRoutes: (app) =>
+      registerQueryRoutes(app, { conn, meshConfig: opts.meshConfig, logger: opts.logger, canary, queryTimeoutMs: opts.queryTimeoutMs, rawRequests: opts.rawRequests }),
     ready: () => running && pingOk && !insertFailing,
     close,
   };

@@ -10,10 +10,11 @@
  * partition and never queried. Both are rejected with a reason (`too_old`, `too_new`) instead.
  */
 import { TOPICS, type Bus, type BusMessage, type DeadLetter, type Topic } from '../../lib/bus';
-import type { IngestFormat, RejectReason, Result } from '../../lib/model';
+import type { IngestFormat, MeshRequest, RejectReason, Result } from '../../lib/model';
 import { DAY_MS } from '../../lib/runtime';
 import { MAX_DEAD_LETTER_RAW_BYTES } from './deadletters';
 import type { Batch } from './formats/batch';
+import { isObject, jsonForDeadLetter, type JsonObject } from './formats/json-values';
 import type { IngestMetrics, ReceiverName } from './metrics';
 
 /** How many rejections a reply lists (CONTRACT.md §3: "first errors only"). */
@@ -25,6 +26,13 @@ export const MAX_REPLY_ERRORS = 10;
  * of millions of bad lines.
  */
 export const MAX_DEAD_LETTERS_PER_REQUEST = 1_000;
+
+/**
+ * The bus key of a request record: its destination service, which the client's and the server's records of one
+ * hop share (the host may be spelled differently on each side), so with Kafka both reach the same aggregator
+ * consumer and pair there (the joined view, lib/store/pairing.ts).
+ */
+export const requestKey = (r: MeshRequest): string => r.destinationService;
 
 export interface ReplyError {
   /** 1-based line (or record) number within the body; 0 for the body as a whole. */
@@ -45,6 +53,9 @@ export function describeRejections(reply: IngestReply): string {
 }
 
 export type LineParser<T> = (line: string) => { format: IngestFormat; result: Result<T> };
+
+/** A line parser's counterpart for a record already decoded from JSON (an element of a JSON-array body). */
+export type ObjectParser<T> = (record: JsonObject) => { format: IngestFormat; result: Result<T> };
 
 /** Every record carries its event time (CONTRACT.md §4 "Time"). */
 interface Timed {
@@ -94,9 +105,10 @@ class Tally<T extends Timed> {
 
   /**
    * Takes a parsed record, or rejects it when its event time is out of bounds. `raw` is what a dead letter
-   * keeps: the line as received, or undefined for a whole-body format's record (kept as the record, as JSON).
+   * keeps: the line as received, the element of a JSON-array body (kept as JSON), or undefined for a whole-body
+   * format's record (kept as the record, as JSON).
    */
-  accept(format: IngestFormat, record: T, line: number, raw: string | undefined): void {
+  accept(format: IngestFormat, record: T, line: number, raw: string | JsonObject | undefined): void {
     const t = record.startTimeMs;
     if (t < this.oldestMs) {
       const days = Math.round(this.bounds.maxAgeMs / DAY_MS);
@@ -141,7 +153,8 @@ class Tally<T extends Timed> {
 
   private letter(format: IngestFormat | 'unknown', line: number, reason: RejectReason, message: string, raw: string | Buffer | object): DeadLetter {
     // A whole rejected body can be 16 MiB: a dead letter keeps its beginning and says how long it was.
-    const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : Buffer.isBuffer(raw) ? raw : Buffer.from(JSON.stringify(raw), 'utf8');
+    // jsonForDeadLetter: a decoded element may be nested deeper than JSON.stringify can write.
+    const bytes = typeof raw === 'string' ? Buffer.from(raw, 'utf8') : Buffer.isBuffer(raw) ? raw : Buffer.from(jsonForDeadLetter(raw), 'utf8');
     const truncated = bytes.length > MAX_DEAD_LETTER_RAW_BYTES;
     return {
       receivedAtMs: this.receivedAtMs,
@@ -223,11 +236,30 @@ export class IngestPipeline {
     return tally.reply();
   }
 
-  /** Records given as a list of JSON values (a JSON-array body); each is re-serialized for its parser. */
-  async jsonArray<T extends Timed>(receiver: ReceiverName, items: unknown[], parse: LineParser<T>, topic: Topic<T[]>, keyOf: (r: T) => string): Promise<IngestReply> {
+  /**
+   * Records given as a list of JSON values (a JSON-array body), decoded once with the body: an object goes to
+   * `parseObject` as it is, and gets the answer its JSON text would get as an NDJSON line (issue 10: each element
+   * used to be written back out and parsed again); a string element is a line. Anything else is written out and
+   * handed to `parse` as a line, which refuses it as it always has.
+   */
+  async jsonArray<T extends Timed>(
+    receiver: ReceiverName,
+    items: unknown[],
+    parse: LineParser<T>,
+    parseObject: ObjectParser<T>,
+    topic: Topic<T[]>,
+    keyOf: (r: T) => string,
+  ): Promise<IngestReply> {
     const tally = new Tally<T>(receiver, keyOf, this.now(), this.bounds);
     for (let i = 0; i < items.length; i++) {
-      const line = typeof items[i] === 'string' ? (items[i] as string) : JSON.stringify(items[i]);
+      const item = items[i];
+      if (isObject(item)) {
+        const { format, result } = parseObject(item);
+        if (result.ok) tally.accept(format, result.value, i + 1, item);
+        else tally.reject(format, i + 1, result.reason, result.message, item);
+        continue;
+      }
+      const line = typeof item === 'string' ? item : jsonForDeadLetter(item);
       const { format, result } = parse(line);
       if (result.ok) tally.accept(format, result.value, i + 1, line);
       else tally.reject(format, i + 1, result.reason, result.message, line);

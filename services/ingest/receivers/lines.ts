@@ -9,7 +9,7 @@ import type { IngestFormat } from '../../../lib/model';
 import { HttpError } from '../../../lib/runtime';
 import { parseAccessLogLine } from '../formats/accesslog';
 import { parseFlowLine } from '../formats/flows';
-import type { IngestPipeline, IngestReply, LineParser } from '../pipeline';
+import { requestKey, type IngestPipeline, type IngestReply, type LineParser } from '../pipeline';
 import type { ReceiverName } from '../metrics';
 
 const LINE_TYPES = new Set(['text/plain', 'application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines', 'application/json']);
@@ -42,6 +42,7 @@ async function ingest<T extends { startTimeMs: number }>(
   arrayFormat: IngestFormat,
   request: FastifyRequest,
   parse: LineParser<T>,
+  parseObject: ObjectParser<T>,
   topic: Topic<T[]>,
   keyOf: (r: T) => string,
 ): Promise<IngestReply> {
@@ -54,7 +55,7 @@ async function ingest<T extends { startTimeMs: number }>(
     } catch (err) {
       return deps.pipeline.rejectBody(receiver, arrayFormat, 'malformed_json', `body is not a JSON array: ${(err as Error).message}`, body);
     }
-    if (Array.isArray(items)) return deps.pipeline.jsonArray(receiver, items, parse, topic, keyOf);
+    if (Array.isArray(items)) return deps.pipeline.jsonArray(receiver, items, parse, parseObject, topic, keyOf);
   }
   return deps.pipeline.lines(receiver, body, parse, topic, keyOf);
 }
@@ -75,13 +76,18 @@ async function supportedType(request: FastifyRequest): Promise<void> {
   }
 }
 
+/** Bus key of requests and flows: one destination's records stay in order on one partition (DESIGN.md). */
+function destinationHostOf(r: { destinationHost: string }): string {
+  return r.destinationHost;
+}
+
 export function registerLineRoutes(app: FastifyInstance, deps: LineRoutesDeps): void {
   app.post('/v1/accesslogs', { onRequest: [deps.gate('accesslog'), supportedType] }, async (request, reply) => {
-    const result = await ingest(deps, 'accesslog', 'istio_json', request, parseAccessLogLine, TOPICS.requests, (r) => r.destinationHost);
+    const result = await ingest(deps, 'accesslog', 'istio_json', request, parseAccessLogLine, TOPICS.requests, requestKey);
     return reply.code(statusOf(result)).send(result);
   });
   app.post('/v1/flows', { onRequest: [deps.gate('flows'), supportedType] }, async (request, reply) => {
-    const result = await ingest(deps, 'flows', 'hubble', request, parseFlowLine, TOPICS.flows, (f) => f.destinationHost);
+    const result = await ingest(deps, 'flows', 'hubble', request, parseFlowLine, parseFlowObject, TOPICS.flows, destinationHostOf);
     return reply.code(statusOf(result)).send(result);
   });
 }

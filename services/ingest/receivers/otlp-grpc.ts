@@ -24,7 +24,7 @@ import type { Batch } from '../formats/batch';
 import { parseOtlpLogs } from '../formats/otlp-logs';
 import { parseOtlpTraces } from '../formats/otlp-traces';
 import { encodeExportLogsResponse, encodeExportTraceResponse } from '../otlp/codec';
-import { describeRejections, type IngestPipeline, type IngestReply } from '../pipeline';
+import { describeRejections, requestKey, type IngestPipeline, type IngestReply } from '../pipeline';
 
 const identity = (b: Buffer): Buffer => b;
 
@@ -136,7 +136,7 @@ export function createOtlpGrpcServer(deps: OtlpGrpcDeps): Server {
       deps,
       'otlp_logs',
       parseOtlpLogs,
-      (batch) => deps.pipeline.batch('otlp_grpc', 'otlp_logs', batch, TOPICS.requests, (r) => r.destinationHost),
+      (batch) => deps.pipeline.batch('otlp_grpc', 'otlp_logs', batch, TOPICS.requests, requestKey),
       (rejected, errorMessage) => encodeExportLogsResponse({ rejectedLogRecords: rejected, errorMessage }),
     ),
   };

@@ -18,7 +18,7 @@ import {
   encodeExportTraceResponse,
   encodeExportTraceResponseJson,
 } from '../otlp/codec';
-import { describeRejections, type IngestPipeline, type IngestReply } from '../pipeline';
+import { describeRejections, requestKey, type IngestPipeline, type IngestReply } from '../pipeline';
 import type { ReceiverName } from '../metrics';
 
 type Encoding = 'protobuf' | 'json';
@@ -77,7 +77,7 @@ export function registerOtlpHttpRoutes(app: FastifyInstance, deps: OtlpHttpDeps)
       reply,
       'otlp_logs',
       parseOtlpLogs,
-      (batch) => deps.pipeline.batch(RECEIVER, 'otlp_logs', batch, TOPICS.requests, (r) => r.destinationHost),
+      (batch) => deps.pipeline.batch(RECEIVER, 'otlp_logs', batch, TOPICS.requests, requestKey),
       {
         protobuf: (rejected, errorMessage) => encodeExportLogsResponse({ rejectedLogRecords: rejected, errorMessage }),
         json: (rejected, errorMessage) => encodeExportLogsResponseJson({ rejectedLogRecords: rejected, errorMessage }),

@@ -1,0 +1,191 @@
+/**
+ * The joined view (`reporter=all`, one answer per request) computed as records arrive, into requests_joined_1m,
+ * so it needs no raw rows and a long period reads minutes.
+ *
+ * Rules (the query API's, CONTRACT.md §6): a source (client) record pairs with a destination (server) record of
+ * the same request id on the same hop (destination namespace and service); several records on one side are
+ * several requests, paired one to one in arrival order. A pair counts once, in the source record's minute, with
+ * the source's names and latency, the destination's subset where the source names none, and the destination's
+ * verdict when the destination denied it, else the source's outcome. A record without a partner, without a
+ * request id, or with reporter `unknown` counts as its side saw it.
+ *
+ * A record is counted as unpaired at once and waits here for its partner; when the partner comes (in the same
+ * batch or a later one) the unpaired count is taken back and the pair added, so the rows hold signed sums. A
+ * record waits at most PAIRING_WINDOW_MS, and at most `maxWaiting` records wait (the oldest give up first, and
+ * stay counted as their side saw them). Both sides of a request reach the same consumer: ingest keys request
+ * records by destination service, which both sides of a hop share.
+ *
+ * Exactly once per batch: `plan` computes a batch's rows without changing the waiting records, the writer
+ * inserts them under the batch's token (`<token>:joined`), and only then `commit` applies the plan. A retried
+ * batch gets the same plan and the same token. The waiting records live in memory: a graceful stop saves them
+ * (`save`), a start loads them (`load`). After a crash (kill -9) a request whose two records straddle the crash
+ * counts twice in the joined view; per-reporter counts are exact regardless.
+ */
+import { readFile, rename, writeFile } from 'node:fs/promises';
+import type { MeshRequest } from '../model';
+import { contributionOf, JoinedRollup } from './rollup';
+import type { JoinedContribution, JoinedRollupRow } from './rollup';
+
+/** How long a record waits for its partner: sidecars flush access logs within seconds of each other. */
+export const PAIRING_WINDOW_MS = 5 * 60_000;
+/** Default bound on waiting records (about 150 bytes each). */
+export const DEFAULT_MAX_WAITING = 500_000;
+
+interface Waiting {
+  requestId: string;
+  reporter: 'source' | 'destination';
+  /** The hop: destination namespace and service as this record names them. */
+  namespace: string;
+  service: string;
+  /** What this record added when it came: taken back if a partner comes. */
+  counted: JoinedContribution;
+  /** Arrival time (ms) of the batch it came in. */
+  since: number;
+  /** Paired or given up: no longer in `byRequest`. */
+  done: boolean;
+}
+
+export interface PairingPlan {
+  rows: JoinedRollupRow[];
+  added: Waiting[];
+  paired: Waiting[];
+}
+
+export class Pairing {
+  private readonly byRequest = new Map<string, Waiting[]>();
+  /** Waiting records in arrival order, for expiry and the bound (entries already done are skipped). */
+  private queue: Waiting[] = [];
+  private head = 0;
+  private waitingCount = 0;
+  /** Records that gave up waiting because of the bound, not the window. */
+  evicted = 0;
+
+  constructor(private readonly maxWaiting = DEFAULT_MAX_WAITING) {}
+
+  get waiting(): number {
+    return this.waitingCount;
+  }
+
+  /** The joined rows of a batch of stored records, and the changes to apply once they are stored. */
+  plan(records: readonly MeshRequest[], now: number): PairingPlan {
+    const rollup = new JoinedRollup();
+    const added: Waiting[] = [];
+    const paired: Waiting[] = [];
+    const pairedNow = new Set<Waiting>();
+    /** Records of this batch still unpaired, by request id. */
+    const local = new Map<string, Waiting[]>();
+    for (const r of records) {
+      const counted = contributionOf(r);
+      if (r.requestId === '' || (r.reporter !== 'source' && r.reporter !== 'destination')) {
+        rollup.add(counted, 1);
+        continue;
+      }
+      const earlier = partnerIn(this.byRequest.get(r.requestId), r, pairedNow);
+      const partner = earlier ?? partnerIn(local.get(r.requestId), r, pairedNow);
+      if (partner === undefined) {
+        rollup.add(counted, 1);
+        const w: Waiting = { requestId: r.requestId, reporter: r.reporter, namespace: r.destinationNamespace, service: r.destinationService, counted, since: now, done: false };
+        added.push(w);
+        const list = local.get(r.requestId);
+        if (list === undefined) local.set(r.requestId, [w]);
+        else list.push(w);
+        continue;
+      }
+      pairedNow.add(partner);
+      if (earlier !== undefined) paired.push(partner);
+      rollup.add(partner.counted, -1);
+      rollup.add(partner.reporter === 'source' ? joined(partner.counted, counted) : joined(counted, partner.counted), 1);
+    }
+    return { rows: rollup.rows(), added: added.filter((w) => !pairedNow.has(w)), paired };
+  }
+
+  /** Applies a plan whose rows are stored, then lets records past the window or the bound give up. */
+  commit(plan: PairingPlan, now: number): void {
+    for (const w of plan.paired) this.remove(w);
+    for (const w of plan.added) {
+      const list = this.byRequest.get(w.requestId);
+      if (list === undefined) this.byRequest.set(w.requestId, [w]);
+      else list.push(w);
+      this.queue.push(w);
+      this.waitingCount++;
+    }
+    this.expire(now);
+  }
+
+  private remove(w: Waiting): void {
+    if (w.done) return;
+    w.done = true;
+    this.waitingCount--;
+    const list = this.byRequest.get(w.requestId);
+    if (list === undefined) return;
+    const rest = list.filter((x) => x !== w);
+    if (rest.length === 0) this.byRequest.delete(w.requestId);
+    else this.byRequest.set(w.requestId, rest);
+  }
+
+  private expire(now: number): void {
+    while (this.head < this.queue.length) {
+      const w = this.queue[this.head] as Waiting;
+      if (!w.done) {
+        const over = this.waitingCount > this.maxWaiting;
+        if (!over && now - w.since < PAIRING_WINDOW_MS) break;
+        if (over) this.evicted++;
+        this.remove(w);
+      }
+      this.head++;
+    }
+    // Compact the queue once most of it is behind the head.
+    if (this.head > 1024 && this.head * 2 > this.queue.length) {
+      this.queue = this.queue.slice(this.head);
+      this.head = 0;
+    }
+  }
+
+  /** Writes the waiting records to `file` (a graceful stop), atomically. */
+  async save(file: string): Promise<void> {
+    const waiting = this.queue.slice(this.head).filter((w) => !w.done);
+    await writeFile(`${file}.tmp`, JSON.stringify({ version: 1, waiting }));
+    await rename(`${file}.tmp`, file);
+  }
+
+  /** Loads what `save` wrote (a missing file: nothing waits); returns how many records wait. */
+  async load(file: string, now: number): Promise<number> {
+    let text: string;
+    try {
+      text = await readFile(file, 'utf8');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
+      throw err;
+    }
+    const saved = JSON.parse(text) as { version: number; waiting: Waiting[] };
+    if (saved.version !== 1 || !Array.isArray(saved.waiting)) throw new Error(`${file}: not a pairing state this version knows`);
+    this.commit({ rows: [], added: saved.waiting.map((w) => ({ ...w, done: false })), paired: [] }, now);
+    return this.waitingCount;
+  }
+}
+
+/** The first record of the other side on the same hop, among `list`, not yet paired in this batch. */
+function partnerIn(list: Waiting[] | undefined, r: MeshRequest, pairedNow: ReadonlySet<Waiting>): Waiting | undefined {
+  if (list === undefined) return undefined;
+  for (const w of list) {
+    if (w.reporter !== r.reporter && w.namespace === r.destinationNamespace && w.service === r.destinationService && !pairedNow.has(w)) return w;
+  }
+  return undefined;
+}
+
+/** A pair as it counts: the source's names, minute and latency; the destination's subset and denial where they apply. */
+function joined(source: JoinedContribution, destination: JoinedContribution): JoinedContribution {
+  const deniedThere = destination.outcome === 'denied';
+  return {
+    minute: source.minute,
+    sourceWorkload: source.sourceWorkload,
+    sourceNamespace: source.sourceNamespace,
+    destinationHost: source.destinationHost,
+    destinationService: source.destinationService,
+    destinationNamespace: source.destinationNamespace,
+    bucket: source.bucket,
+    destinationSubset: source.destinationSubset !== '' ? source.destinationSubset : destination.destinationSubset,
+    outcome: deniedThere ? 'denied' : source.outcome,
+    meshFailure: deniedThere ? destination.meshFailure : source.meshFailure,
+  };
+}
