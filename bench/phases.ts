@@ -163,7 +163,9 @@ async function profiled<T>(server: Server, dir: string | undefined, name: string
  * measured (it also pays for creating the series). The measured lines then go round robin to the same label
  * sets, so every series stays active, with event times in the last ~3 minutes; the queries ask for the last
  * 5 minutes with the API's defaults. MESHLENS_MAX_SERIES is raised where the default cap (50,000 per family)
- * would fold the largest size into `__overflow__`: measuring 100k series needs 100k series.
+ * would fold the largest size into `__overflow__`: measuring 100k series needs 100k series. The canary judge
+ * runs once an hour (MESHLENS_CANARY_INTERVAL) so its queries, every 30 s by default and heavier with every
+ * host, do not land at random inside the measured pass or beside the timed queries.
  */
 export async function runScaling(
   sizes: readonly number[],
@@ -176,7 +178,7 @@ export async function runScaling(
   for (const target of sizes) {
     const destinations = Math.max(1, Math.round(target / 4));
     const maxSeries = Math.max(50_000, destinations * 3 + 1_000);
-    const server = Server.spawn({ MESHLENS_MAX_SERIES: String(maxSeries) });
+    const server = Server.spawn({ MESHLENS_MAX_SERIES: String(maxSeries), MESHLENS_CANARY_INTERVAL: '1h' });
     try {
       const { ports } = await server.ready;
       const now = Date.now();
