@@ -213,6 +213,8 @@ function params(scope: QueryScope): Record<string, unknown> {
     reporter: scope.reporter,
     pairFrom: scope.fromMs - PAIRING_REACH_MS,
     pairTo: scope.toMs + PAIRING_REACH_MS,
+    pairA: s.rawA + PAIRING_REACH_MS,
+    pairB: s.rawB - PAIRING_REACH_MS,
   };
 }
 
@@ -261,8 +263,16 @@ const REQUEST_COLUMNS = [
   'rule',
 ] as const;
 
+/** Raw rows that may pair with a record of the whole window. */
+const PAIR_WINDOW = `timestamp >= fromUnixTimestamp64Milli({pairFrom:Int64}, 'UTC') AND timestamp < fromUnixTimestamp64Milli({pairTo:Int64}, 'UTC')`;
+/** Raw rows that may pair with a record of the window's edges: a long window reads its edges, not its middle. */
+const PAIR_EDGES =
+  `((timestamp >= fromUnixTimestamp64Milli({pairFrom:Int64}, 'UTC') AND timestamp < fromUnixTimestamp64Milli({pairA:Int64}, 'UTC'))` +
+  ` OR (timestamp >= fromUnixTimestamp64Milli({pairB:Int64}, 'UTC') AND timestamp < fromUnixTimestamp64Milli({pairTo:Int64}, 'UTC')))`;
+
 /**
- * `reporter=all`: one row per request (CONTRACT.md §6). Records of one request id on one hop (destination
+ * `reporter=all`: one row per request (CONTRACT.md §6), for the records whose own time meets `ownTime`, their
+ * partners looked for among the rows `pairTime` selects. Records of one request id on one hop (destination
  * namespace and service) are numbered per side by start time, and the i-th source record is paired with the
  * i-th destination record: Envoy logs one client line per downstream request and one server line per attempt,
  * so a retried request is one pair plus the attempts only the server saw, and an application that retries with
@@ -274,15 +284,16 @@ const REQUEST_COLUMNS = [
  * Two window passes, no GROUP BY on the strings: number the records per (request id, hop, side), then bring the
  * destination record's verdict onto its source partner and keep source records and unpartnered destination ones.
  * Partitions lead with a 64-bit hash so the sort compares strings only on ties (3× faster than grouping).
+ * A pair counts at its source record's time, an unpaired record at its own, as the aggregator's joined view
+ * (lib/store/pairing.ts) counts them, so the two add up at a window's edges.
  */
-function pairedRequests(db: string, ownTime: string): string {
+function pairedRequests(db: string, ownTime: string, pairTime: string): string {
   const cols = REQUEST_COLUMNS.join(', ');
   const hop = 'requestId, destinationNamespace, destinationService';
   const VERDICT = ['outcome', 'meshFailure', 'denyReason', 'policy', 'rule'];
   // The destination partner's values, on every record of the pair (alias `partner_<col>`).
   const partner = [...VERDICT, 'destinationSubset'].map((c) => `anyIf(${c}, reporter = 'destination') OVER pair AS partner_${c}`).join(', ');
   const verdict = VERDICT.map((c) => `if(deniedThere, partner_${c}, ${c}) AS ${c}`).join(', ');
-  const PAIR_TIME = `timestamp >= fromUnixTimestamp64Milli({pairFrom:Int64}, 'UTC') AND timestamp < fromUnixTimestamp64Milli({pairTo:Int64}, 'UTC')`;
   return `
     SELECT sourceWorkload, sourceNamespace, destinationNamespace, destinationService, destinationHost,
       if(destinationSubset = '', partner_destinationSubset, destinationSubset) AS destinationSubset,
@@ -296,7 +307,7 @@ function pairedRequests(db: string, ownTime: string): string {
             row_number() OVER (PARTITION BY cityHash64(${hop}, reporter), ${hop}, reporter
               ORDER BY startTimeMs, durationMs, responseCode) AS attempt
           FROM ${db}.requests
-          WHERE ${PAIR_TIME} AND ${DEST_FILTER} AND requestId != '' AND reporter IN ('source', 'destination')
+          WHERE ${pairTime} AND ${DEST_FILTER} AND requestId != '' AND reporter IN ('source', 'destination')
         )
         WINDOW pair AS (PARTITION BY cityHash64(${hop}, attempt), ${hop}, attempt)
       )
@@ -327,7 +338,7 @@ function redCounts(db: string, keys: string[], reporter: ReporterFilter): string
       FROM ${db}.requests_joined_1m
       WHERE ${ROLLUP_TIME} AND ${DEST_FILTER}
       UNION ALL
-      SELECT ${named}, ${RAW_COUNTS} FROM (${pairedRequests(db, RAW_EDGES)}) GROUP BY ${k}`;
+      SELECT ${named}, ${RAW_COUNTS} FROM (${pairedRequests(db, RAW_EDGES, PAIR_EDGES)}) GROUP BY ${k}`;
   }
   return `
     SELECT ${named}, toInt64(countMerge(requests)) AS requests, toInt64(countIfMerge(errors)) AS errors, toInt64(countIfMerge(denied)) AS denied,
@@ -539,7 +550,7 @@ export async function queryLedger(conn: Connection, scope: QueryScope, limits?: 
   const db = conn.database;
   const requestRows =
     scope.reporter === 'all'
-      ? `(${pairedRequests(db, RAW_TIME())})`
+      ? `(${pairedRequests(db, RAW_TIME(), PAIR_WINDOW)})`
       : `(SELECT * FROM ${db}.requests WHERE ${RAW_TIME()} AND ${DEST_FILTER} AND reporter = {reporter:String})`;
   const names = (cols: string[]): string => cols.map(spelled).join(', ');
   const WHO = ['sourceNamespace', 'sourceWorkload', 'destinationNamespace', 'destinationService', 'destinationHost'];
