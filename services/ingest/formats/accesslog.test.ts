@@ -5,7 +5,7 @@
 import fc from 'fast-check';
 import { readdirSync } from 'node:fs';
 import { REJECT_REASONS } from '../../../lib/model';
-import { MAX_LINE_BYTES, parseAccessLogLine } from './accesslog';
+import { MAX_LINE_BYTES, parseAccessLogLine, parseAccessLogObject } from './accesslog';
 import { FIXTURES, accepted, fixtureLine, fixtureLines, isSaneRecord, isWellFormedRejection, rejection } from './accesslog.testutil';
 import { parseEnvelope } from './envelope';
 import { parseIstioJson } from './istio-json';
@@ -83,6 +83,49 @@ describe('parseAccessLogLine', () => {
         if (result.ok) expect(isSaneRecord(result.value)).toBe(true);
       });
     }
+  });
+});
+
+describe('parseAccessLogObject (an element of a JSON-array body)', () => {
+  it('gives every JSON fixture record what its line gets', () => {
+    for (const line of ALL_LINES.filter((l) => l.trimStart().startsWith('{'))) {
+      let obj: unknown;
+      try {
+        obj = JSON.parse(line);
+      } catch {
+        continue;
+      }
+      expect(parseAccessLogObject(obj as Record<string, unknown>)).toEqual(parseAccessLogLine(JSON.stringify(obj)));
+    }
+  });
+
+  it('holds the line limit on the JSON text of the element, in UTF-8 bytes, to the byte', () => {
+    const typed = JSON.parse(fixtureLine('istio-json-typed.ndjson', 0)) as Record<string, unknown>;
+    const sized = (bytes: number, ch: string): Record<string, unknown> => {
+      const bare = Buffer.byteLength(JSON.stringify({ ...typed, path: '' }));
+      const unit = Buffer.byteLength(JSON.stringify(ch)) - 2; // an escaped quote is 2 bytes, a euro sign 3
+      return { ...typed, path: ch.repeat(Math.floor((bytes - bare) / unit)) };
+    };
+    for (const ch of ['a', '€', '"', '\u0001']) {
+      for (const bytes of [MAX_LINE_BYTES - 6, MAX_LINE_BYTES - 1, MAX_LINE_BYTES, MAX_LINE_BYTES + 1, MAX_LINE_BYTES + 6]) {
+        const obj = sized(bytes, ch);
+        const line = JSON.stringify(obj);
+        const viaLine = parseAccessLogLine(line);
+        expect(parseAccessLogObject(obj)).toEqual(viaLine);
+        expect(viaLine.result.ok).toBe(Buffer.byteLength(line) <= MAX_LINE_BYTES);
+      }
+    }
+  });
+
+  it('any object of Istio, envelope and other keys gets what its JSON text gets as a line (fast-check)', () => {
+    const keys = fc.constantFrom('start_time', 'response_code', 'upstream_cluster', 'path', 'log', 'message', 'kubernetes', 'duration', 'x');
+    const value = fc.oneof(fc.jsonValue(), fc.constantFrom('2026-03-14T09:26:53.589Z', 'outbound|9080|v1|reviews.default.svc.cluster.local', fixtureLine('istio-1.9-text.log', 0)));
+    fc.assert(
+      fc.property(fc.dictionary(keys, value), (obj) => {
+        expect(parseAccessLogObject(obj)).toEqual(parseAccessLogLine(JSON.stringify(obj)));
+      }),
+      { numRuns: 500 },
+    );
   });
 });
 

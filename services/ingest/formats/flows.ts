@@ -13,7 +13,7 @@
 import type { Flow, Result } from '../../../lib/model';
 import { reject } from '../../../lib/model';
 import { parseCalicoFlow } from './calico';
-import { isObject } from './json-values';
+import { isObject, jsonForDeadLetter, type JsonObject } from './json-values';
 import { HUBBLE_NON_FLOW_KEYS, parseHubbleFlow } from './hubble';
 
 export type FlowFormat = 'hubble' | 'calico';
@@ -29,13 +29,13 @@ function sniff(line: string): FlowFormat {
   return 'hubble';
 }
 
-function isHubble(o: Record<string, unknown>): boolean {
+function isHubble(o: JsonObject): boolean {
   if (o.flow !== undefined || o.verdict !== undefined) return true;
   for (const k of HUBBLE_NON_FLOW_KEYS) if (o[k] !== undefined) return true;
   return false;
 }
 
-function isCalico(o: Record<string, unknown>): boolean {
+function isCalico(o: JsonObject): boolean {
   return o.action !== undefined || (isObject(o.key) && o.key.action !== undefined);
 }
 
@@ -52,10 +52,24 @@ export function parseFlowLine(line: string): FlowLineResult {
     const kind = Array.isArray(value) ? 'an array' : value === null ? 'null' : `a ${typeof value}`;
     return { format: sniff(line), result: reject('malformed_json', `a flow record is a JSON object, not ${kind}`) };
   }
+  return parseDecoded(value, line);
+}
+
+/**
+ * Parse one flow record already decoded from JSON, an element of a JSON-array body: the answer its JSON text would
+ * get as an NDJSON line, without writing that text out and parsing it again (issue 10). Never throws.
+ */
+export function parseFlowObject(obj: JsonObject): FlowLineResult {
+  return parseDecoded(obj, undefined);
+}
+
+/** `line` is the record's text when there is one; a record of no known layout is then labelled by what it mentions. */
+function parseDecoded(value: JsonObject, line: string | undefined): FlowLineResult {
   const format: FlowFormat | undefined = isHubble(value) ? 'hubble' : isCalico(value) ? 'calico' : undefined;
   if (format === undefined) {
     return {
-      format: sniff(line),
+      // Only for a record that is no flow at all is the text written out (a decoded element has none).
+      format: sniff(line ?? jsonForDeadLetter(value)),
       result: reject('unknown_layout', 'neither a Hubble flow ("flow", "verdict") nor a Calico flow log ("action")'),
     };
   }

@@ -2,11 +2,11 @@ export { parseIstioText, parseIstioTextWithLayout, parseRfc3339Millis } from './
 export type { TextLayout, TextParse } from './istio-text';
 export { parseIstioJson, parseIstioJsonObject } from './istio-json';
 export { ISTIO_PROXY_CONTAINER, isEnvelope, parseEnvelope, parseEnvelopeObject } from './envelope';
-export { MAX_LINE_BYTES, parseAccessLogLine } from './accesslog';
+export { MAX_LINE_BYTES, parseAccessLogLine, parseAccessLogObject } from './accesslog';
 export type { AccessLogParse } from './accesslog';
 export { parseHubbleFlow } from './hubble';
 export { parseCalicoFlow } from './calico';
-export { parseFlowLine } from './flows';
+export { parseFlowLine, parseFlowObject } from './flows';
 export type { FlowFormat, FlowLineResult } from './flows';
 export type { Batch, RecordReject } from './batch';
 export { emitterFromResource, parseNodeName, parseOtlpLogs } from './otlp-logs';

@@ -16,6 +16,45 @@ export function firstNonSpace(s: string): number {
   return -1;
 }
 
+/**
+ * Whether the UTF-8 JSON text of a decoded value, as JSON.stringify writes it, is longer than `limit` bytes, without
+ * writing it in the common case: a walk adds up a bound no such text can exceed (every character of a string or key
+ * as a 6-byte `\uXXXX` escape, every other scalar in 25 bytes), and only a value whose bound passes the limit is
+ * written out and measured. Access-log records are a few hundred characters, so their bound stays far below the
+ * line limit. A value nested too deeply to write is over any limit.
+ */
+export function jsonBytesOver(value: unknown, limit: number): boolean {
+  if (jsonBytesBound(value, limit) <= limit) return false;
+  try {
+    const text = JSON.stringify(value);
+    return text !== undefined && Buffer.byteLength(text, 'utf8') > limit;
+  } catch {
+    return true;
+  }
+}
+
+/** The bound of jsonBytesOver, summed until it passes `limit`. Iterative: JSON.parse builds values deeper than a stack. */
+function jsonBytesBound(value: unknown, limit: number): number {
+  if (typeof value !== 'object' || value === null) return typeof value === 'string' ? 6 * value.length + 2 : 25;
+  let total = 0;
+  const pending: object[] = [value];
+  while (pending.length > 0) {
+    const o = pending.pop() as Record<string, unknown>;
+    total += 2; // brackets
+    const isArray = Array.isArray(o);
+    // for…in: no key array per object; inherited enumerable keys (none on JSON.parse output) only raise the bound.
+    for (const k in o) {
+      const v = o[k];
+      total += isArray ? 1 : 6 * k.length + 4; // a comma, or a quoted key, a colon and a comma
+      if (typeof v === 'string') total += 6 * v.length + 2;
+      else if (typeof v === 'object' && v !== null) pending.push(v);
+      else total += 25;
+    }
+    if (total > limit) return total;
+  }
+  return total;
+}
+
 /** Depth past which `jsonForDeadLetter` cuts a value it could not write whole. */
 export const MAX_DEAD_LETTER_JSON_DEPTH = 64;
 

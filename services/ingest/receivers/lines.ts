@@ -7,9 +7,9 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TOPICS, type Topic } from '../../../lib/bus';
 import type { IngestFormat } from '../../../lib/model';
 import { HttpError } from '../../../lib/runtime';
-import { parseAccessLogLine } from '../formats/accesslog';
-import { parseFlowLine } from '../formats/flows';
-import { requestKey, type IngestPipeline, type IngestReply, type LineParser } from '../pipeline';
+import { parseAccessLogLine, parseAccessLogObject } from '../formats/accesslog';
+import { parseFlowLine, parseFlowObject } from '../formats/flows';
+import { requestKey, type IngestPipeline, type IngestReply, type LineParser, type ObjectParser } from '../pipeline';
 import type { ReceiverName } from '../metrics';
 
 const LINE_TYPES = new Set(['text/plain', 'application/x-ndjson', 'application/ndjson', 'application/jsonl', 'application/x-jsonlines', 'application/json']);
@@ -76,14 +76,14 @@ async function supportedType(request: FastifyRequest): Promise<void> {
   }
 }
 
-/** Bus key of requests and flows: one destination's records stay in order on one partition (DESIGN.md). */
+/** Bus key of flows: one destination's records stay in order on one partition (DESIGN.md). */
 function destinationHostOf(r: { destinationHost: string }): string {
   return r.destinationHost;
 }
 
 export function registerLineRoutes(app: FastifyInstance, deps: LineRoutesDeps): void {
   app.post('/v1/accesslogs', { onRequest: [deps.gate('accesslog'), supportedType] }, async (request, reply) => {
-    const result = await ingest(deps, 'accesslog', 'istio_json', request, parseAccessLogLine, TOPICS.requests, requestKey);
+    const result = await ingest(deps, 'accesslog', 'istio_json', request, parseAccessLogLine, parseAccessLogObject, TOPICS.requests, requestKey);
     return reply.code(statusOf(result)).send(result);
   });
   app.post('/v1/flows', { onRequest: [deps.gate('flows'), supportedType] }, async (request, reply) => {
