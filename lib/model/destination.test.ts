@@ -3,6 +3,8 @@
  * later line naming it shares, with the answer the uncached parsers give, and the caches stay bounded whatever
  * the input names.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { parseSni, parseUpstreamCluster, serviceFromHost } from './cluster';
 import { DESTINATION_CACHE_MAX, destinationCacheSizes, destinationOfAuthority, destinationOfCluster, destinationOfSni } from './destination';
 
@@ -83,5 +85,31 @@ describe('the bound', () => {
     // Cleared and refilled, not stuck: the last names are held, and an old one resolves again.
     expect(destinationCacheSizes().clusters).toBeGreaterThan(0);
     expect(destinationOfCluster('outbound|80|v0|svc-0.ns-0.svc.cluster.local')).toMatchObject({ service: 'svc-0', namespace: 'ns-0' });
+  });
+});
+
+describe('what the caches hold', () => {
+  it('a name sliced from a large body is kept as a copy, not as a view that holds the whole body', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    // 100 bodies of 1 MB, each naming a new cluster, SNI and authority near its end (TEXT fields are slices of it).
+    for (let i = 0; i < 100; i++) {
+      const tail = ` outbound|80|v${i}|held-${i}.ns.svc.cluster.local outbound_.80_.v${i}_.held-${i}.ns.svc.cluster.local held-${i}.ns.svc.cluster.local:80 `;
+      const body = Buffer.from('x'.repeat(1 << 20) + tail).toString();
+      const words = body.slice(body.length - tail.length + 1, body.length - 1);
+      const at = body.length - tail.length + 1;
+      let from = at;
+      for (const w of words.split(' ')) {
+        const name = body.slice(from, from + w.length);
+        from += w.length + 1;
+        destinationOfCluster(name);
+        destinationOfSni(name);
+        destinationOfAuthority(name);
+      }
+    }
+    gc();
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(30 * 1024 * 1024);
   });
 });

@@ -37,6 +37,19 @@ const bySni = new Map<string, Destination | null>();
 /** `:authority` (raw) → destination of its host, or null when it names none. */
 const byAuthority = new Map<string, Destination | null>();
 
+/**
+ * A copy of `s` that holds nothing else alive. A TEXT parser's fields are slices of the line, which V8 keeps as
+ * views into the whole decoded request body: a cache key (and the destination strings cut from it) kept as such a
+ * view would hold a body of up to 16 MiB for as long as the entry lives. Written out and read back through a
+ * buffer, the copy is a string of its own. Only on a cache miss.
+ */
+function detached(s: string): string {
+  for (let i = 0; i < s.length; i++) {
+    if (s.charCodeAt(i) > 0xff) return Buffer.from(s, 'utf16le').toString('utf16le');
+  }
+  return Buffer.from(s, 'latin1').toString('latin1');
+}
+
 function freeze(ref: ClusterRef): Destination {
   const s = serviceFromHost(ref.host);
   return Object.freeze({ direction: ref.direction, port: ref.port, subset: ref.subset, host: ref.host, service: s.service, namespace: s.namespace });
@@ -51,15 +64,18 @@ function remember<V>(cache: Map<string, V>, key: string, value: V): V {
 /** `parseUpstreamCluster(name)` with its host's service and namespace, cached. */
 export function destinationOfCluster(name: string): Destination {
   const hit = byCluster.get(name);
-  return hit !== undefined ? hit : remember(byCluster, name, freeze(parseUpstreamCluster(name)));
+  if (hit !== undefined) return hit;
+  const own = detached(name);
+  return remember(byCluster, own, freeze(parseUpstreamCluster(own)));
 }
 
 /** `parseSni(name)` with its host's service and namespace, cached; undefined when `name` is not Istio's SNI form. */
 export function destinationOfSni(name: string): Destination | undefined {
   let hit = bySni.get(name);
   if (hit === undefined) {
-    const ref = parseSni(name);
-    hit = remember(bySni, name, ref === undefined ? null : freeze(ref));
+    const own = detached(name);
+    const ref = parseSni(own);
+    hit = remember(bySni, own, ref === undefined ? null : freeze(ref));
   }
   return hit === null ? undefined : hit;
 }
@@ -82,8 +98,9 @@ function authorityHost(authority: string): string {
 export function destinationOfAuthority(authority: string): Destination | undefined {
   let hit = byAuthority.get(authority);
   if (hit === undefined) {
-    const host = authorityHost(authority);
-    hit = remember(byAuthority, authority, host.length === 0 ? null : freeze({ direction: 'none', port: 0, subset: '', host }));
+    const own = detached(authority);
+    const host = authorityHost(own);
+    hit = remember(byAuthority, own, host.length === 0 ? null : freeze({ direction: 'none', port: 0, subset: '', host }));
   }
   return hit === null ? undefined : hit;
 }

@@ -2,6 +2,8 @@
  * The mesh families' own exposition text must be exactly what prom-client would have written from `get()`:
  * the same metrics, label order, escaping and values, so rendering label text once changes speed, not output.
  */
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { Counter, Registry } from 'prom-client';
 import { emptyRequest } from '../../lib/model';
 import type { Flow, MeshRequest } from '../../lib/model';
@@ -122,6 +124,24 @@ describe('finding a series by its label values', () => {
     expect(new Set(calls).size).toBe(40);
     expect(calls).toHaveLength(40);
     expect((await f.get()).values.every((v) => v.value === 3)).toBe(true);
+  });
+
+  it('keeps its own copy of a key string, not a view that holds the body the record was parsed from', () => {
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const { family: f } = family(1000);
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    const flags = 'UF,URX,UH,NR,UO'; // long enough for V8 to slice it as a view, not copy it
+    for (let i = 0; i < 100; i++) {
+      const body = Buffer.from('x'.repeat(1 << 20) + ' ' + flags + ' ').toString();
+      // A new series per body, with the slice on a level of its own below the part that differs.
+      const key = [`a${i}`, body.slice(body.length - 1 - flags.length, body.length - 1), 200];
+      f.add(key, labelsOf, key, 1);
+    }
+    gc();
+    expect(f.size).toBe(100);
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(30 * 1024 * 1024);
   });
 
   it('past the cap creates nothing: every new label set folds into the one overflow series, and known ones still count as themselves', async () => {

@@ -119,6 +119,20 @@ const LINES_PER_SLICE = 5_000;
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
 /**
+ * A key part the tree keeps for as long as the series lives, as a string of its own. A record's strings are often
+ * slices of the request body they were parsed from (TEXT fields such as the response flags), and V8 keeps a slice as
+ * a view that holds the whole body, up to 16 MiB, alive; a joined key string used to be flattened into a copy by
+ * the Map, the tree must copy for itself. Only when a series is created.
+ */
+function ownKey(part: KeyPart): KeyPart {
+  if (typeof part !== 'string') return part;
+  for (let i = 0; i < part.length; i++) {
+    if (part.charCodeAt(i) > 0xff) return Buffer.from(part, 'utf16le').toString('utf16le');
+  }
+  return Buffer.from(part, 'latin1').toString('latin1');
+}
+
+/**
  * A level of the series tree: a single value inline (`key`, `child`), or, from the second value on, a Map. The
  * inline form costs a few words where a Map costs ~150 bytes, and most levels of a family hold one value per
  * parent (one namespace per host, one outcome per code...), so the tree stays small beside the series text.
@@ -207,11 +221,11 @@ abstract class Family<S> {
     const last = this.opts.labelNames.length - 1;
     for (let i = depth; i < last; i++) {
       const next = new Level();
-      level.set(key[i] as KeyPart, next);
+      level.set(ownKey(key[i] as KeyPart), next);
       level = next;
     }
     const entry: Series<S> = { text: renderLabels(labelsOf(source)), state: this.newState() };
-    level.set(key[last] as KeyPart, entry as Series<unknown>);
+    level.set(ownKey(key[last] as KeyPart), entry as Series<unknown>);
     this.series.push(entry);
     return entry.state;
   }
