@@ -115,6 +115,9 @@ export class StoreWriter {
       const now = (this.options.now ?? Date.now)();
       const plan = this.pairing.plan(requests, now);
       rollupRefused.push(...(await this.insert('requests_joined_1m', plan.rows, `${token}:joined`)).refused);
+      // Committed only once the rows are stored. A batch that fails after this point (dead-lettering its refused
+      // rows, say) and comes again is planned against the committed state: its rows are dropped as a repeat under
+      // the same token, but its records may be left waiting a second time, until the pairing window ends.
       this.pairing.commit(plan, now);
     } else if (table === 'flows') {
       rollupRefused = (await this.insert('flows_1m', rollUpFlows(stored as Flow[]), `${token}:rollup`)).refused;
