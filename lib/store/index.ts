@@ -24,6 +24,4 @@ export {
   wholeMinutes,
 } from './queries';
 export type { EdgeRow, LatencyPair, LatencyShiftRow, Layer, LedgerRow, QueryLimits, QueryScope, ReporterFilter, SpanEdgeRow, SubsetRow } from './queries';
-export { JoinedRollup, contributionOf } from './rollup';
-export type { JoinedContribution, JoinedRollupRow } from './rollup';
 export { PAIRING_WINDOW_MS, Pairing } from './pairing';

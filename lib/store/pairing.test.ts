@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { emptyRequest } from '../model';
 import type { MeshRequest } from '../model';
 import { Pairing, PAIRING_WINDOW_MS } from './pairing';
-import type { JoinedRollupRow } from './rollup';
+import { contributionOf } from './rollup';
+import type { RequestRollupRow } from './rollup';
 
 const T0 = Date.UTC(2026, 11, 2, 9, 0, 0);
 
@@ -33,7 +34,7 @@ function record(reporter: 'source' | 'destination', requestId: string, over: Par
 }
 
 /** Rows summed per subset, as the query API sums them. */
-function totals(rows: JoinedRollupRow[]): Record<string, { requests: number; errors: number; denied: number }> {
+function totals(rows: RequestRollupRow[]): Record<string, { requests: number; errors: number; denied: number }> {
   const out: Record<string, { requests: number; errors: number; denied: number }> = {};
   for (const r of rows) {
     const t = (out[r.destinationSubset] ??= { requests: 0, errors: 0, denied: 0 });
@@ -46,10 +47,10 @@ function totals(rows: JoinedRollupRow[]): Record<string, { requests: number; err
 }
 
 /** Feeds batches through plan and commit, returning every row written. */
-function run(pairing: Pairing, batches: MeshRequest[][], now = T0): JoinedRollupRow[] {
-  const rows: JoinedRollupRow[] = [];
+function run(pairing: Pairing, batches: MeshRequest[][], now = T0): RequestRollupRow[] {
+  const rows: RequestRollupRow[] = [];
   for (const batch of batches) {
-    const plan = pairing.plan(batch, now);
+    const plan = pairing.plan(batch, batch.map(contributionOf), now);
     rows.push(...plan.rows);
     pairing.commit(plan, now);
   }
@@ -96,8 +97,8 @@ describe('Pairing', () => {
   it('changes nothing until a plan is committed: a retried batch gets the same rows', () => {
     const pairing = new Pairing();
     run(pairing, [[s]]);
-    const first = pairing.plan([d], T0);
-    const again = pairing.plan([d], T0);
+    const first = pairing.plan([d], [contributionOf(d)], T0);
+    const again = pairing.plan([d], [contributionOf(d)], T0);
     expect(again.rows).toEqual(first.rows);
     pairing.commit(again, T0);
     expect(pairing.waiting).toBe(0);

@@ -23,8 +23,8 @@
  */
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { MeshRequest } from '../model';
-import { contributionOf, JoinedRollup } from './rollup';
-import type { JoinedContribution, JoinedRollupRow } from './rollup';
+import { RequestRollup } from './rollup';
+import type { RequestContribution, RequestRollupRow } from './rollup';
 
 /** How long a record waits for its partner: sidecars flush access logs within seconds of each other. */
 export const PAIRING_WINDOW_MS = 5 * 60_000;
@@ -38,7 +38,7 @@ interface Waiting {
   namespace: string;
   service: string;
   /** What this record added when it came: taken back if a partner comes. */
-  counted: JoinedContribution;
+  counted: RequestContribution;
   /** Arrival time (ms) of the batch it came in. */
   since: number;
   /** Paired or given up: no longer in `byRequest`. */
@@ -46,7 +46,7 @@ interface Waiting {
 }
 
 export interface PairingPlan {
-  rows: JoinedRollupRow[];
+  rows: RequestRollupRow[];
   added: Waiting[];
   paired: Waiting[];
 }
@@ -66,25 +66,29 @@ export class Pairing {
     return this.waitingCount;
   }
 
-  /** The joined rows of a batch of stored records, and the changes to apply once they are stored. */
-  plan(records: readonly MeshRequest[], now: number): PairingPlan {
-    const rollup = new JoinedRollup();
+  /**
+   * The joined rows of a batch of stored records (`counted[i]` is `records[i]`'s contribution), and the changes to
+   * apply once they are stored.
+   */
+  plan(records: readonly MeshRequest[], counted: readonly RequestContribution[], now: number): PairingPlan {
+    const rollup = new RequestRollup(false);
     const added: Waiting[] = [];
     const paired: Waiting[] = [];
     const pairedNow = new Set<Waiting>();
     /** Records of this batch still unpaired, by request id. */
     const local = new Map<string, Waiting[]>();
-    for (const r of records) {
-      const counted = contributionOf(r);
+    for (let i = 0; i < records.length; i++) {
+      const r = records[i] as MeshRequest;
+      const own = counted[i] as RequestContribution;
       if (r.requestId === '' || (r.reporter !== 'source' && r.reporter !== 'destination')) {
-        rollup.add(counted, 1);
+        rollup.add(own, 1);
         continue;
       }
       const earlier = partnerIn(this.byRequest.get(r.requestId), r, pairedNow);
       const partner = earlier ?? partnerIn(local.get(r.requestId), r, pairedNow);
       if (partner === undefined) {
-        rollup.add(counted, 1);
-        const w: Waiting = { requestId: r.requestId, reporter: r.reporter, namespace: r.destinationNamespace, service: r.destinationService, counted, since: now, done: false };
+        rollup.add(own, 1);
+        const w: Waiting = { requestId: r.requestId, reporter: r.reporter, namespace: r.destinationNamespace, service: r.destinationService, counted: own, since: now, done: false };
         added.push(w);
         const list = local.get(r.requestId);
         if (list === undefined) local.set(r.requestId, [w]);
@@ -94,7 +98,7 @@ export class Pairing {
       pairedNow.add(partner);
       if (earlier !== undefined) paired.push(partner);
       rollup.add(partner.counted, -1);
-      rollup.add(partner.reporter === 'source' ? joined(partner.counted, counted) : joined(counted, partner.counted), 1);
+      rollup.add(partner.reporter === 'source' ? joined(partner.counted, own) : joined(own, partner.counted), 1);
     }
     return { rows: rollup.rows(), added: added.filter((w) => !pairedNow.has(w)), paired };
   }
@@ -174,10 +178,11 @@ function partnerIn(list: Waiting[] | undefined, r: MeshRequest, pairedNow: Reado
 }
 
 /** A pair as it counts: the source's names, minute and latency; the destination's subset and denial where they apply. */
-function joined(source: JoinedContribution, destination: JoinedContribution): JoinedContribution {
+function joined(source: RequestContribution, destination: RequestContribution): RequestContribution {
   const deniedThere = destination.outcome === 'denied';
   return {
     minute: source.minute,
+    reporter: source.reporter,
     sourceWorkload: source.sourceWorkload,
     sourceNamespace: source.sourceNamespace,
     destinationHost: source.destinationHost,

@@ -13,24 +13,6 @@ import { hasMeshFailureFlag } from '../model';
 import type { Flow, MeshRequest } from '../model';
 import { latencyBucket } from './queries';
 
-export interface RequestRollupRow {
-  minute: number;
-  reporter: string;
-  sourceWorkload: string;
-  sourceNamespace: string;
-  destinationHost: string;
-  destinationService: string;
-  destinationNamespace: string;
-  destinationSubset: string;
-  requests: number;
-  errors: number;
-  denied: number;
-  appErrors: number;
-  meshFailures: number;
-  /** Latency bucket (lib/store latencyBucket) → requests. */
-  latencyBuckets: Map<number, number>;
-}
-
 export interface FlowRollupRow {
   minute: number;
   reporter: string;
@@ -88,19 +70,30 @@ class Groups<R, G> {
   }
 }
 
-const REQUEST_KEY = [
-  'reporter',
-  'sourceWorkload',
-  'sourceNamespace',
-  'destinationHost',
-  'destinationService',
-  'destinationNamespace',
-  'destinationSubset',
-] as const satisfies readonly (keyof MeshRequest)[];
+/**
+ * How one request record counts in the request rollups: where (minute, reporter, names) and how (outcome,
+ * failure class, latency bucket). Computed once per stored record and used by both the per-reporter rollup and
+ * the joined view (lib/store/pairing.ts), so the two count by the same rules.
+ */
+export interface RequestContribution {
+  minute: number;
+  reporter: MeshRequest['reporter'];
+  sourceWorkload: string;
+  sourceNamespace: string;
+  destinationHost: string;
+  destinationService: string;
+  destinationNamespace: string;
+  destinationSubset: string;
+  outcome: MeshRequest['outcome'];
+  /** Not denied, with an upstream-failure response flag (migration 003's `meshFailure`). */
+  meshFailure: boolean;
+  bucket: number;
+}
 
-export function rollUpRequests(records: readonly MeshRequest[]): RequestRollupRow[] {
-  const groups = new Groups<MeshRequest, RequestRollupRow>(REQUEST_KEY, (r, minute) => ({
-    minute,
+/** A record's contribution as its own side saw it. */
+export function contributionOf(r: MeshRequest): RequestContribution {
+  return {
+    minute: minuteOf(r.startTimeMs),
     reporter: r.reporter,
     sourceWorkload: r.sourceWorkload,
     sourceNamespace: r.sourceNamespace,
@@ -108,28 +101,86 @@ export function rollUpRequests(records: readonly MeshRequest[]): RequestRollupRo
     destinationService: r.destinationService,
     destinationNamespace: r.destinationNamespace,
     destinationSubset: r.destinationSubset,
-    requests: 0,
-    errors: 0,
-    denied: 0,
-    appErrors: 0,
-    meshFailures: 0,
-    latencyBuckets: new Map(),
-  }));
-  for (const r of records) {
-    const g = groups.of(r, minuteOf(r.startTimeMs));
-    g.requests++;
-    const denied = r.outcome === 'denied';
-    const meshFailure = !denied && hasMeshFailureFlag(r.responseFlags);
-    if (denied) g.denied++;
-    else if (r.outcome === 'error') {
-      g.errors++;
-      if (!meshFailure) g.appErrors++;
-    }
-    if (meshFailure) g.meshFailures++;
-    const bucket = latencyBucket(r.durationMs);
-    g.latencyBuckets.set(bucket, (g.latencyBuckets.get(bucket) ?? 0) + 1);
+    outcome: r.outcome,
+    meshFailure: r.outcome !== 'denied' && hasMeshFailureFlag(r.responseFlags),
+    bucket: latencyBucket(r.durationMs),
+  };
+}
+
+/**
+ * A row of requests_1m (per reporter: `reporter` set) or requests_joined_1m (the joined view: no reporter, and
+ * signed sums, since pairing a record with one seen earlier takes back what that one added).
+ */
+export interface RequestRollupRow {
+  minute: number;
+  reporter?: string;
+  sourceWorkload: string;
+  sourceNamespace: string;
+  destinationHost: string;
+  destinationService: string;
+  destinationNamespace: string;
+  destinationSubset: string;
+  requests: number;
+  errors: number;
+  denied: number;
+  appErrors: number;
+  meshFailures: number;
+  /** Latency bucket (lib/store latencyBucket) → requests. */
+  latencyBuckets: Map<number, number>;
+}
+
+const NAMES = ['sourceWorkload', 'sourceNamespace', 'destinationHost', 'destinationService', 'destinationNamespace', 'destinationSubset'] as const;
+
+/** Sums request contributions (added, or taken back in the joined view) into rollup rows. */
+export class RequestRollup {
+  private readonly groups: Groups<RequestContribution, RequestRollupRow>;
+
+  /** `perReporter`: requests_1m rows, grouped by reporter too; otherwise requests_joined_1m rows. */
+  constructor(perReporter: boolean) {
+    this.groups = new Groups<RequestContribution, RequestRollupRow>(perReporter ? ['reporter', ...NAMES] : NAMES, (c, minute) => ({
+      minute,
+      ...(perReporter ? { reporter: c.reporter } : {}),
+      sourceWorkload: c.sourceWorkload,
+      sourceNamespace: c.sourceNamespace,
+      destinationHost: c.destinationHost,
+      destinationService: c.destinationService,
+      destinationNamespace: c.destinationNamespace,
+      destinationSubset: c.destinationSubset,
+      requests: 0,
+      errors: 0,
+      denied: 0,
+      appErrors: 0,
+      meshFailures: 0,
+      latencyBuckets: new Map(),
+    }));
   }
-  return groups.rows;
+
+  /** Adds `c` (sign 1) or takes it back (sign -1). */
+  add(c: RequestContribution, sign: 1 | -1): void {
+    const g = this.groups.of(c, c.minute);
+    g.requests += sign;
+    if (c.outcome === 'denied') g.denied += sign;
+    else if (c.outcome === 'error') {
+      g.errors += sign;
+      if (!c.meshFailure) g.appErrors += sign;
+    }
+    if (c.meshFailure) g.meshFailures += sign;
+    const n = (g.latencyBuckets.get(c.bucket) ?? 0) + sign;
+    if (n === 0) g.latencyBuckets.delete(c.bucket);
+    else g.latencyBuckets.set(c.bucket, n);
+  }
+
+  /** The rows with any non-zero sum (a record added and taken back in one batch leaves nothing). */
+  rows(): RequestRollupRow[] {
+    return this.groups.rows.filter((g) => g.requests !== 0 || g.errors !== 0 || g.denied !== 0 || g.meshFailures !== 0 || g.latencyBuckets.size > 0);
+  }
+}
+
+/** requests_1m rows of a batch's stored records, from their contributions. */
+export function rollUpRequests(counted: readonly RequestContribution[]): RequestRollupRow[] {
+  const rollup = new RequestRollup(true);
+  for (const c of counted) rollup.add(c, 1);
+  return rollup.rows();
 }
 
 const FLOW_KEY = [
@@ -176,104 +227,4 @@ export function rollUpFlows(records: readonly Flow[]): FlowRollupRow[] {
 /** The minute an event time falls in, as DateTime seconds (toStartOfMinute of the views). */
 function minuteOf(ms: number): number {
   return Math.floor(ms / MINUTE_MS) * 60;
-}
-
-/**
- * One request as it counts in the joined view (`reporter=all`, requests_joined_1m): where it counts (the minute
- * and names) and how (outcome, failure class, latency bucket). Built by the aggregator's pairing of source and
- * destination records (services/aggregator/pairing.ts).
- */
-export interface JoinedContribution {
-  minute: number;
-  sourceWorkload: string;
-  sourceNamespace: string;
-  destinationHost: string;
-  destinationService: string;
-  destinationNamespace: string;
-  destinationSubset: string;
-  outcome: MeshRequest['outcome'];
-  meshFailure: boolean;
-  bucket: number;
-}
-
-/** A record's contribution as its own side saw it. */
-export function contributionOf(r: MeshRequest): JoinedContribution {
-  const meshFailure = r.outcome !== 'denied' && hasMeshFailureFlag(r.responseFlags);
-  return {
-    minute: minuteOf(r.startTimeMs),
-    sourceWorkload: r.sourceWorkload,
-    sourceNamespace: r.sourceNamespace,
-    destinationHost: r.destinationHost,
-    destinationService: r.destinationService,
-    destinationNamespace: r.destinationNamespace,
-    destinationSubset: r.destinationSubset,
-    outcome: r.outcome,
-    meshFailure,
-    bucket: latencyBucket(r.durationMs),
-  };
-}
-
-/** requests_joined_1m rows: signed sums, since pairing a record with one seen earlier takes back what that one added. */
-export interface JoinedRollupRow {
-  minute: number;
-  sourceWorkload: string;
-  sourceNamespace: string;
-  destinationHost: string;
-  destinationService: string;
-  destinationNamespace: string;
-  destinationSubset: string;
-  requests: number;
-  errors: number;
-  denied: number;
-  appErrors: number;
-  meshFailures: number;
-  latencyBuckets: Map<number, number>;
-}
-
-const JOINED_KEY = [
-  'sourceWorkload',
-  'sourceNamespace',
-  'destinationHost',
-  'destinationService',
-  'destinationNamespace',
-  'destinationSubset',
-] as const satisfies readonly (keyof JoinedContribution)[];
-
-/** Sums contributions (added or taken back) into requests_joined_1m rows. */
-export class JoinedRollup {
-  private readonly groups = new Groups<JoinedContribution, JoinedRollupRow>(JOINED_KEY, (c, minute) => ({
-    minute,
-    sourceWorkload: c.sourceWorkload,
-    sourceNamespace: c.sourceNamespace,
-    destinationHost: c.destinationHost,
-    destinationService: c.destinationService,
-    destinationNamespace: c.destinationNamespace,
-    destinationSubset: c.destinationSubset,
-    requests: 0,
-    errors: 0,
-    denied: 0,
-    appErrors: 0,
-    meshFailures: 0,
-    latencyBuckets: new Map(),
-  }));
-
-  /** Adds `c` (sign 1) or takes it back (sign -1). */
-  add(c: JoinedContribution, sign: 1 | -1): void {
-    const g = this.groups.of(c, c.minute);
-    g.requests += sign;
-    if (c.outcome === 'denied') g.denied += sign;
-    else if (c.outcome === 'error') {
-      g.errors += sign;
-      if (!c.meshFailure) g.appErrors += sign;
-    }
-    if (c.meshFailure) g.meshFailures += sign;
-    const n = (g.latencyBuckets.get(c.bucket) ?? 0) + sign;
-    if (n === 0) g.latencyBuckets.delete(c.bucket);
-    else g.latencyBuckets.set(c.bucket, n);
-  }
-
-  /** The rows with any non-zero sum (a record added and taken back in one batch leaves nothing). */
-  rows(): JoinedRollupRow[] {
-    return this.groups.rows.filter((g) => g.requests !== 0 || g.errors !== 0 || g.denied !== 0 || g.meshFailures !== 0 || g.latencyBuckets.size > 0);
-  }
 }

@@ -135,7 +135,7 @@ export const FLOW_ROLLUP_COLUMNS = columns({
   connections: 'AggregateFunction(sum, UInt64)',
 });
 
-/** requests_joined_1m (migration 006): the joined view's per-minute signed sums (lib/store/rollup.ts JoinedRollup). */
+/** requests_joined_1m (migration 006): the joined view's per-minute signed sums (lib/store/rollup.ts RequestRollup). */
 export const REQUEST_JOINED_COLUMNS = columns({
   minute: "DateTime('UTC')",
   sourceWorkload: LC,

@@ -22,7 +22,7 @@ import type { Connection } from './client';
 import { classifyStoreError, StoreError } from './errors';
 import { encodeNativeBlock, EncodeError } from './native';
 import { Pairing } from './pairing';
-import { rollUpFlows, rollUpRequests } from './rollup';
+import { contributionOf, rollUpFlows, rollUpRequests } from './rollup';
 import { TABLE_COLUMNS, type StoredTable } from './tables';
 import type { Flow, MeshRequest, Span } from '../model';
 
@@ -111,9 +111,10 @@ export class StoreWriter {
     let rollupRefused: RefusedRow[] = [];
     if (table === 'requests') {
       const requests = stored as MeshRequest[];
-      rollupRefused = (await this.insert('requests_1m', rollUpRequests(requests), `${token}:rollup`)).refused;
+      const counted = requests.map(contributionOf);
+      rollupRefused = (await this.insert('requests_1m', rollUpRequests(counted), `${token}:rollup`)).refused;
       const now = (this.options.now ?? Date.now)();
-      const plan = this.pairing.plan(requests, now);
+      const plan = this.pairing.plan(requests, counted, now);
       rollupRefused.push(...(await this.insert('requests_joined_1m', plan.rows, `${token}:joined`)).refused);
       // Committed only once the rows are stored. A batch that fails after this point (dead-lettering its refused
       // rows, say) and comes again is planned against the committed state: its rows are dropped as a repeat under
