@@ -52,8 +52,6 @@ export interface StoreWriterOptions {
    * whose records span many days is inserted like any other (ClickHouse's default of 100 would refuse it).
    */
   maxPartitionsPerInsert: number;
-  /** Clock for the joined view's pairing window. */
-  now?: () => number;
 }
 
 /** What `storeRecords` did with a batch of records. */
@@ -85,11 +83,6 @@ export class StoreWriter {
   ) {}
 
   /**
-   * Inserts `rows` (records with the table's column names: the lib/model record fields, or rollup rows) under
-   * `token`. Resolves once ClickHouse has every row it will ever take; rejects with a retriable `StoreError` when
-   * the insert should be tried again later (the caller lets the bus redeliver, the tokens keep it from counting twice).
-   */
-  /**
    * A batch of records of one kind under the batch's `token`: raw rows into `table` (those `keepRaw` accepts, all
    * when it is not given), then the per-minute rollup rows of every stored record (lib/store/rollup.ts) under
    * `<token>:rollup`, and for requests the joined view's rows (lib/store/pairing.ts) under `<token>:joined`. A
@@ -113,7 +106,7 @@ export class StoreWriter {
       const requests = stored as MeshRequest[];
       const counted = requests.map(contributionOf);
       rollupRefused = (await this.insert('requests_1m', rollUpRequests(counted), `${token}:rollup`)).refused;
-      const now = (this.options.now ?? Date.now)();
+      const now = Date.now();
       const plan = this.pairing.plan(requests, counted, now);
       rollupRefused.push(...(await this.insert('requests_joined_1m', plan.rows, `${token}:joined`)).refused);
       // Committed only once the rows are stored. A batch that fails after this point (dead-lettering its refused
@@ -126,6 +119,11 @@ export class StoreWriter {
     return { stored, refused, rollupRefused };
   }
 
+  /**
+   * Inserts `rows` (records with the table's column names: the lib/model record fields, or rollup rows) under
+   * `token`. Resolves once ClickHouse has every row it will ever take; rejects with a retriable `StoreError` when
+   * the insert should be tried again later (the caller lets the bus redeliver, the tokens keep it from counting twice).
+   */
   async insert(table: StoredTable, rows: readonly object[], token: string): Promise<InsertResult> {
     const result: InsertResult = { stored: 0, refused: [], inserts: 0 };
     for (let start = 0; start < rows.length; start += MAX_ROWS_PER_INSERT) {
