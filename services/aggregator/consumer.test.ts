@@ -145,4 +145,57 @@ describe('aggregator consumer replay', () => {
     expect(text).toContain('meshlens_store_rows_total{table="requests"} 39');
     expect(health).toMatchObject({ failed: 0, succeeded: 1 });
   });
+
+  it.each([0, 0.5])(
+    'keeps the raw rows MESHLENS_RAW_REQUESTS=%s asks for: errors and denials always, ok requests by request id with both sides together; rollups count all',
+    async (share) => {
+      for (const s of subs) await s.stop();
+      await bus?.close();
+      for (const t of ['requests', 'requests_1m', 'requests_joined_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
+      bus = createMemoryBus({ retryInitialMs: 20 });
+      const registry = new Registry();
+      subs = await startConsumers({
+        bus,
+        writer: new StoreWriter(conn),
+        metrics: new MeshMetrics(registry, 1000),
+        storeMetrics: new StoreMetrics(registry),
+        meshConfig: emptyMeshConfig(),
+        logger: pino({ level: 'silent' }),
+        rawRequests: share,
+      });
+      const outcomes = ['ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'ok', 'error', 'denied', 'ok'] as const;
+      // 1,000 requests, each logged by both sidecars.
+      const records: MeshRequest[] = Array.from({ length: 1000 }, (_, i) =>
+        (['source', 'destination'] as const).map((reporter) => ({
+          ...emptyRequest(),
+          startTimeMs: T0 + i * 10,
+          reporter,
+          requestId: `sampled-${i}`,
+          destinationHost: 'reviews.default.svc.cluster.local',
+          destinationService: 'reviews',
+          destinationNamespace: 'default',
+          responseCode: 200,
+          outcome: outcomes[i % outcomes.length] as MeshRequest['outcome'],
+        })),
+      ).flat();
+      await bus.publish(TOPICS.requests, [{ key: 'reviews', value: records }]);
+
+      const rows = async (sql: string) => (await (await conn.client.query({ query: sql, format: 'JSONEachRow' })).json()) as Record<string, number>[];
+      const [raw] = await rows(
+        `SELECT count() AS n, countIf(outcome != 'ok') AS failed, uniqExact(requestId) AS ids FROM ${conn.database}.requests`,
+      );
+      const [sides] = await rows(`SELECT countIf(c != 2) AS halves FROM (SELECT requestId, count() AS c FROM ${conn.database}.requests GROUP BY requestId)`);
+      const [rollup] = await rows(`SELECT countMerge(requests) AS n FROM ${conn.database}.requests_1m`);
+      const [joined] = await rows(`SELECT sum(requests) AS n FROM ${conn.database}.requests_joined_1m`);
+      expect(raw?.failed).toBe(400); // 100 error and 100 denied requests, both sides of each
+      expect(sides?.halves).toBe(0);
+      if (share === 0) expect(raw?.n).toBe(400);
+      else {
+        // About half of the 800 ok requests, chosen by their ids.
+        expect(raw?.ids).toBeGreaterThan(200 + 300);
+        expect(raw?.ids).toBeLessThan(200 + 500);
+      }
+      expect([rollup?.n, joined?.n]).toEqual([2000, 1000]);
+    },
+  );
 });
