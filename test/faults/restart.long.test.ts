@@ -49,23 +49,25 @@ async function traffic(m: Meshlens, tally: Tally, storedBefore: number): Promise
   return tally.acknowledged - start;
 }
 
-describe('restart, then send, then count', () => {
+// With every raw row kept, and with none but errors and denials (the counts then come from the rollups alone).
+describe.each(['1', '0'])('restart, then send, then count, MESHLENS_RAW_REQUESTS=%s', (rawRequests) => {
+  const env = { MESHLENS_RAW_REQUESTS: rawRequests };
   it('two runs on one data dir: the API counts N1 + N2 on run 2 and after a third start; run 2 /metrics counts N2', async () => {
     const dataDir = tempDir();
     const tally = new Tally();
 
-    const run1 = await startMeshlens({ dataDir });
+    const run1 = await startMeshlens({ dataDir, env });
     const n1 = await traffic(run1, tally, 0);
     const storedRun1 = await settle(() => storedRequests(run1, 'reviews', periodOf(tally.times)), n1, 15_000);
     const stop1 = await run1.stop('SIGTERM');
 
-    const run2 = await startMeshlens({ dataDir });
+    const run2 = await startMeshlens({ dataDir, env });
     const n2 = await traffic(run2, tally, storedRun1);
     const storedRun2 = await settle(() => storedRequests(run2, 'reviews', periodOf(tally.times)), n1 + n2, 15_000);
     const metricRun2 = sum(await scrape(run2), 'meshlens_requests_total', { destination_service_name: 'reviews' });
     const stop2 = await run2.stop('SIGTERM');
 
-    const run3 = await startMeshlens({ dataDir });
+    const run3 = await startMeshlens({ dataDir, env });
     const storedRun3 = await storedRequests(run3, 'reviews', periodOf(tally.times));
 
     expect({
