@@ -21,7 +21,7 @@ export {
   querySpanEdges,
   querySubsets,
   splitWindow,
-  wholeMinutes,
+  countableScope,
 } from './queries';
 export type { EdgeRow, LatencyPair, LatencyShiftRow, Layer, LedgerRow, QueryLimits, QueryScope, ReporterFilter, SpanEdgeRow, SubsetRow } from './queries';
 export { PAIRING_WINDOW_MS, Pairing } from './pairing';

@@ -177,8 +177,13 @@ export function nearestRank(histogram: Readonly<Record<string, number>>, percent
 
 const samples = (histogram: Readonly<Record<string, number>>): number => Object.values(histogram).reduce((sum, n) => sum + Number(n), 0);
 
-/** `scope` widened to the whole minutes it touches: answered from the rollups alone, when raw rows are sampled. */
-export function wholeMinutes(scope: QueryScope): QueryScope {
+/**
+ * The window the store counts exactly when `rawRequests` (MESHLENS_RAW_REQUESTS) of the `ok` requests keep raw
+ * rows: `scope` itself when all do; otherwise the whole minutes it touches, answered from the rollups alone, since
+ * the raw rows left cannot count the partial minutes at its edges.
+ */
+export function countableScope(scope: QueryScope, rawRequests = 1): QueryScope {
+  if (rawRequests >= 1) return scope;
   return { ...scope, fromMs: Math.floor(scope.fromMs / MINUTE_MS) * MINUTE_MS, toMs: Math.ceil(scope.toMs / MINUTE_MS) * MINUTE_MS };
 }
 

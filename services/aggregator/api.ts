@@ -8,7 +8,7 @@ import type { MeshConfig } from '../../lib/model';
 import { HttpError, parseDuration } from '../../lib/runtime';
 import type { CanaryConfig, Logger } from '../../lib/runtime';
 import { FALSE_FAIL_RATE, LATENCY_RATIO, PASS_CONFIDENCE, judgeWindow } from './canary';
-import { DEFAULT_QUERY_TIMEOUT_MS, queryEdges, queryLedger, querySpanEdges, querySubsets, wholeMinutes } from '../../lib/store';
+import { DEFAULT_QUERY_TIMEOUT_MS, queryEdges, queryLedger, querySpanEdges, querySubsets, countableScope } from '../../lib/store';
 import type { Connection, LedgerRow, QueryLimits, QueryScope, ReporterFilter } from '../../lib/store';
 
 export const DEFAULT_WINDOW_MS = 5 * 60_000;
@@ -112,7 +112,6 @@ export interface ApiDeps {
   now?: () => number;
 }
 
-
 const round = (x: number, digits = 3): number => Math.round(x * 10 ** digits) / 10 ** digits;
 /** A quantile as answered: null when no duration is known (minutes rolled up before migration 004). */
 const roundOrNull = (x: number | null): number | null => (x === null ? null : round(x));
@@ -134,11 +133,8 @@ export function registerQueryRoutes(app: FastifyInstance, deps: ApiDeps): void {
   const now = deps.now ?? Date.now;
   const period = (s: QueryScope) => ({ from: new Date(s.fromMs).toISOString(), to: new Date(s.toMs).toISOString() });
   const limits: QueryLimits = { timeoutMs: deps.queryTimeoutMs ?? DEFAULT_QUERY_TIMEOUT_MS };
-  const sampled = (deps.rawRequests ?? 1) < 1;
-  const scopeOf = (q: Query, reporter: ReporterFilter, windowMs?: number): QueryScope => {
-    const scope = parseScope(q, reporter, now(), windowMs);
-    return sampled ? wholeMinutes(scope) : scope;
-  };
+  const scopeOf = (q: Query, reporter: ReporterFilter, windowMs?: number): QueryScope =>
+    countableScope(parseScope(q, reporter, now(), windowMs), deps.rawRequests);
   const seconds = Math.max(1, Math.ceil((limits.timeoutMs as number) / 1000));
   // Answers never carry the store's text (CONTRACT.md §9): it names tables, settings and versions. The log has it.
   const fromStore = async <T>(what: string, run: () => Promise<T>): Promise<T> => {

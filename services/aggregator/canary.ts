@@ -21,7 +21,7 @@ import type { Registry } from 'prom-client';
 import type { MeshConfig } from '../../lib/model';
 import { orUnknown, stableSubset } from '../../lib/model';
 import type { CanaryConfig, Logger } from '../../lib/runtime';
-import { queryLatencyShifts, querySubsets, wholeMinutes } from '../../lib/store';
+import { countableScope, queryLatencyShifts, querySubsets } from '../../lib/store';
 import type { Connection, LatencyPair, LatencyShiftRow, QueryLimits, QueryScope, SubsetRow } from '../../lib/store';
 import { fisherOneSidedP, normalCdf, normalQuantile, riskDifferenceZ } from './canary-stats';
 
@@ -328,7 +328,7 @@ export class CanaryJudge {
   async judgeNow(): Promise<void> {
     const toMs = (this.deps.now ?? Date.now)();
     const window: QueryScope = { fromMs: toMs - this.deps.config.windowMs, toMs, namespace: '', service: '', reporter: 'source' };
-    const scope = (this.deps.rawRequests ?? 1) < 1 ? wholeMinutes(window) : window;
+    const scope = countableScope(window, this.deps.rawRequests);
     try {
       this.publish(await judgeWindow(this.deps.conn, this.deps.meshConfig, scope, this.deps.config, { timeoutMs: this.deps.queryTimeoutMs }));
     } catch (err) {

@@ -2,6 +2,7 @@
  * The aggregator target: consumes the bus into ClickHouse and the Prometheus metrics, and answers the
  * query API. Built without listening (DESIGN.md): the caller passes the HTTP app to register routes on.
  */
+import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Bus, Subscription } from '../../lib/bus';
@@ -10,7 +11,6 @@ import { CANARY_DEFAULTS, DAY_MS } from '../../lib/runtime';
 import type { CanaryConfig, Logger } from '../../lib/runtime';
 import { StoreWriter, classifyStoreError, connect, migrate } from '../../lib/store';
 import type { Connection } from '../../lib/store';
-import { join } from 'node:path';
 import { registerQueryRoutes } from './api';
 import { CanaryJudge } from './canary';
 import { startConsumers, type StoreHealth } from './consumer';
