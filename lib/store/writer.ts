@@ -32,6 +32,8 @@ export type RecordTable = 'requests' | 'flows' | 'spans';
 export const MAX_ROWS_PER_INSERT = 50_000;
 
 export interface RefusedRow {
+  /** The table it was meant for. */
+  table: StoredTable;
   row: object;
   /** Why: ClickHouse's reason (e.g. `TOO_MANY_PARTS (252): ...`), or the encoder's for a value no column holds. */
   error: string;
@@ -155,7 +157,7 @@ export class StoreWriter {
       const detail = `${info.type}${info.code ? ` (${info.code})` : ''}: ${firstLine(err)}`;
       if (info.retriable) throw new StoreError(`insert into ${table} failed: ${detail}`, info, { cause: err });
       if (rows.length === 1) {
-        result.refused.push({ row: rows[0] as object, error: detail });
+        result.refused.push({ table, row: rows[0] as object, error: detail });
         return;
       }
       const mid = rows.length >>> 1;
@@ -176,7 +178,7 @@ function encode(table: StoredTable, rows: readonly object[], refused: RefusedRow
       return { rows: kept, block: encodeNativeBlock(TABLE_COLUMNS[table], kept) };
     } catch (err) {
       if (!(err instanceof EncodeError)) throw err;
-      refused.push({ row: kept[err.row] as object, error: `not storable: ${err.message}` });
+      refused.push({ table, row: kept[err.row] as object, error: `not storable: ${err.message}` });
       kept = kept.filter((_, i) => i !== err.row);
     }
   }

@@ -72,8 +72,7 @@ export async function startConsumers(opts: ConsumerOptions): Promise<Subscriptio
         const token = insertToken(topic.name, messages);
         const result = await store(opts, table, records, token, keepRaw);
         // Durable first: refused rows are kept (with ClickHouse's reason) before the batch commits.
-        if (result.refused.length > 0) await deadLetter(opts, table, result.refused);
-        if (result.rollupRefused.length > 0) await deadLetter(opts, `${table}_1m`, result.rollupRefused);
+        if (result.refused.length > 0 || result.rollupRefused.length > 0) await deadLetter(opts, [...result.refused, ...result.rollupRefused]);
         after(result.stored);
       },
       { batch },
@@ -143,19 +142,27 @@ async function store<K extends RecordTable>(
   }
 }
 
-async function deadLetter(opts: ConsumerOptions, table: string, refused: RefusedRow[]): Promise<void> {
+async function deadLetter(opts: ConsumerOptions, refused: RefusedRow[]): Promise<void> {
   const now = (opts.now ?? Date.now)();
-  const letters: DeadLetter[] = refused.map((r) => ({
-    receivedAtMs: now,
-    receiver: `store:${table}`,
-    format: 'unknown',
-    reason: 'store_rejected',
-    message: `ClickHouse refused this ${table} row for good: ${r.error}`,
-    line: 0,
-    rawBase64: Buffer.from(JSON.stringify(r.row, (_, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v))).toString('base64'),
-  }));
-  opts.logger.warn({ table, rows: refused.length, error: refused[0]?.error }, 'ClickHouse refused rows for good; they were dead-lettered and the rest of the batch stored');
-  await opts.bus.publish(TOPICS.deadLetters, [{ key: `store:${table}`, value: letters }]);
+  const byTable = new Map<string, DeadLetter[]>();
+  for (const r of refused) {
+    const letter: DeadLetter = {
+      receivedAtMs: now,
+      receiver: `store:${r.table}`,
+      format: 'unknown',
+      reason: 'store_rejected',
+      message: `ClickHouse refused this ${r.table} row for good: ${r.error}`,
+      line: 0,
+      rawBase64: Buffer.from(JSON.stringify(r.row, (_, v: unknown) => (v instanceof Map ? Object.fromEntries(v) : v))).toString('base64'),
+    };
+    const letters = byTable.get(r.table);
+    if (letters === undefined) byTable.set(r.table, [letter]);
+    else letters.push(letter);
+  }
+  for (const [table, letters] of byTable) {
+    opts.logger.warn({ table, rows: letters.length, error: refused.find((r) => r.table === table)?.error }, 'ClickHouse refused rows for good; they were dead-lettered and the rest of the batch stored');
+  }
+  await opts.bus.publish(TOPICS.deadLetters, [...byTable].map(([table, value]) => ({ key: `store:${table}`, value })));
 }
 
 /**
