@@ -188,6 +188,8 @@ interface PathResult {
   threads: { name: string; cpuSeconds: number; pct: number }[];
   /** CPU the process used in the SETTLE_MS after the last line was stored (background merges). */
   settleCpuSeconds: number;
+  /** Batches the aggregator stored during the measurement: the fixed cost of an insert is paid per batch. */
+  batches: number;
   verify: VerifyResult;
   stored: StoredCheck;
   peakRssMb: number;
@@ -273,6 +275,7 @@ async function runPath(spec: PathSpec, set: LineSet, baseline: number, o: Option
       send: sent,
       threads: threadSplit(c0, c1),
       settleCpuSeconds: cpuSeconds(c1, c2),
+      batches: c1.requestBatches - c0.requestBatches,
       verify,
       stored,
       peakRssMb: mem.rss / 2 ** 20,
@@ -452,7 +455,7 @@ async function main(): Promise<void> {
     out.push(
       `${r.id}: ${fmt(1e6 / r.linesPerCpuSecond, 1)} CPU-µs per line; ${fmt(r.cpuSeconds, 2)} CPU-s in ${fmt(r.wallSeconds, 2)} s wall ` +
         `(${fmt(r.wallLinesPerSecond)} lines/s); 429 retries ${r.send.retries}; request p50/p99 ${fmt(r.send.latencyMs.p50)}/${fmt(r.send.latencyMs.p99)} ms; ` +
-        `+${fmt(r.settleCpuSeconds, 2)} CPU-s in the ${SETTLE_MS / 1000} s after`,
+        `+${fmt(r.settleCpuSeconds, 2)} CPU-s in the ${SETTLE_MS / 1000} s after; ${fmt(r.batches)} batches stored (${fmt(r.lines / Math.max(1, r.batches))} lines each on average)`,
     );
     out.push(
       `  stored: rollup and meshlens_requests_total ${fmt(r.verify.rollup.requests)} = sent; raw rows ${fmt(r.verify.raw.rows)} ` +

@@ -35,6 +35,8 @@ export interface CpuSnapshot {
   accepted: number;
   /** Per-thread CPU from /proc (Linux), clock ticks, by thread name; {} elsewhere. */
   threads: Record<string, number>;
+  /** Batches of request records the aggregator has stored (one insert each into every table it writes). */
+  requestBatches: number;
 }
 
 export interface OutcomeCounts {
@@ -115,6 +117,16 @@ function acceptedRecords(running: Running): Promise<number> {
   return sumOf(running, 'meshlens_ingest_records_total', (l) => l.outcome === 'accepted');
 }
 
+/** `meshlens_store_insert_duration_seconds_count{table="requests"}`: one per consumed batch of request records. */
+async function requestBatches(running: Running): Promise<number> {
+  const metric = running.registry.getSingleMetric('meshlens_store_insert_duration_seconds');
+  if (!metric) return 0;
+  const { values } = await (metric as Counter).get();
+  let n = 0;
+  for (const v of values) if ((v as { metricName?: string }).metricName?.endsWith('_count') && v.labels.table === 'requests') n += v.value;
+  return n;
+}
+
 async function sumOf(running: Running, name: string, filter?: (labels: Record<string, string | number>) => boolean): Promise<number> {
   const metric = running.registry.getSingleMetric(name);
   if (!metric) return 0;
@@ -170,7 +182,7 @@ async function snapshot(running: Running): Promise<CpuSnapshot> {
   const cpu = process.cpuUsage();
   const wallMs = performance.now();
   const threads = threadTicks();
-  return { user: cpu.user, system: cpu.system, wallMs, accepted: await acceptedRecords(running), threads };
+  return { user: cpu.user, system: cpu.system, wallMs, accepted: await acceptedRecords(running), threads, requestBatches: await requestBatches(running) };
 }
 
 function collectGarbage(): void {

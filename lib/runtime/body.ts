@@ -54,7 +54,21 @@ function budgetExceeded(limit: number): HttpError {
 }
 
 /**
- * Reads the whole body. With a `budget`, every decompressed chunk is taken from it as it arrives and `held`
+ * A request body as the decompressed chunks it arrived in, in order. The newline-delimited receivers read their
+ * lines straight from the chunks: joining them first would allocate one buffer the size of the whole body, and a
+ * fresh allocation that large costs more here than the copy (bench R1: 3.6 % of the main thread, for a body of
+ * 500 lines). Whole-body formats (OTLP, Zipkin, JSON arrays) take `wholeBody`.
+ */
+export type BodyChunks = readonly Buffer[];
+
+/** The body as one buffer; the chunk itself when there is one. */
+export function wholeBody(body: BodyChunks | undefined): Buffer {
+  if (body === undefined || body.length === 0) return Buffer.alloc(0);
+  return body.length === 1 ? (body[0] as Buffer) : Buffer.concat(body as Buffer[]);
+}
+
+/**
+ * Reads the whole body, as its chunks. With a `budget`, every decompressed chunk is taken from it as it arrives and `held`
  * reports how much this body holds (the caller gives it back when the response is over); a read that fails
  * gives back what it took.
  */
@@ -64,7 +78,7 @@ export function readBody(
   limit: number,
   budget?: BodyBudget,
   held?: (bytes: number) => void,
-): Promise<Buffer> {
+): Promise<BodyChunks> {
   const encoding = (contentEncoding ?? 'identity').trim().toLowerCase();
   let source: Readable = payload;
   if (encoding === 'gzip' || encoding === 'x-gzip') source = payload.pipe(createGunzip());
@@ -106,7 +120,7 @@ export function readBody(
       if (done) return;
       done = true;
       held?.(size);
-      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size));
+      resolve(chunks);
     });
   });
 }

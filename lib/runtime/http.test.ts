@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { gzipSync } from 'node:zlib';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { BodyBudget } from './body';
+import { BodyBudget, wholeBody, type BodyChunks } from './body';
 import { Health } from './health';
 import { addOpsRoutes, bearerAuth, checkBearer, createHttpServer, tokenDigest } from './http';
 
@@ -10,7 +10,7 @@ const logger = pino({ level: 'silent' });
 
 function echoServer(maxBodyBytes: number, token?: string) {
   const app = createHttpServer({ logger, maxBodyBytes });
-  app.post('/echo', { onRequest: bearerAuth(token) }, async (request) => ({ bytes: (request.body as Buffer).length, text: (request.body as Buffer).toString() }));
+  app.post('/echo', { onRequest: bearerAuth(token) }, async (request) => ({ bytes: wholeBody(request.body as BodyChunks).length, text: wholeBody(request.body as BodyChunks).toString() }));
   return app;
 }
 
@@ -78,7 +78,7 @@ describe('createHttpServer bodies', () => {
     const gate = new Promise<void>((resolve) => (release = resolve));
     app.post('/hold', async (request) => {
       await gate;
-      return { bytes: (request.body as Buffer).length };
+      return { bytes: wholeBody(request.body as BodyChunks).length };
     });
     await app.listen({ host: '127.0.0.1', port: 0 });
     try {
@@ -106,7 +106,7 @@ describe('body budget when clients go away', () => {
   it('gives back the bytes of a body whose client left while it was being decompressed', async () => {
     const budget = new BodyBudget(64 * 1024 * 1024);
     const app = createHttpServer({ logger, maxBodyBytes: 32 * 1024 * 1024, budget });
-    app.post('/hold', async (request) => ({ bytes: (request.body as Buffer).length }));
+    app.post('/hold', async (request) => ({ bytes: wholeBody(request.body as BodyChunks).length }));
     await app.listen({ host: '127.0.0.1', port: 0 });
     try {
       const port = (app.server.address() as { port: number }).port;

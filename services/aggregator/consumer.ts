@@ -78,7 +78,8 @@ export async function startConsumers(opts: ConsumerOptions): Promise<Subscriptio
       { batch },
     );
   const share = opts.rawRequests ?? 1;
-  const keepRaw = share >= 1 ? undefined : (r: MeshRequest) => r.outcome !== 'ok' || sampleOf(r) < share;
+  // With no share of ok rows to keep, the hash is not worth computing (it was 2.6 % of bench R1's main thread).
+  const keepRaw = share >= 1 ? undefined : share <= 0 ? (r: MeshRequest) => r.outcome !== 'ok' : (r: MeshRequest) => r.outcome !== 'ok' || sampleOf(r) < share;
   return Promise.all([
     consume(
       TOPICS.requests,

@@ -125,3 +125,41 @@ describe('JSON-array bodies', () => {
     expect(reply.errors.map((e) => e.line)).toEqual([1, 2, 3, 4]);
   });
 });
+
+describe('newline-delimited bodies in chunks', () => {
+  // A body arrives in the chunks the socket or the gunzip stream cut it into, anywhere: inside a line, between
+  // `\r` and `\n`, inside a UTF-8 sequence. The lines and their numbers must be the same as in one piece.
+  const typed = JSON.parse(fixtureLines('istio-json-typed.ndjson')[0]!) as Record<string, unknown>;
+  const lines = [
+    JSON.stringify({ ...typed, path: '/søk?q=ünïcødé-€-𝄞' }),
+    '',
+    ...fixtureLines('istio-1.9-text.log').slice(0, 3),
+    '   ',
+    JSON.stringify({ hello: 'world' }),
+    JSON.stringify({ ...typed, user_agent: 'ok' }),
+  ];
+  const body = Buffer.from(lines.join('\r\n') + '\n');
+
+  it('gives every split the records, replies and dead letters the whole body gives', async () => {
+    const whole = pipeline();
+    const want = { reply: await whole.pipeline.lines('accesslog', body, parseAccessLogLine, TOPICS.requests, keyOf), published: whole.published };
+    expect(want.reply.accepted).toBeGreaterThan(3);
+    expect(want.reply.rejected).toBe(1);
+    const sizes = [1, 2, 3, 7, 64, 333];
+    for (const size of sizes) {
+      const chunks: Buffer[] = [];
+      for (let i = 0; i < body.length; i += size) chunks.push(body.subarray(i, i + size));
+      const split = pipeline();
+      const got = { reply: await split.pipeline.lines('accesslog', chunks, parseAccessLogLine, TOPICS.requests, keyOf), published: split.published };
+      expect(got).toEqual(want);
+    }
+  });
+
+  it('takes a last line without a newline, and an empty body', async () => {
+    const a = pipeline();
+    const reply = await a.pipeline.lines('accesslog', [body.subarray(0, body.length - 2), Buffer.alloc(0)], parseAccessLogLine, TOPICS.requests, keyOf);
+    expect(reply.accepted + reply.rejected).toBe(lines.filter((l) => l.trim() !== '').length);
+    const empty = await pipeline().pipeline.lines('accesslog', [], parseAccessLogLine, TOPICS.requests, keyOf);
+    expect(empty).toEqual({ accepted: 0, rejected: 0, errors: [] });
+  });
+});

@@ -6,7 +6,7 @@
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TOPICS, type Topic } from '../../../lib/bus';
 import type { IngestFormat } from '../../../lib/model';
-import { HttpError } from '../../../lib/runtime';
+import { HttpError, wholeBody, type BodyChunks } from '../../../lib/runtime';
 import { parseAccessLogLine, parseAccessLogObject } from '../formats/accesslog';
 import { parseFlowLine, parseFlowObject } from '../formats/flows';
 import { requestKey, type IngestPipeline, type IngestReply, type LineParser, type ObjectParser } from '../pipeline';
@@ -47,23 +47,26 @@ async function ingest<T extends { startTimeMs: number }>(
   keyOf: (r: T) => string,
 ): Promise<IngestReply> {
   const type = mediaType(request);
-  const body = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
+  const body = (request.body as BodyChunks | undefined) ?? [];
   if (type === 'application/json' && firstNonSpace(body) === 0x5b /* [ */) {
+    const whole = wholeBody(body);
     let items: unknown;
     try {
-      items = JSON.parse(body.toString('utf8'));
+      items = JSON.parse(whole.toString('utf8'));
     } catch (err) {
-      return deps.pipeline.rejectBody(receiver, arrayFormat, 'malformed_json', `body is not a JSON array: ${(err as Error).message}`, body);
+      return deps.pipeline.rejectBody(receiver, arrayFormat, 'malformed_json', `body is not a JSON array: ${(err as Error).message}`, whole);
     }
     if (Array.isArray(items)) return deps.pipeline.jsonArray(receiver, items, parse, parseObject, topic, keyOf);
   }
   return deps.pipeline.lines(receiver, body, parse, topic, keyOf);
 }
 
-function firstNonSpace(body: Buffer): number {
-  for (let i = 0; i < body.length; i++) {
-    const c = body[i]!;
-    if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return c;
+function firstNonSpace(body: BodyChunks): number {
+  for (const chunk of body) {
+    for (let i = 0; i < chunk.length; i++) {
+      const c = chunk[i]!;
+      if (c !== 0x20 && c !== 0x0a && c !== 0x0d && c !== 0x09) return c;
+    }
   }
   return -1;
 }

@@ -8,7 +8,7 @@ import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { Writer } from 'protobufjs';
 import { TOPICS } from '../../../lib/bus';
 import type { IngestFormat, Rejection } from '../../../lib/model';
-import { HttpError } from '../../../lib/runtime';
+import { HttpError, wholeBody, type BodyChunks } from '../../../lib/runtime';
 import type { Batch } from '../formats/batch';
 import { parseOtlpLogs } from '../formats/otlp-logs';
 import { parseOtlpTraces } from '../formats/otlp-traces';
@@ -56,7 +56,7 @@ async function handle<T>(
   encodeResponse: Record<Encoding, (rejected: number, errorMessage: string) => Buffer>,
 ): Promise<FastifyReply> {
   const encoding = encodingOf(request);
-  const body = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
+  const body = wholeBody(request.body as BodyChunks | undefined);
   const parsed = parse(body, encoding);
   const contentType = encoding === 'json' ? 'application/json' : 'application/x-protobuf';
   if (!parsed.ok) {

@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { TOPICS } from '../../../lib/bus';
-import { HttpError } from '../../../lib/runtime';
+import { HttpError, wholeBody, type BodyChunks } from '../../../lib/runtime';
 import { parseZipkin } from '../formats/zipkin';
 import type { IngestPipeline } from '../pipeline';
 
@@ -24,7 +24,7 @@ async function supportedType(request: FastifyRequest): Promise<void> {
 
 export function registerZipkinRoutes(app: FastifyInstance, deps: ZipkinDeps): void {
   app.post('/api/v2/spans', { onRequest: [deps.onRequest, supportedType] }, async (request, reply) => {
-    const body = (request.body as Buffer | undefined) ?? Buffer.alloc(0);
+    const body = wholeBody(request.body as BodyChunks | undefined);
     const parsed = parseZipkin(body);
     if (!parsed.ok) {
       const result = await deps.pipeline.rejectBody('zipkin', 'zipkin', parsed.reason, parsed.message, body);
