@@ -117,8 +117,8 @@ class Out {
   }
 
   string(s: string): void {
-    // Short strings (the common case) are written after a one-byte length slot and the slot filled in after,
-    // so the UTF-8 length is never computed separately: 42 UTF-16 units are at most 126 bytes (< 128).
+    // Short strings are written after a one-byte length slot and the slot filled in after, so the UTF-8 length
+    // is never computed separately: 42 UTF-16 units are at most 126 bytes (< 128).
     if (s.length <= 42) {
       this.ensure(127);
       const n = this.buf.utf8Write(s, this.pos + 1);
@@ -144,31 +144,29 @@ declare global {
   }
 }
 
-/** The values of each column, read from the records by `columnsOf`. */
-type Values = readonly unknown[];
+/** Reads one column's value from a record. */
+type Read = (row: object) => unknown;
 
 /**
- * Reads every column's values out of the records, one loop per column with the field name written into the
- * code: each read site then sees one record shape and stays a fast monomorphic property load. A generic
- * `row[name]` read site sees every column name and goes megamorphic (a fifth of the encoder's time in a profile).
+ * A reader per column, with the field name written into its code: each one's property load then sees one record
+ * shape and stays fast and monomorphic, where a generic `row[name]` goes megamorphic (a fifth of the encoder's
+ * time in a profile). Writers read the records directly: copying every column out into arrays first cost more
+ * than the reads (38 arrays of a batch's length, 1.5–2 µs per `requests` row against 0.7 µs for the reads).
  * Built once per column list; names are checked to be plain identifiers first.
  */
-const extractors = new WeakMap<readonly NativeColumn[], (rows: readonly object[]) => Values[]>();
+const readers = new WeakMap<readonly NativeColumn[], readonly Read[]>();
 
-function columnsOf(columns: readonly NativeColumn[], rows: readonly object[]): Values[] {
-  let extract = extractors.get(columns);
-  if (extract === undefined) {
-    const loops = columns.map((c, k) => {
+function readersOf(columns: readonly NativeColumn[]): readonly Read[] {
+  let read = readers.get(columns);
+  if (read === undefined) {
+    read = columns.map((c) => {
       if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(c.name)) throw new Error(`column name ${JSON.stringify(c.name)} is not a plain identifier`);
-      return `const c${k} = new Array(n); for (let i = 0; i < n; i++) c${k}[i] = rows[i].${c.name};`;
+      // Generated from a checked identifier only (above).
+      return new Function('row', `return row.${c.name};`) as Read;
     });
-    // Generated from checked identifiers only (above).
-    extract = new Function('rows', `const n = rows.length; ${loops.join(' ')} return [${columns.map((_, k) => `c${k}`).join(', ')}];`) as (
-      rows: readonly object[],
-    ) => Values[];
-    extractors.set(columns, extract);
+    readers.set(columns, read);
   }
-  return extract(rows);
+  return read;
 }
 
 /** One Native block of `rows`, reading each column's value from the record field of the same name. */
@@ -176,30 +174,30 @@ export function encodeNativeBlock(columns: readonly NativeColumn[], rows: readon
   const out = new Out(256 + rows.length * columns.length * 12);
   out.varUInt(columns.length);
   out.varUInt(rows.length);
-  const values = columnsOf(columns, rows);
+  const read = readersOf(columns);
   for (let k = 0; k < columns.length; k++) {
     const col = columns[k] as NativeColumn;
     out.string(col.name);
     out.string(col.type);
-    writeColumn(out, col, values[k] as Values);
+    writeColumn(out, col, rows, read[k] as Read);
   }
   return out.bytes();
 }
 
-function writeColumn(out: Out, col: NativeColumn, values: Values): void {
+function writeColumn(out: Out, col: NativeColumn, rows: readonly object[], read: Read): void {
   const { name, type } = col;
-  const n = values.length;
+  const n = rows.length;
   switch (type) {
     case 'String':
-      for (let i = 0; i < n; i++) out.string(text(values[i], name, i));
+      for (let i = 0; i < n; i++) out.string(text(read(rows[i] as object), name, i));
       return;
     case 'LowCardinality(String)':
-      writeLowCardinality(out, name, values);
+      writeLowCardinality(out, name, rows, read);
       return;
     case 'Float64':
       out.ensure(8 * n);
       for (let i = 0; i < n; i++) {
-        const v = values[i];
+        const v = read(rows[i] as object);
         if (typeof v !== 'number') throw new EncodeError(name, i, `expected a number, got ${describe(v)}`);
         out.view.setFloat64(out.pos, v, true);
         out.pos += 8;
@@ -207,34 +205,34 @@ function writeColumn(out: Out, col: NativeColumn, values: Values): void {
       return;
     case 'Bool':
       out.ensure(n);
-      for (let i = 0; i < n; i++) out.buf[out.pos++] = values[i] ? 1 : 0;
+      for (let i = 0; i < n; i++) out.buf[out.pos++] = read(rows[i] as object) ? 1 : 0;
       return;
     case 'Map(String, String)':
-      writeStringMap(out, name, values);
+      writeStringMap(out, name, rows, read);
       return;
     case 'Map(Int16, UInt64)':
     case 'Map(Int16, Int64)':
-      writeHistogram(out, name, values, type === 'Map(Int16, Int64)');
+      writeHistogram(out, name, rows, read, type === 'Map(Int16, Int64)');
       return;
     case 'AggregateFunction(count)':
     case 'AggregateFunction(countIf, UInt8)':
-      for (let i = 0; i < n; i++) out.varUInt(integer(values[i], name, i, 'UInt64'));
+      for (let i = 0; i < n; i++) out.varUInt(integer(read(rows[i] as object), name, i, 'UInt64'));
       return;
     case 'AggregateFunction(sum, UInt64)':
-      for (let i = 0; i < n; i++) out.uint64(integer(values[i], name, i, 'UInt64'));
+      for (let i = 0; i < n; i++) out.uint64(integer(read(rows[i] as object), name, i, 'UInt64'));
       return;
     default:
-      writeIntegers(out, name, type, values);
+      writeIntegers(out, name, type, rows, read);
   }
 }
 
-function writeIntegers(out: Out, name: string, type: NativeType, values: Values): void {
-  const n = values.length;
+function writeIntegers(out: Out, name: string, type: NativeType, rows: readonly object[], read: Read): void {
+  const n = rows.length;
   const width = type === 'Int16' || type === 'UInt16' ? 2 : type === 'UInt8' ? 1 : type === 'Int64' || type === 'UInt64' ? 8 : 4;
   out.ensure(width * n);
   const view = out.view;
   for (let i = 0; i < n; i++) {
-    const v = integer(values[i], name, i, type);
+    const v = integer(read(rows[i] as object), name, i, type);
     const p = out.pos;
     switch (type) {
       case 'Int16':
@@ -264,15 +262,15 @@ function writeIntegers(out: Out, name: string, type: NativeType, values: Values)
   }
 }
 
-function writeLowCardinality(out: Out, name: string, values: Values): void {
+function writeLowCardinality(out: Out, name: string, rows: readonly object[], read: Read): void {
   out.uint64(1); // key serialization version: shared dictionaries with additional keys
-  const n = values.length;
+  const n = rows.length;
   if (n === 0) return;
   const dictionary = new Map<string, number>();
   const keys: string[] = [];
   const indexes = new Uint32Array(n);
   for (let i = 0; i < n; i++) {
-    const s = text(values[i], name, i);
+    const s = text(read(rows[i] as object), name, i);
     let k = dictionary.get(s);
     if (k === undefined) {
       k = keys.length;
@@ -296,11 +294,11 @@ function writeLowCardinality(out: Out, name: string, values: Values): void {
   }
 }
 
-function writeStringMap(out: Out, name: string, values: Values): void {
-  const maps: Readonly<Record<string, unknown>>[] = new Array(values.length);
+function writeStringMap(out: Out, name: string, rows: readonly object[], read: Read): void {
+  const maps: Readonly<Record<string, unknown>>[] = new Array(rows.length);
   let total = 0;
-  for (let i = 0; i < values.length; i++) {
-    const m = values[i];
+  for (let i = 0; i < rows.length; i++) {
+    const m = read(rows[i] as object);
     if (m === null || typeof m !== 'object') throw new EncodeError(name, i, `expected an object of strings, got ${describe(m)}`);
     maps[i] = m as Record<string, unknown>;
     // Records without attributes share one empty object: for..in over it is the cheapest emptiness test.
@@ -320,16 +318,17 @@ function writeStringMap(out: Out, name: string, values: Values): void {
 }
 
 /** A latency histogram as a Map of bucket → count (`ReadonlyMap<number, number>`); signed counts for Int64. */
-function writeHistogram(out: Out, name: string, values: Values, signed: boolean): void {
+function writeHistogram(out: Out, name: string, rows: readonly object[], read: Read, signed: boolean): void {
+  const maps: Map<number, number>[] = new Array(rows.length);
   let total = 0;
-  for (let i = 0; i < values.length; i++) {
-    const m = values[i];
+  for (let i = 0; i < rows.length; i++) {
+    const m = read(rows[i] as object);
     if (!(m instanceof Map)) throw new EncodeError(name, i, `expected a Map of bucket to count, got ${describe(m)}`);
+    maps[i] = m as Map<number, number>;
     total += m.size;
     out.uint64(total);
   }
   out.ensure(10 * total);
-  const maps = values as readonly Map<number, number>[];
   for (const m of maps) {
     for (const bucket of m.keys()) {
       out.view.setInt16(out.pos, bucket, true);
