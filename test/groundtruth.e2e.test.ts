@@ -203,11 +203,7 @@ describe.each(['1', '0'])('ground truth with MESHLENS_RAW_REQUESTS=%s: simulator
     expect(series('v2', v2.verdict)).toBe(1);
   });
 
-  // Not yet exact with raw rows sampled away (issue 10, open): the L7 ledger's allowed counts and ports, and which
-  // hops spans alone saw, are still read from raw rows. `it.failing` turns red the day they are exact.
-  const needsRawRows = rawRequests === '1' ? it : it.failing;
-
-  needsRawRows('answers /api/v1/flows (reporter=all) exactly: each request once, the destination verdict, L4 flows beside L7', async () => {
+  it('answers /api/v1/flows (reporter=all) exactly: each request once, the destination verdict, L4 flows beside L7', async () => {
     const { flows } = await get<{ flows: FlowTruth[] }>(`/api/v1/flows?${period}`);
     const norm = (f: FlowTruth) => ({
       ...f,
@@ -233,7 +229,7 @@ describe.each(['1', '0'])('ground truth with MESHLENS_RAW_REQUESTS=%s: simulator
     expect(Object.fromEntries([...samples].sort())).toEqual(Object.fromEntries([...want].sort()));
   });
 
-  needsRawRows('builds the graph from access logs; spans of logged hops add no edges', async () => {
+  it('builds the graph from access logs; spans of logged hops add no edges', async () => {
     interface Edge { source: string; target: string; subset: string; requests: number; from: string }
     const { edges } = await get<{ edges: Edge[] }>(`/api/v1/graph?${period}`);
     expect(edges.filter((e) => e.from === 'spans')).toEqual([]);

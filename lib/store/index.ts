@@ -25,3 +25,4 @@ export {
 } from './queries';
 export type { EdgeRow, LatencyPair, LatencyShiftRow, Layer, LedgerRow, QueryLimits, QueryScope, ReporterFilter, SpanEdgeRow, SubsetRow } from './queries';
 export { PAIRING_WINDOW_MS, Pairing } from './pairing';
+export { DEFAULT_MAX_LOGGED_HOPS, DEFAULT_MAX_WAITING_SPANS, SpanEdges } from './spanedges';

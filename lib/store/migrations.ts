@@ -64,6 +64,8 @@ const TTL_TABLES: { table: string; expr: string; kind: keyof Retention }[] = [
   { table: 'requests_1m', expr: 'minute', kind: 'rollupDays' },
   { table: 'flows_1m', expr: 'minute', kind: 'rollupDays' },
   { table: 'requests_joined_1m', expr: 'minute', kind: 'rollupDays' },
+  { table: 'requests_ledger_1m', expr: 'minute', kind: 'rollupDays' },
+  { table: 'span_edges_1m', expr: 'minute', kind: 'rollupDays' },
 ];
 
 /** Applies pending migrations, then aligns table TTLs with the configured retention. Returns applied names. */

@@ -24,7 +24,7 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { MeshRequest } from '../model';
 import { RequestRollup } from './rollup';
-import type { RequestContribution, RequestRollupRow } from './rollup';
+import type { LedgerRollupRow, RequestContribution, RequestRollupRow } from './rollup';
 
 /** How long a record waits for its partner: sidecars flush access logs within seconds of each other. */
 export const PAIRING_WINDOW_MS = 5 * 60_000;
@@ -43,10 +43,18 @@ interface Waiting {
   since: number;
   /** Paired or given up: no longer in `byRequest`. */
   done: boolean;
+  /**
+   * Saved by a version before the ledger rollup (pairing file version 1): `counted` lacks port, protocol and verdict
+   * details, so its pair leaves requests_ledger_1m as migration 007 filled it from the raw rows (this record, unpaired).
+   */
+  noLedger?: true;
 }
 
 export interface PairingPlan {
+  /** requests_joined_1m rows. */
   rows: RequestRollupRow[];
+  /** requests_ledger_1m rows of the joined view (reporter `all`). */
+  ledgerRows: LedgerRollupRow[];
   added: Waiting[];
   paired: Waiting[];
 }
@@ -97,10 +105,11 @@ export class Pairing {
       }
       pairedNow.add(partner);
       if (earlier !== undefined) paired.push(partner);
-      rollup.add(partner.counted, -1);
-      rollup.add(partner.reporter === 'source' ? joined(partner.counted, own) : joined(own, partner.counted), 1);
+      const ledger = partner.noLedger !== true;
+      rollup.add(partner.counted, -1, ledger);
+      rollup.add(partner.reporter === 'source' ? joined(partner.counted, own) : joined(own, partner.counted), 1, ledger);
     }
-    return { rows: rollup.rows(), added: added.filter((w) => !pairedNow.has(w)), paired };
+    return { rows: rollup.rows(), ledgerRows: rollup.ledgerRows(), added: added.filter((w) => !pairedNow.has(w)), paired };
   }
 
   /** Applies a plan whose rows are stored, then lets records past the window or the bound give up. */
@@ -148,7 +157,7 @@ export class Pairing {
   /** Writes the waiting records to `file` (a graceful stop), atomically. */
   async save(file: string): Promise<void> {
     const waiting = this.queue.slice(this.head).filter((w) => !w.done);
-    await writeFile(`${file}.tmp`, JSON.stringify({ version: 1, waiting }));
+    await writeFile(`${file}.tmp`, JSON.stringify({ version: 2, waiting }));
     await rename(`${file}.tmp`, file);
   }
 
@@ -162,8 +171,10 @@ export class Pairing {
       throw err;
     }
     const saved = JSON.parse(text) as { version: number; waiting: Waiting[] };
-    if (saved.version !== 1 || !Array.isArray(saved.waiting)) throw new Error(`${file}: not a pairing state this version knows`);
-    this.commit({ rows: [], added: saved.waiting.map((w) => ({ ...w, done: false })), paired: [] }, now);
+    if ((saved.version !== 1 && saved.version !== 2) || !Array.isArray(saved.waiting)) throw new Error(`${file}: not a pairing state this version knows`);
+    const legacy = saved.version === 1;
+    const added = saved.waiting.map((w): Waiting => (legacy ? { ...w, done: false, noLedger: true } : { ...w, done: false }));
+    this.commit({ rows: [], ledgerRows: [], added, paired: [] }, now);
     return this.waitingCount;
   }
 }
@@ -177,9 +188,13 @@ function partnerIn(list: Waiting[] | undefined, r: MeshRequest, pairedNow: Reado
   return undefined;
 }
 
-/** A pair as it counts: the source's names, minute and latency; the destination's subset and denial where they apply. */
+/**
+ * A pair as it counts: the source's names, minute, port, protocol and latency; the destination's subset where the
+ * source names none, and the destination's verdict (outcome, failure class, deny reason, policy, rule) when the
+ * destination denied the request, else the source's.
+ */
 function joined(source: RequestContribution, destination: RequestContribution): RequestContribution {
-  const deniedThere = destination.outcome === 'denied';
+  const verdict = destination.outcome === 'denied' ? destination : source;
   return {
     minute: source.minute,
     reporter: source.reporter,
@@ -188,9 +203,14 @@ function joined(source: RequestContribution, destination: RequestContribution): 
     destinationHost: source.destinationHost,
     destinationService: source.destinationService,
     destinationNamespace: source.destinationNamespace,
+    destinationPort: source.destinationPort,
+    protocol: source.protocol,
     bucket: source.bucket,
     destinationSubset: source.destinationSubset !== '' ? source.destinationSubset : destination.destinationSubset,
-    outcome: deniedThere ? 'denied' : source.outcome,
-    meshFailure: deniedThere ? destination.meshFailure : source.meshFailure,
+    outcome: verdict.outcome,
+    meshFailure: verdict.meshFailure,
+    denyReason: verdict.denyReason,
+    policy: verdict.policy,
+    rule: verdict.rule,
   };
 }

@@ -2,10 +2,12 @@
  * The query API's SQL (CONTRACT.md §6). Parameters only: user input reaches ClickHouse as typed query
  * parameters (`{name:Type}`), never as SQL text; the database name is a validated identifier from config.
  *
- * Exact answers for any window: whole minutes come from the per-minute rollups, the partial minutes at the
- * window's edges from the raw tables, and both are merged as aggregate states (`-State` / `-Merge`), so a
- * 30 s window and a 30-day window use the same rules. `reporter=all` needs the raw rows: a request both
- * sidecars reported is one request (same `x-request-id` on the same hop), and the destination's verdict wins.
+ * Exact answers for any window: whole minutes come from the per-minute rollups the aggregator writes, the partial
+ * minutes at the window's edges from the raw tables, and both are summed alike, so a 30 s window and a 30-day
+ * window use the same rules. `reporter=all` (a request both sidecars reported is one request: same `x-request-id`
+ * on the same hop, and the destination's verdict wins) has rollups of its own (requests_joined_1m, the joined rows
+ * of requests_ledger_1m), paired as records arrive; raw rows are paired only at the edges. With raw rows sampled
+ * away (MESHLENS_RAW_REQUESTS), windows are widened to whole minutes (countableScope) and read rollups alone.
  */
 import type { Connection } from './client';
 
@@ -224,8 +226,8 @@ function params(scope: QueryScope): Record<string, unknown> {
 }
 
 /**
- * How far outside a window a request's other record is looked for when raw rows are paired (the window's edges,
- * the ledger): the aggregator's pairing window (services/aggregator/pairing.ts), so both count a pair alike.
+ * How far outside a window's partial edge minutes a request's other record, or a span's access log, is looked for
+ * among raw rows: the aggregator's pairing window (lib/store/pairing.ts, lib/store/spanedges.ts), so both decide alike.
  */
 const PAIRING_REACH_MS = 5 * 60_000;
 
@@ -268,8 +270,6 @@ const REQUEST_COLUMNS = [
   'rule',
 ] as const;
 
-/** Raw rows that may pair with a record of the whole window. */
-const PAIR_WINDOW = `timestamp >= fromUnixTimestamp64Milli({pairFrom:Int64}, 'UTC') AND timestamp < fromUnixTimestamp64Milli({pairTo:Int64}, 'UTC')`;
 /** Raw rows that may pair with a record of the window's edges: a long window reads its edges, not its middle. */
 const PAIR_EDGES =
   `((timestamp >= fromUnixTimestamp64Milli({pairFrom:Int64}, 'UTC') AND timestamp < fromUnixTimestamp64Milli({pairA:Int64}, 'UTC'))` +
@@ -466,24 +466,34 @@ export async function queryLatencyShifts(
 }
 
 /**
- * Edges only traces know of: CLIENT spans (destination from their upstream cluster) whose hop — request id
- * and destination service — no access log in the window reported. Access-log edges need no trace; spans
- * add the calls whose sidecar logs are not shipped to meshlens.
+ * Edges only traces know of: CLIENT spans (destination from their upstream cluster) whose hop — request id and
+ * destination service — no access log reported. Access-log edges need no trace; spans add the calls whose sidecar
+ * logs are not shipped to meshlens. Whole minutes come from span_edges_1m, where the aggregator decided each span as
+ * it came (lib/store/spanedges.ts: a log of its hop within the pairing window, before or after it, takes it back),
+ * so no raw request row is needed and a long window reads minutes. The partial minutes at the window's edges come
+ * from the raw spans, a hop logged when a raw request row within the pairing reach of the edges has it (only with
+ * every raw row kept: otherwise countableScope widens the window to whole minutes and there are no partial ones).
  */
 export async function querySpanEdges(conn: Connection, scope: QueryScope, limits?: QueryLimits): Promise<SpanEdgeRow[]> {
   const db = conn.database;
+  const names = ['destinationNamespace', 'destinationService', 'destinationHost', 'destinationSubset'].map(spelled).join(', ');
   const query = `
     SELECT caller, destinationNamespace, destinationService, destinationHost, destinationSubset AS subset,
-      count() AS requests, countIf(error) AS errors, ${HISTOGRAM} AS h
+      sum(requests) AS requests, sum(errors) AS errors, sumMap(latencyBuckets) AS h
     FROM (
-      SELECT ${known('serviceName')} AS caller, ${['destinationNamespace', 'destinationService', 'destinationHost', 'destinationSubset'].map(spelled).join(', ')},
-        error, durationMs
+      SELECT ${known('serviceName')} AS caller, ${names}, requests, errors, CAST(latencyBuckets, 'Map(Int16, Int64)') AS latencyBuckets
+      FROM ${db}.span_edges_1m
+      WHERE ${ROLLUP_TIME} AND ${DEST_FILTER}
+      UNION ALL
+      SELECT ${known('serviceName')} AS caller, ${names}, toInt64(1) AS requests, toInt64(error) AS errors,
+        map(${LATENCY_BUCKET_SQL('durationMs')}, toInt64(1)) AS latencyBuckets
       FROM ${db}.spans
-      WHERE ${RAW_TIME()} AND ${DEST_FILTER} AND kind = 'client' AND destinationService != ''
+      WHERE ${RAW_EDGES} AND ${DEST_FILTER} AND kind = 'client' AND destinationService != ''
         AND (requestId = '' OR (requestId, destinationService) NOT IN (
-          SELECT requestId, destinationService FROM ${db}.requests WHERE ${RAW_TIME()} AND requestId != ''))
+          SELECT requestId, destinationService FROM ${db}.requests WHERE ${PAIR_EDGES} AND requestId != ''))
     )
     GROUP BY caller, destinationNamespace, destinationService, destinationHost, subset
+    HAVING sum(requests) != 0
     ORDER BY caller, destinationNamespace, destinationService, subset`;
   const result = await rows<Omit<SpanEdgeRow, 'p99Ms'> & { h: Histogram }>(conn, query, scope, limits);
   return result.map(({ h, ...r }) => ({ ...r, p99Ms: nearestRank(h, 99) }));
@@ -548,31 +558,41 @@ function pairedFlows(db: string): string {
 
 /**
  * The allowed/denied ledger: L7 from access logs (TCP access-log records count as L4) and L4 from flow logs,
- * one row per verdict detail. `reporter=all` counts each request once (pairedRequests) and each connection once
- * (pairedFlows), with the destination's verdict.
+ * one row per verdict detail. Whole minutes come from the rollups the aggregator writes — requests_ledger_1m
+ * (per reporter, or the joined view's rows under reporter `all`: each request once, the destination's verdict when
+ * it denied) and flows_1m — so every request counts whatever raw rows are kept; the partial minutes at the
+ * window's edges from raw rows (paired for `all`, each pair at its source record's time as the aggregator counts
+ * it). `reporter=all` counts each connection once too (pairedFlows), with the destination's verdict.
  */
 export async function queryLedger(conn: Connection, scope: QueryScope, limits?: QueryLimits): Promise<LedgerRow[]> {
   const db = conn.database;
-  const requestRows =
+  const edgeRows =
     scope.reporter === 'all'
-      ? `(${pairedRequests(db, RAW_TIME(), PAIR_WINDOW)})`
-      : `(SELECT * FROM ${db}.requests WHERE ${RAW_TIME()} AND ${DEST_FILTER} AND reporter = {reporter:String})`;
+      ? `(${pairedRequests(db, RAW_EDGES, PAIR_EDGES)})`
+      : `(SELECT * FROM ${db}.requests WHERE ${RAW_EDGES} AND ${DEST_FILTER} AND reporter = {reporter:String})`;
   const names = (cols: string[]): string => cols.map(spelled).join(', ');
   const WHO = ['sourceNamespace', 'sourceWorkload', 'destinationNamespace', 'destinationService', 'destinationHost'];
+  const L7 = (count: string): string =>
+    `SELECT if(protocol = 'tcp', 'L4', 'L7') AS layer, ${names(WHO)}, destinationSubset AS subset, destinationPort AS port,
+        outcome = 'denied' AS denied, denyReason, policy, rule, ${count} AS count`;
+  // Signed sums (the joined view takes back what a record counted alone once its partner comes): a detail is
+  // kept when its sum over the window is positive.
   const query = `
     SELECT layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset, port,
       denied, denyReason, policy, rule, sum(count) AS count
     FROM (
-      SELECT if(protocol = 'tcp', 'L4', 'L7') AS layer, ${names(WHO)}, destinationSubset AS subset, destinationPort AS port,
-        outcome = 'denied' AS denied, denyReason, policy, rule, toUInt64(1) AS count
-      FROM ${requestRows}
+      ${L7('requests')} FROM ${db}.requests_ledger_1m
+      WHERE ${ROLLUP_TIME} AND ${DEST_FILTER} AND reporter = {reporter:String}
       UNION ALL
-      SELECT 'L4' AS layer, ${WHO.join(', ')}, '' AS subset, destinationPort AS port, verdict = 'denied' AS denied, denyReason, policy, rule, count
+      ${L7('toInt64(1)')} FROM ${edgeRows}
+      UNION ALL
+      SELECT 'L4' AS layer, ${WHO.join(', ')}, '' AS subset, destinationPort AS port, verdict = 'denied' AS denied, denyReason, policy, rule,
+        toInt64(count) AS count
       FROM (${pairedFlows(db)})
     )
-    WHERE count > 0
     GROUP BY layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset, port,
-      denied, denyReason, policy, rule`;
+      denied, denyReason, policy, rule
+    HAVING sum(count) > 0`;
   const result = await rows<Omit<LedgerRow, 'denied'> & { denied: number | boolean }>(conn, query, scope, limits);
   return result.map((r) => ({ ...r, denied: r.denied === true || r.denied === 1 }));
 }

@@ -71,9 +71,10 @@ class Groups<R, G> {
 }
 
 /**
- * How one request record counts in the request rollups: where (minute, reporter, names) and how (outcome,
- * failure class, latency bucket). Computed once per stored record and used by both the per-reporter rollup and
- * the joined view (lib/store/pairing.ts), so the two count by the same rules.
+ * How one request record counts in the request rollups: where (minute, reporter, names, and for the ledger port,
+ * protocol and verdict details) and how (outcome, failure class, latency bucket). Computed once per stored record
+ * and used by both the per-reporter rollup and the joined view (lib/store/pairing.ts), so the two count by the
+ * same rules.
  */
 export interface RequestContribution {
   minute: number;
@@ -84,7 +85,12 @@ export interface RequestContribution {
   destinationService: string;
   destinationNamespace: string;
   destinationSubset: string;
+  destinationPort: number;
+  protocol: MeshRequest['protocol'];
   outcome: MeshRequest['outcome'];
+  denyReason: MeshRequest['denyReason'];
+  policy: string;
+  rule: number;
   /** Not denied, with an upstream-failure response flag (migration 003's `meshFailure`). */
   meshFailure: boolean;
   bucket: number;
@@ -101,7 +107,12 @@ export function contributionOf(r: MeshRequest): RequestContribution {
     destinationService: r.destinationService,
     destinationNamespace: r.destinationNamespace,
     destinationSubset: r.destinationSubset,
+    destinationPort: r.destinationPort,
+    protocol: r.protocol,
     outcome: r.outcome,
+    denyReason: r.denyReason,
+    policy: r.policy,
+    rule: r.rule,
     meshFailure: r.outcome !== 'denied' && hasMeshFailureFlag(r.responseFlags),
     bucket: latencyBucket(r.durationMs),
   };
@@ -129,35 +140,94 @@ export interface RequestRollupRow {
   latencyBuckets: Map<number, number>;
 }
 
-const NAMES = ['sourceWorkload', 'sourceNamespace', 'destinationHost', 'destinationService', 'destinationNamespace', 'destinationSubset'] as const;
+/**
+ * A row of requests_ledger_1m (migration 007): requests per minute, caller, destination, subset, port, protocol
+ * and verdict (outcome, deny reason, policy, rule), the allowed/denied ledger's grouping, so `/api/v1/flows` counts
+ * every request without raw rows. `reporter` is the record's for the per-reporter rows and `all` for the joined
+ * view's, whose sums are signed like requests_joined_1m's.
+ */
+export interface LedgerRollupRow {
+  minute: number;
+  reporter: string;
+  sourceWorkload: string;
+  sourceNamespace: string;
+  destinationHost: string;
+  destinationService: string;
+  destinationNamespace: string;
+  destinationSubset: string;
+  destinationPort: number;
+  protocol: string;
+  outcome: string;
+  denyReason: string;
+  policy: string;
+  rule: number;
+  requests: number;
+}
 
-/** Sums request contributions (added, or taken back in the joined view) into rollup rows. */
+/** The reporter the joined view's ledger rows carry: the query API's `reporter=all`. */
+export const JOINED_REPORTER = 'all';
+
+const NAMES = ['sourceWorkload', 'sourceNamespace', 'destinationHost', 'destinationService', 'destinationNamespace', 'destinationSubset'] as const;
+/** What the ledger groups by beyond a RED row's key. */
+const LEDGER_DETAIL = ['destinationPort', 'protocol', 'outcome', 'denyReason', 'policy', 'rule'] as const;
+
+/** A RED row and, under it, its ledger rows: the ledger's key extends the RED key, so one lookup walks both. */
+interface RequestGroup {
+  row: RequestRollupRow;
+  ledger: Groups<RequestContribution, LedgerRollupRow>;
+}
+
+/**
+ * Sums request contributions (added, or taken back in the joined view) into rollup rows: RED rows for
+ * requests_1m or requests_joined_1m, and the ledger rows of requests_ledger_1m beside them.
+ */
 export class RequestRollup {
-  private readonly groups: Groups<RequestContribution, RequestRollupRow>;
+  private readonly groups: Groups<RequestContribution, RequestGroup>;
 
   /** `perReporter`: requests_1m rows, grouped by reporter too; otherwise requests_joined_1m rows. */
   constructor(perReporter: boolean) {
-    this.groups = new Groups<RequestContribution, RequestRollupRow>(perReporter ? ['reporter', ...NAMES] : NAMES, (c, minute) => ({
+    const ledgerRow = (c: RequestContribution, minute: number): LedgerRollupRow => ({
       minute,
-      ...(perReporter ? { reporter: c.reporter } : {}),
+      reporter: perReporter ? c.reporter : JOINED_REPORTER,
       sourceWorkload: c.sourceWorkload,
       sourceNamespace: c.sourceNamespace,
       destinationHost: c.destinationHost,
       destinationService: c.destinationService,
       destinationNamespace: c.destinationNamespace,
       destinationSubset: c.destinationSubset,
+      destinationPort: c.destinationPort,
+      protocol: c.protocol,
+      outcome: c.outcome,
+      denyReason: c.denyReason,
+      policy: c.policy,
+      rule: c.rule,
       requests: 0,
-      errors: 0,
-      denied: 0,
-      appErrors: 0,
-      meshFailures: 0,
-      latencyBuckets: new Map(),
+    });
+    this.groups = new Groups<RequestContribution, RequestGroup>(perReporter ? ['reporter', ...NAMES] : NAMES, (c, minute) => ({
+      row: {
+        minute,
+        ...(perReporter ? { reporter: c.reporter } : {}),
+        sourceWorkload: c.sourceWorkload,
+        sourceNamespace: c.sourceNamespace,
+        destinationHost: c.destinationHost,
+        destinationService: c.destinationService,
+        destinationNamespace: c.destinationNamespace,
+        destinationSubset: c.destinationSubset,
+        requests: 0,
+        errors: 0,
+        denied: 0,
+        appErrors: 0,
+        meshFailures: 0,
+        latencyBuckets: new Map(),
+      },
+      ledger: new Groups<RequestContribution, LedgerRollupRow>(LEDGER_DETAIL, ledgerRow),
     }));
   }
 
-  /** Adds `c` (sign 1) or takes it back (sign -1). */
-  add(c: RequestContribution, sign: 1 | -1): void {
-    const g = this.groups.of(c, c.minute);
+  /** Adds `c` (sign 1) or takes it back (sign -1); to the ledger rows too unless `ledger` is false. */
+  add(c: RequestContribution, sign: 1 | -1, ledger = true): void {
+    const group = this.groups.of(c, c.minute);
+    const g = group.row;
     g.requests += sign;
     if (c.outcome === 'denied') g.denied += sign;
     else if (c.outcome === 'error') {
@@ -168,19 +238,36 @@ export class RequestRollup {
     const n = (g.latencyBuckets.get(c.bucket) ?? 0) + sign;
     if (n === 0) g.latencyBuckets.delete(c.bucket);
     else g.latencyBuckets.set(c.bucket, n);
+    if (ledger) group.ledger.of(c, c.minute).requests += sign;
   }
 
-  /** The rows with any non-zero sum (a record added and taken back in one batch leaves nothing). */
+  /** The RED rows with any non-zero sum (a record added and taken back in one batch leaves nothing). */
   rows(): RequestRollupRow[] {
-    return this.groups.rows.filter((g) => g.requests !== 0 || g.errors !== 0 || g.denied !== 0 || g.meshFailures !== 0 || g.latencyBuckets.size > 0);
+    const out: RequestRollupRow[] = [];
+    for (const { row: g } of this.groups.rows) {
+      if (g.requests !== 0 || g.errors !== 0 || g.denied !== 0 || g.meshFailures !== 0 || g.latencyBuckets.size > 0) out.push(g);
+    }
+    return out;
   }
+
+  /** The ledger rows with a non-zero count. */
+  ledgerRows(): LedgerRollupRow[] {
+    const out: LedgerRollupRow[] = [];
+    for (const { ledger } of this.groups.rows) for (const r of ledger.rows) if (r.requests !== 0) out.push(r);
+    return out;
+  }
+}
+
+/** The per-reporter rollup (requests_1m and the ledger's per-reporter rows) of a batch's stored records. */
+export function requestRollupOf(counted: readonly RequestContribution[]): RequestRollup {
+  const rollup = new RequestRollup(true);
+  for (const c of counted) rollup.add(c, 1);
+  return rollup;
 }
 
 /** requests_1m rows of a batch's stored records, from their contributions. */
 export function rollUpRequests(counted: readonly RequestContribution[]): RequestRollupRow[] {
-  const rollup = new RequestRollup(true);
-  for (const c of counted) rollup.add(c, 1);
-  return rollup.rows();
+  return requestRollupOf(counted).rows();
 }
 
 const FLOW_KEY = [

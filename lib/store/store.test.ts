@@ -130,7 +130,7 @@ describe('lib/store on embedded ClickHouse', () => {
     return Number(Object.values((await rs.json<Record<string, number>>())[0] ?? {})[0] ?? 0);
   };
   const clear = async (): Promise<void> => {
-    for (const t of ['requests', 'flows', 'spans', 'requests_1m', 'flows_1m', 'requests_joined_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
+    for (const t of ['requests', 'flows', 'spans', 'requests_1m', 'flows_1m', 'requests_joined_1m', 'requests_ledger_1m', 'span_edges_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
     // A fresh writer: records of earlier cases must not wait for partners in this one.
     writer = new StoreWriter(conn);
   };

@@ -4,7 +4,7 @@
  * DDSketch states (nothing writes them since migration 004; they default to empty states). A low-cardinality
  * column is written as `LowCardinality(String)`, a `Map(LowCardinality(String), String)` as `Map(String,
  * String)` and a `SimpleAggregateFunction(sumMap, Map(...))` as its Map: ClickHouse converts those on insert.
- * tables.test.ts checks every list against the migrated tables.
+ * native.test.ts checks every list against the migrated tables.
  */
 import type { NativeColumn, NativeType } from './native';
 
@@ -152,7 +152,39 @@ export const REQUEST_JOINED_COLUMNS = columns({
   latencyBuckets: 'Map(Int16, Int64)',
 });
 
-export type StoredTable = 'requests' | 'flows' | 'spans' | 'requests_1m' | 'flows_1m' | 'requests_joined_1m';
+/** requests_ledger_1m (migration 007): the ledger's per-minute request counts (lib/store/rollup.ts LedgerRollupRow). */
+export const REQUEST_LEDGER_COLUMNS = columns({
+  minute: "DateTime('UTC')",
+  reporter: LC,
+  sourceWorkload: LC,
+  sourceNamespace: LC,
+  destinationHost: LC,
+  destinationService: LC,
+  destinationNamespace: LC,
+  destinationSubset: LC,
+  destinationPort: 'UInt16',
+  protocol: LC,
+  outcome: LC,
+  denyReason: LC,
+  policy: LC,
+  rule: 'Int32',
+  requests: 'Int64',
+});
+
+/** span_edges_1m (migration 008): calls only traces saw, per minute, as signed sums (lib/store/spanedges.ts). */
+export const SPAN_EDGE_COLUMNS = columns({
+  minute: "DateTime('UTC')",
+  serviceName: LC,
+  destinationHost: LC,
+  destinationService: LC,
+  destinationNamespace: LC,
+  destinationSubset: LC,
+  requests: 'Int64',
+  errors: 'Int64',
+  latencyBuckets: 'Map(Int16, Int64)',
+});
+
+export type StoredTable = 'requests' | 'flows' | 'spans' | 'requests_1m' | 'flows_1m' | 'requests_joined_1m' | 'requests_ledger_1m' | 'span_edges_1m';
 
 export const TABLE_COLUMNS: Readonly<Record<StoredTable, readonly NativeColumn[]>> = {
   requests: REQUEST_COLUMNS,
@@ -161,4 +193,6 @@ export const TABLE_COLUMNS: Readonly<Record<StoredTable, readonly NativeColumn[]
   requests_1m: REQUEST_ROLLUP_COLUMNS,
   flows_1m: FLOW_ROLLUP_COLUMNS,
   requests_joined_1m: REQUEST_JOINED_COLUMNS,
+  requests_ledger_1m: REQUEST_LEDGER_COLUMNS,
+  span_edges_1m: SPAN_EDGE_COLUMNS,
 };

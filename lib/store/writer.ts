@@ -22,7 +22,8 @@ import type { Connection } from './client';
 import { classifyStoreError, StoreError } from './errors';
 import { encodeNativeBlock, EncodeError } from './native';
 import { Pairing } from './pairing';
-import { contributionOf, rollUpFlows, rollUpRequests } from './rollup';
+import { contributionOf, requestRollupOf, rollUpFlows } from './rollup';
+import { SpanEdges } from './spanedges';
 import { TABLE_COLUMNS, type StoredTable } from './tables';
 import type { Flow, MeshRequest, Span } from '../model';
 
@@ -78,6 +79,8 @@ export type StoredRecord<K extends RecordTable> = RecordTypes[K];
 export class StoreWriter {
   /** The joined view's records waiting for their partners (lib/store/pairing.ts); saved and loaded by the owner. */
   readonly pairing = new Pairing();
+  /** Logged hops and spans waiting for a log of theirs (lib/store/spanedges.ts); saved and loaded by the owner. */
+  readonly spanEdges = new SpanEdges();
 
   constructor(
     private readonly conn: Connection,
@@ -86,8 +89,11 @@ export class StoreWriter {
 
   /**
    * A batch of records of one kind under the batch's `token`: raw rows into `table` (those `keepRaw` accepts, all
-   * when it is not given), then the per-minute rollup rows of every stored record (lib/store/rollup.ts) under
-   * `<token>:rollup`, and for requests the joined view's rows (lib/store/pairing.ts) under `<token>:joined`. A
+   * when it is not given), then the per-minute rows derived from every stored record, each under a token of its own
+   * derived from the batch's: for requests requests_1m (`<token>:rollup`), the take-backs of spans waiting for a log
+   * of these hops (span_edges_1m, `<token>:spans`; lib/store/spanedges.ts), the joined view (requests_joined_1m,
+   * `<token>:joined`; lib/store/pairing.ts) and the ledger, per reporter and joined (requests_ledger_1m,
+   * `<token>:ledger`); for flows flows_1m; for spans the calls only traces saw (span_edges_1m, `<token>:rollup`). A
    * retried batch repeats the inserts under the same tokens, and ClickHouse drops what it has.
    */
   async storeRecords<K extends RecordTable>(
@@ -104,21 +110,45 @@ export class StoreWriter {
       stored = records.filter((r) => !gone.has(r));
     }
     let rollupRefused: RefusedRow[] = [];
-    if (table === 'requests') {
-      const requests = stored as MeshRequest[];
-      const counted = requests.map(contributionOf);
-      rollupRefused = (await this.insert('requests_1m', rollUpRequests(counted), `${token}:rollup`)).refused;
-      const now = Date.now();
-      const plan = this.pairing.plan(requests, counted, now);
-      rollupRefused.push(...(await this.insert('requests_joined_1m', plan.rows, `${token}:joined`)).refused);
-      // Committed only once the rows are stored. A batch that fails after this point (dead-lettering its refused
-      // rows, say) and comes again is planned against the committed state: its rows are dropped as a repeat under
-      // the same token, but its records may be left waiting a second time, until the pairing window ends.
-      this.pairing.commit(plan, now);
-    } else if (table === 'flows') {
-      rollupRefused = (await this.insert('flows_1m', rollUpFlows(stored as Flow[]), `${token}:rollup`)).refused;
+    if (table === 'requests') rollupRefused = await this.storeRequestRollups(stored as MeshRequest[], token);
+    else if (table === 'flows') rollupRefused = (await this.insert('flows_1m', rollUpFlows(stored as Flow[]), `${token}:rollup`)).refused;
+    else if (table === 'spans') {
+      const spans = stored as Span[];
+      rollupRefused = await this.spanEdges.exclusive(async () => {
+        const now = Date.now();
+        const plan = this.spanEdges.planSpans(spans, now);
+        const { refused: edgesRefused } = await this.insert('span_edges_1m', plan.rows, `${token}:rollup`);
+        this.spanEdges.commit(plan, now);
+        return edgesRefused;
+      });
     }
     return { stored, refused, rollupRefused };
+  }
+
+  /** The rows derived from a batch of stored request records, in an order a retried batch can repeat (see below). */
+  private async storeRequestRollups(requests: MeshRequest[], token: string): Promise<RefusedRow[]> {
+    const counted = requests.map(contributionOf);
+    const perReporter = requestRollupOf(counted);
+    const refused = (await this.insert('requests_1m', perReporter.rows(), `${token}:rollup`)).refused;
+    // The hops these records logged: spans planned from now on count nothing for them, and spans already waiting
+    // for them are taken back. Before the pairing commits, so a retry after a failure here plans the joined view as
+    // the first attempt did.
+    const now = Date.now();
+    const hops = this.spanEdges.markLogged(requests, now);
+    await this.spanEdges.exclusive(async () => {
+      const plan = this.spanEdges.planLogs(hops);
+      refused.push(...(await this.insert('span_edges_1m', plan.rows, `${token}:spans`)).refused);
+      this.spanEdges.commit(plan, now);
+    });
+    const plan = this.pairing.plan(requests, counted, now);
+    refused.push(...(await this.insert('requests_joined_1m', plan.rows, `${token}:joined`)).refused);
+    // One insert for both kinds of ledger row: the batch's own (per reporter) and the joined view's.
+    refused.push(...(await this.insert('requests_ledger_1m', [...perReporter.ledgerRows(), ...plan.ledgerRows], `${token}:ledger`)).refused);
+    // Committed only once the rows are stored. A batch that fails after this point (dead-lettering its refused
+    // rows, say) and comes again is planned against the committed state: its rows are dropped as a repeat under
+    // the same token, but its records may be left waiting a second time, until the pairing window ends.
+    this.pairing.commit(plan, now);
+    return refused;
   }
 
   /**

@@ -56,6 +56,8 @@ export interface Aggregator {
 const PING_INTERVAL_MS = 5_000;
 /** In the data directory: the joined view's records waiting for partners, saved at a graceful stop. */
 const PAIRING_FILE = 'pairing.json';
+/** In the data directory: hops access logs reported lately and spans waiting for a log, saved at a graceful stop. */
+const SPAN_EDGES_FILE = 'span-edges.json';
 const MIGRATE_RETRY_INITIAL_MS = 1_000;
 const MIGRATE_RETRY_MAX_MS = 30_000;
 
@@ -100,6 +102,8 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
 
   const pairing = writer.pairing;
   const pairingFile = join(opts.dataDir, PAIRING_FILE);
+  const spanEdges = writer.spanEdges;
+  const spanEdgesFile = join(opts.dataDir, SPAN_EDGES_FILE);
 
   const run = async (): Promise<void> => {
     const applied = await migrate(conn, retention);
@@ -110,6 +114,12 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
       if (waiting > 0) opts.logger.info({ waiting, file: pairingFile }, 'joined view: records saved at the last stop wait for their partners again');
     } catch (err) {
       opts.logger.error({ err, file: pairingFile }, 'joined view: cannot read the records saved at the last stop; requests split across the restart count as their sides saw them');
+    }
+    try {
+      const waiting = await spanEdges.load(spanEdgesFile, Date.now());
+      if (waiting > 0) opts.logger.info({ waiting, file: spanEdgesFile }, 'span edges: spans saved at the last stop wait for their access logs again');
+    } catch (err) {
+      opts.logger.error({ err, file: spanEdgesFile }, 'span edges: cannot read the state saved at the last stop; spans whose hop was logged across the restart count as calls only traces saw');
     }
     subscriptions = await startConsumers({
       bus: opts.bus,
@@ -142,6 +152,7 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
     if (running) {
       // Consumers have stopped: what waits matches every committed batch. Saved so a restart pairs across it.
       await pairing.save(pairingFile).catch((err: unknown) => opts.logger.error({ err, file: pairingFile }, 'joined view: cannot save the records waiting for partners'));
+      await spanEdges.save(spanEdgesFile).catch((err: unknown) => opts.logger.error({ err, file: spanEdgesFile }, 'span edges: cannot save the logged hops and waiting spans'));
     }
     await conn.client.close();
   };
