@@ -3,14 +3,14 @@
  * batches cut them, a plan changes nothing until committed (a retried batch gets the same rows), waiting is bounded
  * in time and number, and what waits survives a save and load.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { emptyRequest } from '../model';
 import type { MeshRequest } from '../model';
 import { Pairing, PAIRING_WINDOW_MS } from './pairing';
 import { contributionOf } from './rollup';
-import type { RequestRollupRow } from './rollup';
+import type { LedgerRollupRow, RequestRollupRow } from './rollup';
 
 const T0 = Date.UTC(2026, 11, 2, 9, 0, 0);
 
@@ -46,15 +46,28 @@ function totals(rows: RequestRollupRow[]): Record<string, { requests: number; er
   return out;
 }
 
-/** Feeds batches through plan and commit, returning every row written. */
-function run(pairing: Pairing, batches: MeshRequest[][], now = T0): RequestRollupRow[] {
+/** Feeds batches through plan and commit, returning every row written (the ledger rows through `ledger`). */
+function run(pairing: Pairing, batches: MeshRequest[][], now = T0, ledger: LedgerRollupRow[] = []): RequestRollupRow[] {
   const rows: RequestRollupRow[] = [];
   for (const batch of batches) {
     const plan = pairing.plan(batch, batch.map(contributionOf), now);
     rows.push(...plan.rows);
+    ledger.push(...plan.ledgerRows);
     pairing.commit(plan, now);
   }
   return rows;
+}
+
+/** Ledger rows summed per (subset, port, protocol, outcome, deny reason, policy, rule), zero sums left out. */
+function ledgerTotals(rows: LedgerRollupRow[]): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const r of rows) {
+    expect(r.reporter).toBe('all');
+    const k = [r.sourceWorkload, r.destinationSubset, r.destinationPort, r.protocol, r.outcome, r.denyReason, r.policy, r.rule].join('|');
+    out[k] = (out[k] ?? 0) + r.requests;
+  }
+  for (const [k, n] of Object.entries(out)) if (n === 0) delete out[k];
+  return out;
 }
 
 describe('Pairing', () => {
@@ -77,6 +90,35 @@ describe('Pairing', () => {
     expect(totals(run(new Pairing(), [[record('source', 'a', { responseCode: 403 })], [denied]]))).toEqual({ v2: { requests: 1, errors: 0, denied: 1 } });
     const unnamed = record('source', 'b', { destinationSubset: '', outcome: 'error', responseCode: 503 });
     expect(totals(run(new Pairing(), [[record('destination', 'b', { destinationSubset: 'v1' })], [unnamed]]))).toEqual({ v1: { requests: 1, errors: 1, denied: 0 } });
+  });
+
+  it('keeps the ledger rows of the joined view by the same rules: the source names, port and protocol, the destination verdict details when it denied', () => {
+    const client = record('source', 'a', { destinationPort: 9080, protocol: 'http', responseCode: 403 });
+    const server = record('destination', 'a', {
+      sourceWorkload: 'unknown',
+      destinationPort: 0,
+      protocol: 'unknown',
+      outcome: 'denied',
+      denyReason: 'rbac',
+      policy: 'default/deny-productpage',
+      rule: 2,
+      responseCode: 403,
+    });
+    const alone = record('destination', 'b', { sourceWorkload: 'unknown', destinationPort: 9080, protocol: 'http' });
+    for (const batches of [[[client, server, alone]], [[server], [alone, client]]]) {
+      const ledger: LedgerRollupRow[] = [];
+      run(new Pairing(), batches, T0, ledger);
+      expect(ledgerTotals(ledger)).toEqual({
+        'productpage-v1|v2|9080|http|denied|rbac|default/deny-productpage|2': 1,
+        'unknown||9080|http|ok|||-1': 1,
+      });
+    }
+    // A client-side denial (no server record) keeps its own details; a server that allowed leaves the client's verdict.
+    const blackhole = record('source', 'c', { outcome: 'denied', denyReason: 'blackhole', protocol: 'tcp', destinationPort: 3306 });
+    const failed = record('source', 'd', { outcome: 'error', responseCode: 503 });
+    const ledger: LedgerRollupRow[] = [];
+    run(new Pairing(), [[blackhole, failed], [record('destination', 'd', { responseCode: 200 })]], T0, ledger);
+    expect(ledgerTotals(ledger)).toEqual({ 'productpage-v1|v2|3306|tcp|denied|blackhole||-1': 1, 'productpage-v1|v2|0|unknown|error|||-1': 1 });
   });
 
   it('pairs one to one: one client record and four server attempts are four requests; other hops and ids stay apart', () => {
@@ -130,6 +172,27 @@ describe('Pairing', () => {
       // The source record counted before the restart; the pair takes its place, so nothing is added now (without
       // the saved record the destination's would count as a second request).
       expect(totals(rows)).toEqual({});
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('loads a file saved before the ledger existed: its records pair in the joined view, and their pairs leave the ledger as migration 007 filled it', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshlens-pairing-'));
+    try {
+      // What the previous version saved: a contribution without port, protocol or verdict details.
+      const { destinationPort, protocol, denyReason, policy, rule, ...old } = contributionOf(s);
+      expect([destinationPort, protocol, denyReason, policy, rule]).toEqual([0, 'unknown', '', '', -1]);
+      const file = join(dir, 'pairing.json');
+      writeFileSync(file, JSON.stringify({ version: 1, waiting: [{ requestId: 'a', reporter: 'source', namespace: 'default', service: 'reviews', counted: old, since: T0, done: false }] }));
+      const pairing = new Pairing();
+      expect(await pairing.load(file, T0)).toBe(1);
+      const ledger: LedgerRollupRow[] = [];
+      expect(totals(run(pairing, [[d]], T0, ledger))).toEqual({});
+      expect(ledger).toEqual([]);
+      // Saved again, it is a version this one wrote.
+      await pairing.save(file);
+      expect(await new Pairing().load(file, T0)).toBe(0);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

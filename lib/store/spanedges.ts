@@ -240,13 +240,21 @@ export class SpanEdges {
     return hops;
   }
 
-  private isLogged(hop: number): boolean {
-    for (let i = this.logged.length - 1; i >= 0; i--) if ((this.logged[i] as LoggedBucket).hops.has(hop)) return true;
+  /** Whether a log of `hop` came within the window before `now` (stretches past it may not be forgotten yet). */
+  private isLogged(hop: number, now: number): boolean {
+    for (let i = this.logged.length - 1; i >= 0; i--) {
+      const b = this.logged[i] as LoggedBucket;
+      if (now - b.last >= PAIRING_WINDOW_MS) break;
+      if (b.hops.has(hop)) return true;
+    }
     return false;
   }
 
-  /** The take-back rows for spans waiting on `hops` (logged by a request batch). */
-  planLogs(hops: readonly number[]): SpanEdgePlan {
+  /**
+   * The take-back rows for spans waiting on `hops` (logged by a request batch at `now`). Spans whose wait ended by
+   * `now` have given up, even if no commit has let them go yet. Changes nothing (plans are pure; `commit` applies).
+   */
+  planLogs(hops: readonly number[], now: number): SpanEdgePlan {
     if (this.waitingCount === 0 || hops.length === 0) return noPlan();
     const rollup = new SpanEdgeRollup();
     const takenBack: WaitingSpan[] = [];
@@ -256,6 +264,7 @@ export class SpanEdges {
       if (list === undefined || seen.has(hop)) continue;
       seen.add(hop);
       for (const w of list) {
+        if (now - w.since >= PAIRING_WINDOW_MS) continue;
         rollup.add(w.counted, -1);
         takenBack.push(w);
       }
@@ -263,9 +272,8 @@ export class SpanEdges {
     return takenBack.length === 0 ? noPlan() : { rows: rollup.rows(), added: [], takenBack };
   }
 
-  /** The rows of a span batch: calls whose hop no log reported yet count, and wait for one. */
+  /** The rows of a span batch: calls whose hop no log reported yet count, and wait for one. Changes nothing. */
   planSpans(spans: readonly Span[], now: number): SpanEdgePlan {
-    this.forget(now);
     const rollup = new SpanEdgeRollup();
     const added: WaitingSpan[] = [];
     for (const s of spans) {
@@ -276,15 +284,16 @@ export class SpanEdges {
         continue;
       }
       const hop = hopOf(s.requestId, s.destinationService);
-      if (this.isLogged(hop)) continue;
+      if (this.isLogged(hop, now)) continue;
       rollup.add(counted, 1);
       added.push({ hop, counted, since: now, done: false });
     }
     return { rows: rollup.rows(), added, takenBack: [] };
   }
 
-  /** Applies a plan whose rows are stored, then lets spans past the window or the bound give up. */
+  /** Applies a plan whose rows are stored, then lets spans and logged hops past the window or the bound go. */
   commit(plan: SpanEdgePlan, now: number): void {
+    this.forget(now);
     for (const w of plan.takenBack) this.remove(w);
     for (const w of plan.added) {
       const list = this.waiting.get(w.hop);

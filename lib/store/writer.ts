@@ -136,8 +136,9 @@ export class StoreWriter {
     const now = Date.now();
     const hops = this.spanEdges.markLogged(requests, now);
     await this.spanEdges.exclusive(async () => {
-      const plan = this.spanEdges.planLogs(hops);
-      refused.push(...(await this.insert('span_edges_1m', plan.rows, `${token}:spans`)).refused);
+      const plan = this.spanEdges.planLogs(hops, now);
+      // Usually none: only spans still waiting for a log of these hops are taken back.
+      if (plan.rows.length > 0) refused.push(...(await this.insert('span_edges_1m', plan.rows, `${token}:spans`)).refused);
       this.spanEdges.commit(plan, now);
     });
     const plan = this.pairing.plan(requests, counted, now);

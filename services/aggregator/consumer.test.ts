@@ -87,7 +87,8 @@ describe('aggregator consumer replay', () => {
     const deadline = Date.now() + 10_000;
     while ((await stored()) < 1200 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
 
-    expect(writer.calls).toBe(5); // raw and rollup rows of the attempt whose ack was lost; raw, rollup and joined rows of the redelivery
+    // Raw and rollup rows of the attempt whose ack was lost; raw, rollup, joined and ledger rows of the redelivery.
+    expect(writer.calls).toBe(6);
     const one = async (sql: string) => Number(Object.values(((await (await conn.client.query({ query: sql, format: 'JSONEachRow' })).json()) as Record<string, number>[])[0] ?? {})[0]);
     expect(await one(`SELECT count() FROM ${conn.database}.requests`)).toBe(1200);
     expect(await one(`SELECT countMerge(requests) FROM ${conn.database}.requests_1m`)).toBe(1200);
@@ -151,7 +152,7 @@ describe('aggregator consumer replay', () => {
     async (share) => {
       for (const s of subs) await s.stop();
       await bus?.close();
-      for (const t of ['requests', 'requests_1m', 'requests_joined_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
+      for (const t of ['requests', 'requests_1m', 'requests_joined_1m', 'requests_ledger_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
       bus = createMemoryBus({ retryInitialMs: 20 });
       const registry = new Registry();
       subs = await startConsumers({
@@ -187,6 +188,10 @@ describe('aggregator consumer replay', () => {
       const [sides] = await rows(`SELECT countIf(c != 2) AS halves FROM (SELECT requestId, count() AS c FROM ${conn.database}.requests GROUP BY requestId)`);
       const [rollup] = await rows(`SELECT countMerge(requests) AS n FROM ${conn.database}.requests_1m`);
       const [joined] = await rows(`SELECT sum(requests) AS n FROM ${conn.database}.requests_joined_1m`);
+      const [ledger] = await rows(
+        `SELECT sumIf(requests, reporter != 'all') AS sides, sumIf(requests, reporter = 'all') AS joined, sumIf(requests, reporter = 'all' AND outcome = 'denied') AS denied
+        FROM ${conn.database}.requests_ledger_1m`,
+      );
       expect(raw?.failed).toBe(400); // 100 error and 100 denied requests, both sides of each
       expect(sides?.halves).toBe(0);
       if (share === 0) expect(raw?.n).toBe(400);
@@ -196,6 +201,7 @@ describe('aggregator consumer replay', () => {
         expect(raw?.ids).toBeLessThan(200 + 500);
       }
       expect([rollup?.n, joined?.n]).toEqual([2000, 1000]);
+      expect(ledger).toEqual({ sides: 2000, joined: 1000, denied: 100 });
     },
   );
 });

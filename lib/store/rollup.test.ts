@@ -1,0 +1,194 @@
+/**
+ * The ledger rollup (requests_ledger_1m) on real ClickHouse (embedded chDB): the ledger the query API reads from it
+ * for whole minutes is the one it pairs from raw rows for partial minutes, per reporter and joined, with every raw
+ * row kept or only errors and denials; and migration 007 fills it from the raw rows of a store upgraded in place.
+ */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { emptyRequest } from '../model';
+import type { MeshRequest } from '../model';
+import { connect } from './client';
+import type { Connection } from './client';
+import { migrate, readMigrations } from './migrations';
+import { queryLedger } from './queries';
+import type { LedgerRow, QueryScope, ReporterFilter } from './queries';
+import { contributionOf, RequestRollup } from './rollup';
+import { StoreWriter } from './writer';
+
+const T0 = Date.UTC(2026, 10, 25, 10, 0, 0); // a whole minute
+const RETENTION = { rawDays: 3650, rollupDays: 3650 };
+
+function request(over: Partial<MeshRequest>): MeshRequest {
+  return {
+    ...emptyRequest(),
+    reporter: 'source',
+    sourceWorkload: 'productpage-v1',
+    sourceNamespace: 'default',
+    destinationHost: 'reviews.default.svc.cluster.local',
+    destinationService: 'reviews',
+    destinationNamespace: 'default',
+    destinationSubset: 'v1',
+    destinationPort: 9080,
+    protocol: 'http',
+    responseCode: 200,
+    outcome: 'ok',
+    ...over,
+  };
+}
+
+/**
+ * Traffic of one minute (T0 + 1 s ... T0 + 50 s) with every case the ledger tells apart: both sidecars' records of a
+ * request (in either order), the server's RBAC denial of a request the client saw as a plain 403, retries the server
+ * logged per attempt, a client-side blackhole, TCP without a request id on another port, a record of an unknown
+ * reporter, requests only one side logged.
+ */
+function traffic(): MeshRequest[] {
+  const server = { reporter: 'destination' as const, sourceWorkload: 'unknown', sourceNamespace: 'unknown', destinationSubset: '' };
+  const out: MeshRequest[] = [];
+  let t = T0 + 1000;
+  for (let i = 0; i < 40; i++) {
+    const id = `ok-${i}`;
+    const client = request({ startTimeMs: t++, requestId: id, destinationSubset: i % 4 === 0 ? 'v2' : 'v1' });
+    const srv = request({ ...server, startTimeMs: t++, requestId: id });
+    out.push(...(i % 2 === 0 ? [client, srv] : [srv, client]));
+  }
+  for (let i = 0; i < 5; i++) {
+    const id = `rbac-${i}`;
+    out.push(request({ startTimeMs: t++, requestId: id, sourceWorkload: 'sleep', responseCode: 403 }));
+    out.push(
+      request({ ...server, startTimeMs: t++, requestId: id, responseCode: 403, outcome: 'denied', denyReason: 'rbac', policy: 'default/deny-sleep', rule: i % 2 }),
+    );
+  }
+  // One client line, three server attempts: one request paired, two attempts only the server saw.
+  out.push(request({ startTimeMs: t++, requestId: 'retried', responseCode: 503, responseFlags: 'URX', outcome: 'error' }));
+  for (let a = 0; a < 3; a++) out.push(request({ ...server, startTimeMs: t++, requestId: 'retried', responseCode: 503, outcome: 'error' }));
+  out.push(
+    request({
+      startTimeMs: t++,
+      destinationHost: 'BlackHoleCluster',
+      destinationService: 'BlackHoleCluster',
+      destinationNamespace: 'unknown',
+      destinationSubset: '',
+      destinationPort: 0,
+      protocol: 'tcp',
+      outcome: 'denied',
+      denyReason: 'blackhole',
+    }),
+  );
+  for (let i = 0; i < 3; i++) {
+    out.push(request({ startTimeMs: t++, destinationHost: 'mysql.default.svc.cluster.local', destinationService: 'mysql', destinationPort: 3306, protocol: 'tcp', destinationSubset: '' }));
+  }
+  out.push(request({ startTimeMs: t++, requestId: 'unknown-side', reporter: 'unknown' }));
+  out.push(request({ startTimeMs: t++, requestId: 'client-only', destinationSubset: 'v3' }));
+  out.push(request({ ...server, startTimeMs: t++, requestId: 'server-only', destinationPort: 9081 }));
+  return out;
+}
+
+/** The ledger as a sorted list of strings, one per row, to compare answers from rollups and raw rows. */
+const spelled = (rows: LedgerRow[]): string[] =>
+  rows
+    .map((r) => [r.layer, r.sourceNamespace, r.sourceWorkload, r.destinationNamespace, r.destinationService, r.subset, r.port, r.denied, r.denyReason, r.policy, r.rule, r.count].join('|'))
+    .sort();
+
+const scope = (reporter: ReporterFilter, fromMs: number, toMs: number): QueryScope => ({ fromMs, toMs, namespace: '', service: '', reporter });
+/** Whole minutes: read from requests_ledger_1m alone. */
+const WHOLE = [T0, T0 + 60_000] as const;
+/** Inside the minute, around every record: read from raw rows alone (splitWindow leaves no whole minute). */
+const PARTIAL = [T0 + 500, T0 + 59_500] as const;
+
+describe('RequestRollup ledger rows', () => {
+  it('groups by port, protocol and verdict under each RED row, and a record added and taken back leaves no row', () => {
+    const rollup = new RequestRollup(true);
+    const a = contributionOf(request({ startTimeMs: T0, requestId: 'a' }));
+    const b = contributionOf(request({ startTimeMs: T0, requestId: 'b', destinationPort: 9081 }));
+    const c = contributionOf(request({ startTimeMs: T0, requestId: 'c', outcome: 'denied', denyReason: 'rbac', policy: 'default/p', rule: 3, responseCode: 403 }));
+    for (const x of [a, a, b, c]) rollup.add(x, 1);
+    expect(rollup.rows()).toEqual([expect.objectContaining({ reporter: 'source', requests: 4, denied: 1 })]);
+    expect(rollup.ledgerRows().map((r) => [r.reporter, r.destinationPort, r.protocol, r.outcome, r.denyReason, r.policy, r.rule, r.requests])).toEqual([
+      ['source', 9080, 'http', 'ok', '', '', -1, 2],
+      ['source', 9081, 'http', 'ok', '', '', -1, 1],
+      ['source', 9080, 'http', 'denied', 'rbac', 'default/p', 3, 1],
+    ]);
+    rollup.add(b, -1);
+    expect(rollup.ledgerRows().map((r) => r.destinationPort)).toEqual([9080, 9080]);
+    const joined = new RequestRollup(false);
+    joined.add(a, 1);
+    expect(joined.ledgerRows()).toEqual([expect.objectContaining({ reporter: 'all', requests: 1 })]);
+  });
+});
+
+describe('requests_ledger_1m on embedded ClickHouse', () => {
+  let dir: string;
+  let conn: Connection;
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'meshlens-ledger-'));
+    conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+    await migrate(conn, RETENTION);
+  }, 60_000);
+  afterAll(async () => {
+    await conn?.client.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  beforeEach(async () => {
+    for (const t of ['requests', 'requests_1m', 'requests_joined_1m', 'requests_ledger_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
+  });
+
+  const ledger = async (reporter: ReporterFilter, [fromMs, toMs]: readonly [number, number]): Promise<string[]> =>
+    spelled(await queryLedger(conn, scope(reporter, fromMs, toMs)));
+
+  it('answers whole minutes from the rollup as the raw rows answer them, per reporter and joined, however batches cut the records', async () => {
+    const records = traffic();
+    const writer = new StoreWriter(conn);
+    // Three batches, cutting some requests' two records apart: the joined rows pair across batches.
+    for (const [i, cut] of [[0, 25], [25, 60], [60, records.length]].entries()) {
+      await writer.storeRecords('requests', records.slice(cut[0], cut[1]), `ledger-${i}`);
+    }
+    for (const reporter of ['source', 'destination', 'all'] as const) {
+      const raw = await ledger(reporter, PARTIAL);
+      expect(raw.length).toBeGreaterThan(3);
+      expect([reporter, await ledger(reporter, WHOLE)]).toEqual([reporter, raw]);
+    }
+    // The joined view: each request once, the server's RBAC verdict with its policy and rule, retries' extra attempts apart.
+    const all = await queryLedger(conn, scope('all', ...WHOLE));
+    const count = (keep: (r: LedgerRow) => boolean): number => all.filter(keep).reduce((n, r) => n + r.count, 0);
+    expect(count(() => true)).toBe(40 + 5 + 1 + 2 + 1 + 3 + 1 + 1 + 1);
+    expect(count((r) => r.denyReason === 'rbac' && r.sourceWorkload === 'sleep')).toBe(5);
+    expect(count((r) => r.policy === 'default/deny-sleep' && r.rule === 1)).toBe(2);
+    expect(count((r) => r.layer === 'L4')).toBe(4);
+    expect(count((r) => r.port === 9081)).toBe(1);
+  });
+
+  it('counts every request from the rollup when only error and denied rows are kept raw (MESHLENS_RAW_REQUESTS=0)', async () => {
+    const records = traffic();
+    await new StoreWriter(conn).storeRecords('requests', records, 'every-row');
+    const want = { source: await ledger('source', WHOLE), destination: await ledger('destination', WHOLE), all: await ledger('all', WHOLE) };
+    for (const t of ['requests', 'requests_1m', 'requests_joined_1m', 'requests_ledger_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
+
+    await new StoreWriter(conn).storeRecords('requests', records, 'sampled', (r) => r.outcome !== 'ok');
+    const rs = await conn.client.query({ query: `SELECT count() AS n FROM ${conn.database}.requests`, format: 'JSONEachRow' });
+    expect((await rs.json<{ n: number }>())[0]?.n).toBe(records.filter((r) => r.outcome !== 'ok').length);
+    expect({ source: await ledger('source', WHOLE), destination: await ledger('destination', WHOLE), all: await ledger('all', WHOLE) }).toEqual(want);
+  });
+
+  it('is filled from the raw rows of a store upgraded from migration 006, as the raw rows answer', async () => {
+    await conn.client.close();
+    const old = mkdtempSync(join(tmpdir(), 'meshlens-ledger-006-'));
+    conn = connect({ clickhouseUrl: undefined, dataDir: old });
+    try {
+      await migrate(conn, RETENTION, readMigrations().filter((m) => m.version <= 6));
+      // Raw rows only, as the ledger read them before migration 007.
+      await new StoreWriter(conn).insert('requests', traffic(), 'before-007');
+      expect(await migrate(conn, RETENTION)).toEqual(readMigrations().filter((m) => m.version > 6).map((m) => m.name));
+      // The raw rows stay: a window inside the minute still reads them alone, a whole minute reads what 007 filled in.
+      const raw = { source: await ledger('source', PARTIAL), destination: await ledger('destination', PARTIAL), all: await ledger('all', PARTIAL) };
+      expect(raw.all.length).toBeGreaterThan(3);
+      expect({ source: await ledger('source', WHOLE), destination: await ledger('destination', WHOLE), all: await ledger('all', WHOLE) }).toEqual(raw);
+    } finally {
+      await conn.client.close();
+      rmSync(old, { recursive: true, force: true });
+      conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+    }
+  });
+});
