@@ -206,6 +206,16 @@ export function splitWindow(fromMs: number, toMs: number): Split {
   return { rollupFrom: ceil / 1000, rollupTo: floor / 1000, rawA: ceil, rawB: floor };
 }
 
+/**
+ * Whether a window has partial minutes at its edges, read from raw rows. A window of whole minutes (every window
+ * when raw rows are sampled: countableScope) leaves the raw branches out of the query: ClickHouse would still pair
+ * the raw rows within the pairing reach of its edges, or build the set of their hops, only to keep none.
+ */
+function hasPartialEdges(scope: QueryScope): boolean {
+  const s = splitWindow(scope.fromMs, scope.toMs);
+  return s.rawA > scope.fromMs || s.rawB < scope.toMs;
+}
+
 function params(scope: QueryScope): Record<string, unknown> {
   const s = splitWindow(scope.fromMs, scope.toMs);
   return {
@@ -474,6 +484,22 @@ export async function queryLatencyShifts(
  * from the raw spans, a hop logged when a raw request row within the pairing reach of the edges has it (only with
  * every raw row kept: otherwise countableScope widens the window to whole minutes and there are no partial ones).
  */
+/**
+ * Span-only calls among the raw spans of the partial edge minutes. Only the hops of those spans are looked up among
+ * the raw request rows, so the set ClickHouse builds is the size of the traced calls, not of every request.
+ */
+function rawSpanEdges(db: string): string {
+  const calls = `${RAW_EDGES} AND ${DEST_FILTER} AND kind = 'client' AND destinationService != ''`;
+  return `
+    SELECT ${known('serviceName')} AS caller, ${['destinationNamespace', 'destinationService', 'destinationHost', 'destinationSubset'].map(spelled).join(', ')},
+      toInt64(1) AS requests, toInt64(error) AS errors, map(${LATENCY_BUCKET_SQL('durationMs')}, toInt64(1)) AS latencyBuckets
+    FROM ${db}.spans
+    WHERE ${calls}
+      AND (requestId = '' OR (requestId, destinationService) NOT IN (
+        SELECT requestId, destinationService FROM ${db}.requests
+        WHERE ${PAIR_EDGES} AND requestId IN (SELECT requestId FROM ${db}.spans WHERE ${calls} AND requestId != '')))`;
+}
+
 export async function querySpanEdges(conn: Connection, scope: QueryScope, limits?: QueryLimits): Promise<SpanEdgeRow[]> {
   const db = conn.database;
   const names = ['destinationNamespace', 'destinationService', 'destinationHost', 'destinationSubset'].map(spelled).join(', ');
@@ -484,13 +510,7 @@ export async function querySpanEdges(conn: Connection, scope: QueryScope, limits
       SELECT ${known('serviceName')} AS caller, ${names}, requests, errors, CAST(latencyBuckets, 'Map(Int16, Int64)') AS latencyBuckets
       FROM ${db}.span_edges_1m
       WHERE ${ROLLUP_TIME} AND ${DEST_FILTER}
-      UNION ALL
-      SELECT ${known('serviceName')} AS caller, ${names}, toInt64(1) AS requests, toInt64(error) AS errors,
-        map(${LATENCY_BUCKET_SQL('durationMs')}, toInt64(1)) AS latencyBuckets
-      FROM ${db}.spans
-      WHERE ${RAW_EDGES} AND ${DEST_FILTER} AND kind = 'client' AND destinationService != ''
-        AND (requestId = '' OR (requestId, destinationService) NOT IN (
-          SELECT requestId, destinationService FROM ${db}.requests WHERE ${PAIR_EDGES} AND requestId != ''))
+      ${hasPartialEdges(scope) ? `UNION ALL ${rawSpanEdges(db)}` : ''}
     )
     GROUP BY caller, destinationNamespace, destinationService, destinationHost, subset
     HAVING sum(requests) != 0
@@ -583,8 +603,7 @@ export async function queryLedger(conn: Connection, scope: QueryScope, limits?: 
     FROM (
       ${L7('requests')} FROM ${db}.requests_ledger_1m
       WHERE ${ROLLUP_TIME} AND ${DEST_FILTER} AND reporter = {reporter:String}
-      UNION ALL
-      ${L7('toInt64(1)')} FROM ${edgeRows}
+      ${hasPartialEdges(scope) ? `UNION ALL ${L7('toInt64(1)')} FROM ${edgeRows}` : ''}
       UNION ALL
       SELECT 'L4' AS layer, ${WHO.join(', ')}, '' AS subset, destinationPort AS port, verdict = 'denied' AS denied, denyReason, policy, rule,
         toInt64(count) AS count

@@ -172,6 +172,39 @@ describe('requests_ledger_1m on embedded ClickHouse', () => {
     expect({ source: await ledger('source', WHOLE), destination: await ledger('destination', WHOLE), all: await ledger('all', WHOLE) }).toEqual(want);
   });
 
+  it('reads no raw request row for a 30-day window of whole minutes, and only the raw rows of the edge days for a partial one', async () => {
+    const DAY = 86_400_000;
+    const end = T0 + 60_000;
+    // Hourly bursts over 30 days: 10 requests each, both sidecars logging them.
+    const records: MeshRequest[] = [];
+    for (let h = 0; h < 30 * 24; h++) {
+      for (let i = 0; i < 10; i++) {
+        const t = end - 1 - h * 3_600_000 - i * 100;
+        records.push(request({ startTimeMs: t, requestId: `h${h}-${i}` }), request({ startTimeMs: t, requestId: `h${h}-${i}`, reporter: 'destination', destinationSubset: '' }));
+      }
+    }
+    await new StoreWriter(conn).storeRecords('requests', records, 'history');
+    const count = async (sql: string): Promise<number> => Number((await (await conn.client.query({ query: sql, format: 'JSONEachRow' })).json<{ n: number }>())[0]?.n);
+    const selected = (): Promise<number> => count(`SELECT value AS n FROM system.events WHERE event = 'SelectedRows'`);
+    const read = async (fromMs: number, toMs: number): Promise<{ rows: number; requests: number }> => {
+      const before = await selected();
+      const rows = await queryLedger(conn, scope('all', fromMs, toMs));
+      return { rows: (await selected()) - before, requests: rows.reduce((n, r) => n + r.count, 0) };
+    };
+    const rollupRows = await count(`SELECT count() AS n FROM ${conn.database}.requests_ledger_1m`);
+    const whole = await read(end - 30 * DAY, end);
+    expect(whole.requests).toBe(30 * 24 * 10);
+    // The counter's own read of system.events adds about a hundred rows.
+    expect(whole.rows).toBeLessThanOrEqual(rollupRows + 200);
+    const partial = await read(end - 30 * DAY + 30_000, end + 30_000);
+    expect(partial.requests).toBe(30 * 24 * 10);
+    const edgeDays = await count(
+      `SELECT count() AS n FROM ${conn.database}.requests WHERE toDate(timestamp) IN (toDate(${(end - 30 * DAY) / 1000}), toDate(${(end + 30_000) / 1000}))`,
+    );
+    expect(partial.rows).toBeLessThanOrEqual(rollupRows + 2 * edgeDays + 200);
+    expect(partial.rows).toBeLessThan(records.length);
+  });
+
   it('is filled from the raw rows of a store upgraded from migration 006, as the raw rows answer', async () => {
     await conn.client.close();
     const old = mkdtempSync(join(tmpdir(), 'meshlens-ledger-006-'));

@@ -303,6 +303,44 @@ describe('span_edges_1m on embedded ClickHouse', () => {
     expect(await answer(T0 + 5500, T0 + 120_000)).toEqual([['productpage.default', 'reviews', 'v2', 2, 0]]);
   });
 
+  it('reads no raw row for a 30-day window of whole minutes, and only the raw rows of the edge days for a partial one', async () => {
+    const writer = new StoreWriter(conn);
+    const DAY = 86_400_000;
+    const end = T0 + 60_000;
+    const requests: MeshRequest[] = [];
+    const traced: Span[] = [];
+    // Hourly bursts over 30 days: 10 traced calls each, the odd ones logged.
+    for (let h = 0; h < 30 * 24; h++) {
+      for (let i = 0; i < 10; i++) {
+        const t = end - 1 - h * 3_600_000 - i * 100;
+        traced.push(span(`h${h}-${i}`, { startTimeMs: t }));
+        if (i % 2 === 1) requests.push(request(`h${h}-${i}`, { startTimeMs: t }), request(`h${h}-${i}`, { startTimeMs: t, reporter: 'destination' }));
+      }
+    }
+    await writer.storeRecords('requests', requests, 'history-requests');
+    await writer.storeRecords('spans', traced, 'history-spans');
+    const count = async (sql: string): Promise<number> => Number((await (await conn.client.query({ query: sql, format: 'JSONEachRow' })).json<{ n: number }>())[0]?.n);
+    const selected = (): Promise<number> => count(`SELECT value AS n FROM system.events WHERE event = 'SelectedRows'`);
+    const read = async (fromMs: number, toMs: number): Promise<{ rows: number; requests: number }> => {
+      const before = await selected();
+      const edges = await querySpanEdges(conn, scope(fromMs, toMs));
+      return { rows: (await selected()) - before, requests: edges.reduce((n, e) => n + e.requests, 0) };
+    };
+    const rollupRows = await count(`SELECT count() AS n FROM ${conn.database}.span_edges_1m`);
+    const whole = await read(end - 30 * DAY, end);
+    expect(whole.requests).toBe(30 * 24 * 5);
+    // The counter's own read of system.events adds a few rows.
+    expect(whole.rows).toBeLessThanOrEqual(rollupRows + 200);
+    const partial = await read(end - 30 * DAY + 30_000, end + 30_000);
+    expect(partial.requests).toBe(30 * 24 * 5);
+    const edgeDays = await count(
+      `SELECT (SELECT count() FROM ${conn.database}.spans WHERE toDate(timestamp) IN (toDate(${(end - 30 * DAY) / 1000}), toDate(${(end + 30_000) / 1000}))) +
+        (SELECT count() FROM ${conn.database}.requests WHERE toDate(timestamp) IN (toDate(${(end - 30 * DAY) / 1000}), toDate(${(end + 30_000) / 1000}))) AS n`,
+    );
+    expect(partial.rows).toBeLessThanOrEqual(rollupRows + 2 * edgeDays + 200);
+    expect(partial.rows).toBeLessThan(traced.length + requests.length);
+  });
+
   it('is filled from the raw spans of a store upgraded from migration 007, as the raw rows answer', async () => {
     await conn.client.close();
     const old = mkdtempSync(join(tmpdir(), 'meshlens-span-edges-007-'));
