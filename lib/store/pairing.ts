@@ -28,7 +28,7 @@ import type { LedgerRollupRow, RequestContribution, RequestRollupRow } from './r
 
 /** How long a record waits for its partner: sidecars flush access logs within seconds of each other. */
 export const PAIRING_WINDOW_MS = 5 * 60_000;
-/** Default bound on waiting records (about 150 bytes each). */
+/** Default bound on waiting records (about 420 bytes each besides the request id string, measured with 100,000 waiting; 370 before the ledger's port, protocol and verdict details). */
 export const DEFAULT_MAX_WAITING = 500_000;
 
 interface Waiting {
