@@ -220,15 +220,6 @@ export class IngestPipeline {
   async lines<T extends Timed>(receiver: ReceiverName, body: Buffer | BodyChunks, parse: LineParser<T>, topic: Topic<T[]>, keyOf: (r: T) => string): Promise<IngestReply> {
     const tally = new Tally<T>(receiver, keyOf, this.now(), this.bounds);
     let lineNo = 0;
-    const line = (bytes: Buffer, start: number, end: number): void => {
-      lineNo++;
-      if (end > start && bytes[end - 1] === 13 /* \r */) end--;
-      if (isBlank(bytes, start, end)) return;
-      const text = bytes.toString('utf8', start, end);
-      const { format, result } = parse(text);
-      if (result.ok) tally.accept(format, result.value, lineNo, text);
-      else tally.reject(format, lineNo, result.reason, result.message, text);
-    };
     /** The start of a line that continues in the next chunk, piece by piece (joined once, when it ends). */
     let pending: Buffer[] = [];
     for (const chunk of Buffer.isBuffer(body) ? [body] : body) {
@@ -243,16 +234,16 @@ export class IngestPipeline {
           pending.push(chunk.subarray(start, end));
           const joined = Buffer.concat(pending);
           pending = [];
-          line(joined, 0, joined.length);
+          oneLine(tally, parse, ++lineNo, joined, 0, joined.length);
         } else {
-          line(chunk, start, end);
+          oneLine(tally, parse, ++lineNo, chunk, start, end);
         }
         start = end + 1;
       }
     }
     if (pending.length > 0) {
       const joined = Buffer.concat(pending);
-      line(joined, 0, joined.length);
+      oneLine(tally, parse, ++lineNo, joined, 0, joined.length);
     }
     await this.commit(tally, topic);
     return tally.reply();
@@ -332,6 +323,16 @@ export class IngestPipeline {
 function iso(ms: number): string {
   const d = new Date(ms);
   return Number.isNaN(d.getTime()) ? String(ms) : d.toISOString();
+}
+
+/** Line `lineNo` of a body, `bytes[start, end)` without its `\n`: a record, a rejection, or nothing when blank. */
+function oneLine<T extends Timed>(tally: Tally<T>, parse: LineParser<T>, lineNo: number, bytes: Buffer, start: number, end: number): void {
+  if (end > start && bytes[end - 1] === 13 /* \r */) end--;
+  if (isBlank(bytes, start, end)) return;
+  const text = bytes.toString('utf8', start, end);
+  const { format, result } = parse(text);
+  if (result.ok) tally.accept(format, result.value, lineNo, text);
+  else tally.reject(format, lineNo, result.reason, result.message, text);
 }
 
 function isBlank(bytes: Buffer, start: number, end: number): boolean {
