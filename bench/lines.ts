@@ -77,13 +77,13 @@ const SERIES_CODES = [200, 404, 503] as const;
  * each with every code of SERIES_CODES: that many duration series and 3x that many request series.
  * Deterministic; no randomness needed.
  */
-export function cardinalityLines(destinations: number, nowMs: number): string[] {
+export function cardinalityLines(destinations: number, nowMs: number, requestIds = true): string[] {
   const out: string[] = [];
   const base = nowMs - 120_000;
   for (let d = 0; d < destinations; d++) {
     for (let c = 0; c < SERIES_CODES.length; c++) {
       const i = d * SERIES_CODES.length + c;
-      out.push(destinationLine(d, c, i, base + (i % 60_000)));
+      out.push(destinationLine(d, c, i, base + (i % 60_000), requestIds));
     }
   }
   return out;
@@ -104,8 +104,11 @@ export function seriesTrafficLines(destinations: number, count: number, firstId:
   return out;
 }
 
-/** One client-side line to destination `d` (host svc-<d/3>, subset v1..v3) with code SERIES_CODES[c]; `i` names the request. */
-function destinationLine(d: number, c: number, i: number, timeMs: number): string {
+/**
+ * One client-side line to destination `d` (host svc-<d/3>, subset v1..v3) with code SERIES_CODES[c]; `i` names the
+ * request (its id, unless `requestId` is false: the line then has none, as a sidecar without tracing headers logs).
+ */
+function destinationLine(d: number, c: number, i: number, timeMs: number, requestId = true): string {
   const subsets = 3;
   const svc = Math.floor(d / subsets);
   const ns = `bench-ns-${svc % 20}`;
@@ -128,7 +131,7 @@ function destinationLine(d: number, c: number, i: number, timeMs: number): strin
     upstream_service_time: code === 503 ? null : String(i % 250),
     x_forwarded_for: null,
     user_agent: 'bench/1.0',
-    request_id: `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}`,
+    request_id: requestId ? `00000000-0000-4000-8000-${i.toString(16).padStart(12, '0')}` : null,
     authority: `svc-${svc}.${ns}:9080`,
     upstream_host: `10.${(svc >> 8) & 255}.${svc & 255}.${(d % subsets) + 10}:9080`,
     upstream_cluster: `outbound|9080|${subset}|${host}`,
