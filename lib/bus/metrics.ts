@@ -4,28 +4,32 @@
  * A depth that only grows, or an age past a few seconds, says storage is behind or down.
  */
 import { Gauge, type Registry } from 'prom-client';
+import { LABELS, METRICS } from '../catalogue';
 import type { Bus } from './types';
+
+const { pipelinePendingRecords: PENDING, pipelineOldestPendingSeconds: OLDEST } = METRICS;
+const TOPIC = LABELS.topic;
 
 export function registerPipelineGauges(registry: Registry, bus: Bus, now: () => number = Date.now): void {
   new Gauge({
-    name: 'meshlens_pipeline_pending_records',
-    help: 'Records acknowledged or taken in but not yet stored, per bus topic (memory bus: its depth; Kafka: this consumer\'s lag, estimated in records).',
-    labelNames: ['topic'],
+    name: PENDING.name,
+    help: PENDING.help,
+    labelNames: PENDING.labelNames,
     registers: [registry],
     collect() {
       this.reset();
-      for (const p of bus.pending()) this.set({ topic: p.topic }, p.records);
+      for (const p of bus.pending()) this.set({ [TOPIC]: p.topic }, p.records);
     },
   });
   new Gauge({
-    name: 'meshlens_pipeline_oldest_pending_seconds',
-    help: 'Age of the oldest record not yet stored, per bus topic; 0 when none waits.',
-    labelNames: ['topic'],
+    name: OLDEST.name,
+    help: OLDEST.help,
+    labelNames: OLDEST.labelNames,
     registers: [registry],
     collect() {
       this.reset();
       const t = now();
-      for (const p of bus.pending()) this.set({ topic: p.topic }, p.oldestMs === undefined ? 0 : Math.max(0, (t - p.oldestMs) / 1000));
+      for (const p of bus.pending()) this.set({ [TOPIC]: p.topic }, p.oldestMs === undefined ? 0 : Math.max(0, (t - p.oldestMs) / 1000));
     },
   });
 }

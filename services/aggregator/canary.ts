@@ -18,6 +18,8 @@
  */
 import { Counter, Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
+import { CANARY_VERDICTS, LABELS, METRICS } from '../../lib/catalogue';
+import type { CanaryVerdict } from '../../lib/catalogue';
 import type { MeshConfig } from '../../lib/model';
 import { orUnknown, stableSubset } from '../../lib/model';
 import type { CanaryConfig, Logger } from '../../lib/runtime';
@@ -25,8 +27,9 @@ import { countableScope, queryLatencyShifts, querySubsets } from '../../lib/stor
 import type { Connection, LatencyPair, LatencyShiftRow, QueryLimits, QueryScope, SubsetRow } from '../../lib/store';
 import { fisherOneSidedP, normalCdf, normalQuantile, riskDifferenceZ } from './canary-stats';
 
-export type Verdict = 'pass' | 'fail' | 'inconclusive';
-export const VERDICTS: readonly Verdict[] = ['pass', 'fail', 'inconclusive'];
+/** The `verdict` label values of `meshlens_canary_verdict`, hence the catalogue's. */
+export type Verdict = CanaryVerdict;
+export const VERDICTS: readonly Verdict[] = CANARY_VERDICTS;
 
 /** False-fail bound per judgement of a canary equal to its baseline, shared by the checks (Bonferroni). */
 export const FALSE_FAIL_RATE = 0.01;
@@ -302,17 +305,9 @@ export class CanaryJudge {
       now?: () => number;
     },
   ) {
-    this.gauge = new Gauge({
-      name: 'meshlens_canary_verdict',
-      help: 'Canary judgement of each subset against its baseline over MESHLENS_CANARY_WINDOW: 1 on the current verdict.',
-      labelNames: ['destination_service', 'destination_service_name', 'destination_service_namespace', 'destination_subset', 'baseline_subset', 'verdict'],
-      registers: [deps.registry],
-    });
-    this.failures = new Counter({
-      name: 'meshlens_canary_judge_failures_total',
-      help: 'Canary judgements that failed to read the store; the previous verdicts stay published.',
-      registers: [deps.registry],
-    });
+    const { canaryVerdict, canaryJudgeFailures } = METRICS;
+    this.gauge = new Gauge({ name: canaryVerdict.name, help: canaryVerdict.help, labelNames: canaryVerdict.labelNames, registers: [deps.registry] });
+    this.failures = new Counter({ name: canaryJudgeFailures.name, help: canaryJudgeFailures.help, registers: [deps.registry] });
   }
 
   start(): void {
@@ -343,13 +338,14 @@ export class CanaryJudge {
     for (const r of results) {
       for (const verdict of VERDICTS) {
         this.gauge.set(
+          // Names from the catalogue, in its order (prom-client writes labels in the object's order).
           {
-            destination_service: orUnknown(r.host),
-            destination_service_name: orUnknown(r.service),
-            destination_service_namespace: orUnknown(r.namespace),
-            destination_subset: r.canary.subset,
-            baseline_subset: r.baseline.subset,
-            verdict,
+            [LABELS.destinationService]: orUnknown(r.host),
+            [LABELS.destinationServiceName]: orUnknown(r.service),
+            [LABELS.destinationServiceNamespace]: orUnknown(r.namespace),
+            [LABELS.destinationSubset]: r.canary.subset,
+            [LABELS.baselineSubset]: r.baseline.subset,
+            [LABELS.verdict]: verdict,
           },
           verdict === r.verdict ? 1 : 0,
         );

@@ -209,5 +209,5 @@ export { DEFAULT_WINDOW_MS, foldLedger, parseInstant, parseScope } from './api';
 export { AGGREGATOR_GROUP } from './consumer';
 export { FALSE_FAIL_RATE, LATENCY_RATIO, PASS_CONFIDENCE, canaryPairs, judgeCanaries, ratioCheck } from './canary';
 export type { CanaryResult, JudgeOptions, Verdict } from './canary';
-export { DURATION_BUCKETS_SECONDS, MeshMetrics } from './metrics';
+export { MeshMetrics } from './metrics';
 export { OVERFLOW } from './series';

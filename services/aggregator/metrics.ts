@@ -1,63 +1,29 @@
 /**
  * The mesh metrics of CONTRACT.md §5, kept as aggregated state (series.ts) and updated once per consumed
- * batch, plus the aggregator's own health metrics.
+ * batch, plus the aggregator's own health metrics. Names, help, label names and buckets come from the metric
+ * catalogue (lib/catalogue); only how a record fills the labels is written here.
  */
 import { Counter, Histogram } from 'prom-client';
 import type { Registry } from 'prom-client';
 import * as model from '../../lib/model';
 import type { Flow, MeshRequest } from '../../lib/model';
+import { LABELS, METRICS } from '../../lib/catalogue';
+import type { MetricSpec } from '../../lib/catalogue';
 import { CounterFamily, HistogramFamily } from './series';
 import type { KeyPart, Labels } from './series';
 
 // Bound once at load: CommonJS re-exports compile to property getters, and these run once per record.
 const { flagsLabel, orUnknown } = model;
 
-/** Istio's `istio_request_duration_milliseconds` buckets, in seconds, so dashboards compare like with like. */
-export const DURATION_BUCKETS_SECONDS = [
-  0.0005, 0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 600, 1800, 3600,
-] as const;
-
-const REQUEST_LABELS = [
-  'reporter',
-  'source_workload',
-  'source_workload_namespace',
-  'destination_service',
-  'destination_service_name',
-  'destination_service_namespace',
-  'destination_subset',
-  'response_code',
-  'response_flags',
-  'outcome',
-] as const;
-const DURATION_LABELS = [
-  'reporter',
-  'destination_service',
-  'destination_service_name',
-  'destination_service_namespace',
-  'destination_subset',
-] as const;
-/**
- * `reporter` (where the flow log was taken: `source`, `destination`, `unknown`): Calico and Hubble report one
- * connection from both nodes, so a count over both reporters counts it twice; PromQL picks a side with it.
- */
-const FLOW_LABELS = [
-  'reporter',
-  'source_workload',
-  'source_workload_namespace',
-  'destination_service',
-  'destination_service_name',
-  'destination_service_namespace',
-  'verdict',
-  'reason',
-  'policy',
-] as const;
+const { requests: REQUESTS, requestDuration: DURATIONS, flows: FLOWS, seriesOverflow: OVERFLOW } = METRICS;
+const L = LABELS;
 /**
  * The series keys of the record at hand, one label value per slot in each family's label order. Filled and read
  * within one synchronous call, so one array per family serves every record: no key string and no array per record.
  */
-const requestKey: KeyPart[] = new Array<KeyPart>(REQUEST_LABELS.length).fill('');
-const durationKey: KeyPart[] = new Array<KeyPart>(DURATION_LABELS.length).fill('');
-const flowKey: KeyPart[] = new Array<KeyPart>(FLOW_LABELS.length).fill('');
+const requestKey: KeyPart[] = new Array<KeyPart>(REQUESTS.labelNames.length).fill('');
+const durationKey: KeyPart[] = new Array<KeyPart>(DURATIONS.labelNames.length).fill('');
+const flowKey: KeyPart[] = new Array<KeyPart>(FLOWS.labelNames.length).fill('');
 
 export class MeshMetrics {
   private readonly requests: CounterFamily;
@@ -66,34 +32,23 @@ export class MeshMetrics {
 
   constructor(registry: Registry, maxSeries: number) {
     const overflowCounter = new Counter({
-      name: 'meshlens_series_overflow_total',
-      help: 'Observations folded into a metric\'s __overflow__ series because it reached MESHLENS_MAX_SERIES label sets.',
-      labelNames: ['metric'],
+      name: OVERFLOW.name,
+      help: OVERFLOW.help,
+      labelNames: OVERFLOW.labelNames,
       registers: [registry],
-    });
-    const family = (name: string, help: string, labelNames: readonly string[]) => ({
-      name,
-      help,
-      labelNames,
-      maxSeries,
-      overflowCounter,
-    });
-    this.requests = new CounterFamily(
-      family('meshlens_requests_total', 'Requests seen in mesh access logs, by reporter, source, destination subset, code and outcome.', REQUEST_LABELS),
-    );
-    this.durations = new HistogramFamily(
-      family('meshlens_request_duration_seconds', 'Request duration as the reporting sidecar measured it.', DURATION_LABELS),
-      DURATION_BUCKETS_SECONDS,
-    );
-    this.flows = new CounterFamily(
-      family('meshlens_flows_total', 'L3/L4 connections from flow logs, by reporting side, verdict and deciding policy.', FLOW_LABELS),
-    );
+    }) as Counter<'metric'>;
+    const family = (m: MetricSpec) => ({ name: m.name, help: m.help, labelNames: m.labelNames, maxSeries, overflowCounter });
+    this.requests = new CounterFamily(family(REQUESTS));
+    this.durations = new HistogramFamily(family(DURATIONS), DURATIONS.buckets as readonly number[]);
+    this.flows = new CounterFamily(family(FLOWS));
     for (const m of [this.requests, this.durations, this.flows]) registry.registerMetric(m as never);
   }
 
   /**
    * Adds a consumed batch of requests: per record and family, one walk down the family's series tree by the raw
-   * label values (series.ts); the labels themselves are made only for a new series.
+   * label values (series.ts); the labels themselves are made only for a new series. The key slots are the series'
+   * identity, one per catalogue label (the tree has that many levels); which label a slot feeds is requestLabels'
+   * business, so the slots are filled by position here, with no per-record lookup of names.
    */
   addRequests(records: readonly MeshRequest[]): void {
     const rk = requestKey;
@@ -139,44 +94,45 @@ export class MeshMetrics {
   }
 }
 
-// Labels of a new series, in each family's label order (the exposition's order).
+// Labels of a new series, in each family's catalogue order (the exposition's order). The names come from the
+// catalogue, so a label renamed there is renamed here; a label added there and not filled here is caught by
+// test/metrics-catalogue.e2e.test.ts.
 function requestLabels(r: MeshRequest): Labels {
   return {
-    reporter: r.reporter,
-    source_workload: orUnknown(r.sourceWorkload),
-    source_workload_namespace: orUnknown(r.sourceNamespace),
-    destination_service: orUnknown(r.destinationHost),
-    destination_service_name: orUnknown(r.destinationService),
-    destination_service_namespace: orUnknown(r.destinationNamespace),
-    destination_subset: r.destinationSubset,
-    response_code: String(r.responseCode),
-    // Istio's label: the proxy's own failures (UH, UF, NR...) tell mesh failures from application 5xx in PromQL.
-    response_flags: flagsLabel(r.responseFlags),
-    outcome: r.outcome,
+    [L.reporter]: r.reporter,
+    [L.sourceWorkload]: orUnknown(r.sourceWorkload),
+    [L.sourceWorkloadNamespace]: orUnknown(r.sourceNamespace),
+    [L.destinationService]: orUnknown(r.destinationHost),
+    [L.destinationServiceName]: orUnknown(r.destinationService),
+    [L.destinationServiceNamespace]: orUnknown(r.destinationNamespace),
+    [L.destinationSubset]: r.destinationSubset,
+    [L.responseCode]: String(r.responseCode),
+    [L.responseFlags]: flagsLabel(r.responseFlags),
+    [L.outcome]: r.outcome,
   };
 }
 
 function durationLabels(r: MeshRequest): Labels {
   return {
-    reporter: r.reporter,
-    destination_service: orUnknown(r.destinationHost),
-    destination_service_name: orUnknown(r.destinationService),
-    destination_service_namespace: orUnknown(r.destinationNamespace),
-    destination_subset: r.destinationSubset,
+    [L.reporter]: r.reporter,
+    [L.destinationService]: orUnknown(r.destinationHost),
+    [L.destinationServiceName]: orUnknown(r.destinationService),
+    [L.destinationServiceNamespace]: orUnknown(r.destinationNamespace),
+    [L.destinationSubset]: r.destinationSubset,
   };
 }
 
 function flowLabels(f: Flow): Labels {
   return {
-    reporter: f.reporter,
-    source_workload: orUnknown(f.sourceWorkload),
-    source_workload_namespace: orUnknown(f.sourceNamespace),
-    destination_service: orUnknown(f.destinationHost),
-    destination_service_name: orUnknown(f.destinationService),
-    destination_service_namespace: orUnknown(f.destinationNamespace),
-    verdict: f.verdict,
-    reason: f.denyReason,
-    policy: f.policy,
+    [L.reporter]: f.reporter,
+    [L.sourceWorkload]: orUnknown(f.sourceWorkload),
+    [L.sourceWorkloadNamespace]: orUnknown(f.sourceNamespace),
+    [L.destinationService]: orUnknown(f.destinationHost),
+    [L.destinationServiceName]: orUnknown(f.destinationService),
+    [L.destinationServiceNamespace]: orUnknown(f.destinationNamespace),
+    [L.verdict]: f.verdict,
+    [L.reason]: f.denyReason,
+    [L.policy]: f.policy,
   };
 }
 
@@ -188,29 +144,17 @@ export class StoreMetrics {
   readonly insertSeconds: Histogram<'table'>;
 
   constructor(registry: Registry) {
-    this.rows = new Counter({
-      name: 'meshlens_store_rows_total',
-      help: 'Rows stored in ClickHouse per table (a redelivered batch counts again here; ClickHouse drops the repeat).',
-      labelNames: ['table'],
-      registers: [registry],
-    });
-    this.refused = new Counter({
-      name: 'meshlens_store_refused_rows_total',
-      help: 'Rows ClickHouse refused for good (isolated from their batch and dead-lettered with reason store_rejected).',
-      labelNames: ['table'],
-      registers: [registry],
-    });
-    this.failures = new Counter({
-      name: 'meshlens_store_insert_failures_total',
-      help: 'Failed ClickHouse inserts that will be retried; the bus redelivers the batch.',
-      labelNames: ['table'],
-      registers: [registry],
-    });
+    const { storeRows, storeRefusedRows, storeInsertFailures, storeInsertDuration } = METRICS;
+    const counter = (m: MetricSpec<'table'>) =>
+      new Counter({ name: m.name, help: m.help, labelNames: m.labelNames, registers: [registry] });
+    this.rows = counter(storeRows);
+    this.refused = counter(storeRefusedRows);
+    this.failures = counter(storeInsertFailures);
     this.insertSeconds = new Histogram({
-      name: 'meshlens_store_insert_duration_seconds',
-      help: 'Time per ClickHouse insert of one consumed batch.',
-      labelNames: ['table'],
-      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      name: storeInsertDuration.name,
+      help: storeInsertDuration.help,
+      labelNames: storeInsertDuration.labelNames,
+      buckets: storeInsertDuration.buckets as readonly number[] as number[],
       registers: [registry],
     });
   }

@@ -8,8 +8,12 @@
  * 0.5-point margin, z 3.09). Series are counters scraped every minute, `0+N x M` = N more per minute.
  * Values compared exactly go through round() or `bool`, so Prometheus 3's left-open range selectors
  * (one sample fewer per window, extrapolated) give the same answers as 2.x.
+ *
+ * The input series stand for what the aggregator exports, so their metric and label names come from the metric
+ * catalogue; the expected results stay written out, as a test's expectations should.
  */
 import { stringify } from 'yaml';
+import { LABELS, METRICS } from '../../../lib/catalogue';
 import { ALERT_NAMES, RULE_FILE_PATHS, ruleGroups } from './rules';
 import type { AlertName, AlertingRule, GeneratedFile } from './rules';
 
@@ -41,6 +45,7 @@ export interface RuleTestCase {
 const NS = 'bookinfo';
 const HOST = (svc: string) => `${svc}.${NS}.svc.cluster.local`;
 const SCRAPE = { instance: 'meshlens-0:8080', job: 'meshlens' };
+const L = LABELS;
 
 function selector(metric: string, labels: Record<string, string>): string {
   const body = Object.entries(labels)
@@ -63,17 +68,17 @@ interface RequestSeriesSpec {
 function requests(spec: RequestSeriesSpec, values: string): InputSeries {
   const service = spec.service ?? 'reviews';
   return {
-    series: selector('meshlens_requests_total', {
-      reporter: spec.reporter ?? 'source',
-      source_workload: spec.source ?? 'productpage-v1',
-      source_workload_namespace: NS,
-      destination_service: HOST(service),
-      destination_service_name: service,
-      destination_service_namespace: NS,
-      destination_subset: spec.subset,
-      response_code: String(spec.code),
-      outcome: spec.outcome,
-      response_flags: spec.flags ?? '-',
+    series: selector(METRICS.requests.name, {
+      [L.reporter]: spec.reporter ?? 'source',
+      [L.sourceWorkload]: spec.source ?? 'productpage-v1',
+      [L.sourceWorkloadNamespace]: NS,
+      [L.destinationService]: HOST(service),
+      [L.destinationServiceName]: service,
+      [L.destinationServiceNamespace]: NS,
+      [L.destinationSubset]: spec.subset,
+      [L.responseCode]: String(spec.code),
+      [L.outcome]: spec.outcome,
+      [L.responseFlags]: spec.flags ?? '-',
       ...SCRAPE,
     }),
     values,
@@ -152,12 +157,12 @@ export const CANARY_CASES: readonly RuleTestCase[] = [
         ['0.1', 90],
         ['+Inf', 100],
       ].map(([le, n]) => ({
-        series: selector('meshlens_request_duration_seconds_bucket', {
-          reporter: 'source',
-          destination_service: HOST('reviews'),
-          destination_service_name: 'reviews',
-          destination_service_namespace: NS,
-          destination_subset: 'v3',
+        series: selector(`${METRICS.requestDuration.name}_bucket`, {
+          [L.reporter]: 'source',
+          [L.destinationService]: HOST('reviews'),
+          [L.destinationServiceName]: 'reviews',
+          [L.destinationServiceNamespace]: NS,
+          [L.destinationSubset]: 'v3',
           le: String(le),
           ...SCRAPE,
         }),
@@ -343,15 +348,15 @@ export const MESH_FAILURE_CASES: readonly RuleTestCase[] = [
 
 function flows(service: string, verdict: 'allowed' | 'denied', values: string, source = 'reviews-v2'): InputSeries {
   return {
-    series: selector('meshlens_flows_total', {
-      source_workload: source,
-      source_workload_namespace: NS,
-      destination_service: HOST(service),
-      destination_service_name: service,
-      destination_service_namespace: NS,
-      verdict,
-      reason: verdict === 'denied' ? 'network_policy' : '',
-      policy: verdict === 'denied' ? `${NS}/${service}-ingress` : '',
+    series: selector(METRICS.flows.name, {
+      [L.sourceWorkload]: source,
+      [L.sourceWorkloadNamespace]: NS,
+      [L.destinationService]: HOST(service),
+      [L.destinationServiceName]: service,
+      [L.destinationServiceNamespace]: NS,
+      [L.verdict]: verdict,
+      [L.reason]: verdict === 'denied' ? 'network_policy' : '',
+      [L.policy]: verdict === 'denied' ? `${NS}/${service}-ingress` : '',
       ...SCRAPE,
     }),
     values,
@@ -403,13 +408,13 @@ export const DENIED_CASES: readonly RuleTestCase[] = [
 
 function verdict(service: string, subset: string, baseline: string, v: string, values: string, instance: string): InputSeries {
   return {
-    series: selector('meshlens_canary_verdict', {
-      destination_service: HOST(service),
-      destination_service_name: service,
-      destination_service_namespace: NS,
-      destination_subset: subset,
-      baseline_subset: baseline,
-      verdict: v,
+    series: selector(METRICS.canaryVerdict.name, {
+      [L.destinationService]: HOST(service),
+      [L.destinationServiceName]: service,
+      [L.destinationServiceNamespace]: NS,
+      [L.destinationSubset]: subset,
+      [L.baselineSubset]: baseline,
+      [L.verdict]: v,
       instance,
       job: 'meshlens',
     }),

@@ -12,9 +12,11 @@
  * to the server-side sidecar (the client sees a plain 403) while BlackHoleCluster only to the client.
  *
  * Everything is a pure function of the options: the integration tests generate the same rules with short
- * windows, `npm run provision` writes them with the defaults.
+ * windows, `npm run provision` writes them with the defaults. Metric and label names come from the metric
+ * catalogue (lib/catalogue), the one the aggregator exports by, so the rules cannot drift from `/metrics`.
  */
 import { stringify } from 'yaml';
+import { LABELS, METRICS, ruleMetricName } from '../../../lib/catalogue';
 import { RESPONSE_FLAGS } from '../../../lib/model';
 import { CANARY_DEFAULTS } from '../../../lib/runtime';
 
@@ -124,12 +126,22 @@ export function meshFailureFlagsRegex(): string {
   return `(.*,)?(${MESH_FAILURE_FLAGS.join('|')})(,.*)?`;
 }
 
-const NS = 'destination_service_namespace';
-const NAME = 'destination_service_name';
-const SUBSET = 'destination_subset';
+const L = LABELS;
+const NS = L.destinationServiceNamespace;
+const NAME = L.destinationServiceName;
+const SUBSET = L.destinationSubset;
 const BY_SUBSET = `${NS}, ${NAME}, ${SUBSET}`;
 const BY_SERVICE = `${NS}, ${NAME}`;
-const REQUESTS = 'meshlens_requests_total';
+const REQUESTS = METRICS.requests.name;
+const DURATION = METRICS.requestDuration.name;
+const FLOWS = METRICS.flows.name;
+const VERDICT = METRICS.canaryVerdict.name;
+/** The `metric` part of the recording rules' names (`level:metric:operations`): `_total` dropped, as Prometheus advises. */
+const REQ = ruleMetricName(METRICS.requests);
+/** `label="value"`. */
+const eq = (label: string, value: string) => `${label}="${value}"`;
+/** A Go template's `{{ $labels.x }}`. */
+const tl = (label: string) => `{{ $labels.${label} }}`;
 const QUANTILES = [
   ['p50', 0.5],
   ['p90', 0.9],
@@ -142,30 +154,30 @@ export function ruleNames(options: Partial<RuleOptions> = {}) {
   const r = o.rateWindow;
   const c = o.canaryWindow;
   const latency = (level: string) =>
-    Object.fromEntries(QUANTILES.map(([p]) => [p, `${level}:meshlens_request_duration_seconds:${p}_rate${r}`])) as Record<
+    Object.fromEntries(QUANTILES.map(([p]) => [p, `${level}:${DURATION}:${p}_rate${r}`])) as Record<
       (typeof QUANTILES)[number][0],
       string
     >;
   const level = (lv: 'service_subset' | 'service') => ({
-    requests: `${lv}:meshlens_requests:rate${r}`,
-    appErrors: `${lv}:meshlens_requests_app_errors:rate${r}`,
-    meshFailures: `${lv}:meshlens_requests_mesh_failures:rate${r}`,
-    denied: `${lv}:meshlens_requests_denied:rate${r}`,
-    appErrorRatio: `${lv}:meshlens_requests_app_errors:ratio_rate${r}`,
-    meshFailureRatio: `${lv}:meshlens_requests_mesh_failures:ratio_rate${r}`,
+    requests: `${lv}:${REQ}:rate${r}`,
+    appErrors: `${lv}:${REQ}_app_errors:rate${r}`,
+    meshFailures: `${lv}:${REQ}_mesh_failures:rate${r}`,
+    denied: `${lv}:${REQ}_denied:rate${r}`,
+    appErrorRatio: `${lv}:${REQ}_app_errors:ratio_rate${r}`,
+    meshFailureRatio: `${lv}:${REQ}_mesh_failures:ratio_rate${r}`,
     latency: latency(lv),
   });
   return {
     subset: level('service_subset'),
     service: level('service'),
     canary: {
-      requests: `service_subset:meshlens_requests:increase${c}`,
-      appErrors: `service_subset:meshlens_requests_app_errors:increase${c}`,
-      otherRequests: `service_subset:meshlens_requests_other_subsets:increase${c}`,
-      otherAppErrors: `service_subset:meshlens_requests_app_errors_other_subsets:increase${c}`,
-      appErrorRatio: `service_subset:meshlens_requests_app_errors:ratio_increase${c}`,
-      otherAppErrorRatio: `service_subset:meshlens_requests_app_errors_other_subsets:ratio_increase${c}`,
-      zscore: `service_subset:meshlens_requests_app_errors:zscore${c}`,
+      requests: `service_subset:${REQ}:increase${c}`,
+      appErrors: `service_subset:${REQ}_app_errors:increase${c}`,
+      otherRequests: `service_subset:${REQ}_other_subsets:increase${c}`,
+      otherAppErrors: `service_subset:${REQ}_app_errors_other_subsets:increase${c}`,
+      appErrorRatio: `service_subset:${REQ}_app_errors:ratio_increase${c}`,
+      otherAppErrorRatio: `service_subset:${REQ}_app_errors_other_subsets:ratio_increase${c}`,
+      zscore: `service_subset:${REQ}_app_errors:zscore${c}`,
     },
     denied: {
       rate: `service_layer:meshlens_denied:rate${r}`,
@@ -220,26 +232,26 @@ export function ruleGroups(options: Partial<RuleOptions> = {}): { recording: Rul
   const mesh = meshFailureFlagsRegex();
   const r = o.rateWindow;
   const c = o.canaryWindow;
-  const src = 'reporter="source"';
-  const appErrorSel = `${src}, outcome="error", response_flags!~"${mesh}"`;
-  const meshFailureSel = `${src}, outcome!="denied", response_flags=~"${mesh}"`;
+  const src = eq(L.reporter, 'source');
+  const appErrorSel = `${src}, ${eq(L.outcome, 'error')}, ${L.responseFlags}!~"${mesh}"`;
+  const meshFailureSel = `${src}, ${L.outcome}!="denied", ${L.responseFlags}=~"${mesh}"`;
   // A subset with requests but no error series still gets a 0 (not a gap), so ratios and joins see it.
   const orZero = (expr: string, like: string) => `${expr}\nor\n0 * ${like}`;
   const sumRate = (by: string, sel: string, w: string) => `sum by (${by}) (rate(${REQUESTS}{${sel}}[${w}]))`;
   const sumIncrease = (sel: string) => `sum by (${BY_SUBSET}) (increase(${REQUESTS}{${sel}}[${c}]))`;
   // Denials: the larger reporter, never their sum (a request both sidecars logged would count twice).
   const deniedRate = (by: string, range: string) =>
-    `max by (${by}) (\n  sum by (${by}, reporter) (rate(${REQUESTS}{outcome="denied"}${range}))\n)`;
+    `max by (${by}) (\n  sum by (${by}, ${L.reporter}) (rate(${REQUESTS}{${eq(L.outcome, 'denied')}}${range}))\n)`;
   const latency = (lv: 'subset' | 'service', by: string): RecordingRule[] =>
     QUANTILES.map(([p, q]) => ({
       record: n[lv].latency[p],
-      expr: `histogram_quantile(${q}, sum by (${by}, le) (rate(meshlens_request_duration_seconds_bucket{${src}}[${r}])))`,
+      expr: `histogram_quantile(${q}, sum by (${by}, le) (rate(${DURATION}_bucket{${src}}[${r}])))`,
     }));
   const others = (subsetRule: string) =>
     `sum by (${BY_SERVICE}) (${subsetRule}{${SUBSET}!=""})\n- on (${BY_SERVICE}) group_right ()\n${subsetRule}{${SUBSET}!=""}`;
   const pooled = `(${n.canary.appErrors} + ${n.canary.otherAppErrors})\n  / (${n.canary.requests} + ${n.canary.otherRequests})`;
   const deniedBoth = (range: string) =>
-    `label_replace(\n  sum by (${BY_SERVICE}) (rate(meshlens_flows_total{verdict="denied"}${range})),\n  "layer", "L4", "", ""\n)\nor\n` +
+    `label_replace(\n  sum by (${BY_SERVICE}) (rate(${FLOWS}{${eq(L.verdict, 'denied')}}${range})),\n  "layer", "L4", "", ""\n)\nor\n` +
     `label_replace(\n  ${deniedRate(BY_SERVICE, range).replace(/\n/g, '\n  ')},\n  "layer", "L7", "", ""\n)`;
 
   const requests: RuleGroup = {
@@ -317,9 +329,9 @@ function queryValue(metric: string, labels: string[], format: string): string {
   return `{{ with printf "${metric}{${matchers}}" ${args} | query }}{{ . | first | value | ${format} }}{{ else }}?{{ end }}`;
 }
 
-const SERVICE_T = '{{ $labels.destination_service_name }}.{{ $labels.destination_service_namespace }}';
+const SERVICE_T = `${tl(NAME)}.${tl(NS)}`;
 const api = (window?: string) =>
-  '`/api/v1/subsets?namespace={{ $labels.destination_service_namespace }}&service={{ $labels.destination_service_name }}' +
+  `\`/api/v1/subsets?namespace=${tl(NS)}&service=${tl(NAME)}` +
   (window === undefined ? '' : `&window=${window}`) +
   '`';
 
@@ -333,13 +345,13 @@ function alertRules(o: RuleOptions, n: RuleNames): AlertingRule[] {
     '(circuit breaker), UT upstream request timeout, UC/UR upstream connection terminated/reset, NR no route, ' +
     'NC no cluster, DF DNS resolution failed';
   const flagsQuery =
-    `sum by (destination_subset, response_flags, response_code) (increase(${REQUESTS}{reporter="source", ` +
-    `destination_service_namespace="{{ $labels.destination_service_namespace }}", destination_service_name="{{ $labels.destination_service_name }}", ` +
-    `response_flags!="-"}[${r}]))`;
+    `sum by (${SUBSET}, ${L.responseFlags}, ${L.responseCode}) (increase(${REQUESTS}{${eq(L.reporter, 'source')}, ` +
+    `${eq(NS, tl(NS))}, ${eq(NAME, tl(NAME))}, ` +
+    `${L.responseFlags}!="-"}[${r}]))`;
   const rollback =
     'Roll back: in the VirtualService that routes to the service, set the weight of the route with ' +
-    '`subset: {{ $labels.destination_subset }}` to 0 and give it to the baseline (weights must still add up to 100): ' +
-    '`kubectl -n {{ $labels.destination_service_namespace }} edit virtualservice {{ $labels.destination_service_name }}` ' +
+    `\`subset: ${tl(SUBSET)}\` to 0 and give it to the baseline (weights must still add up to 100): ` +
+    `\`kubectl -n ${tl(NS)} edit virtualservice ${tl(NAME)}\` ` +
     '(or `kubectl apply` the previous revision from Git). If Argo Rollouts or Flagger drives the rollout, abort it there ' +
     '(`kubectl argo rollouts abort <rollout>`); they restore the weights themselves.';
 
@@ -353,9 +365,9 @@ function alertRules(o: RuleOptions, n: RuleNames): AlertingRule[] {
       for: o.forDuration,
       labels: { severity: 'warning' },
       annotations: {
-        summary: `Subset {{ $labels.destination_subset }} of ${SERVICE_T} has more application errors than the other subsets`,
+        summary: `Subset ${tl(SUBSET)} of ${SERVICE_T} has more application errors than the other subsets`,
         description:
-          `Over the last ${c}, subset {{ $labels.destination_subset }} of ${SERVICE_T} answered ` +
+          `Over the last ${c}, subset ${tl(SUBSET)} of ${SERVICE_T} answered ` +
           `${queryValue(n.canary.appErrorRatio, subsetLabels, 'humanizePercentage')} of its requests with application errors, ` +
           `the other subsets ${queryValue(n.canary.otherAppErrorRatio, subsetLabels, 'humanizePercentage')} ` +
           `(one-sided z = {{ printf "%.1f" $value }} > ${o.zThreshold} with a margin of ${points(o.margin)}; ` +
@@ -365,11 +377,11 @@ function alertRules(o: RuleOptions, n: RuleNames): AlertingRule[] {
           `client-side reports) over the last ${c} is significantly higher than that of the other subsets of the same service. ` +
           `It is a two-proportion z-test, so a canary with only a few requests cannot fire it, and a failure shared by every subset ` +
           `fires MeshServiceErrorRatioHigh instead. ` +
-          `Check first: (1) \`/api/v1/canaries?namespace={{ $labels.destination_service_namespace }}&service={{ $labels.destination_service_name }}\` ` +
+          `Check first: (1) \`/api/v1/canaries?namespace=${tl(NS)}&service=${tl(NAME)}\` ` +
           `for meshlens's own verdict, counts and confidence; (2) ${api(c)} ` +
           `for error ratio and latency per subset; (3) which codes the subset returns: ` +
-          `\`sum by (response_code) (increase(${REQUESTS}{reporter="source", destination_service_namespace="{{ $labels.destination_service_namespace }}", ` +
-          `destination_service_name="{{ $labels.destination_service_name }}", destination_subset="{{ $labels.destination_subset }}", outcome="error"}[${c}]))\`; ` +
+          `\`sum by (${L.responseCode}) (increase(${REQUESTS}{${eq(L.reporter, 'source')}, ${eq(NS, tl(NS))}, ` +
+          `${eq(NAME, tl(NAME))}, ${eq(SUBSET, tl(SUBSET))}, ${eq(L.outcome, 'error')}}[${c}]))\`; ` +
           `(4) the subset's logs and what changed in its release. ${rollback}`,
       },
     },
@@ -395,11 +407,11 @@ function alertRules(o: RuleOptions, n: RuleNames): AlertingRule[] {
           `What it means: the service fails for every subset alike, so it is not one bad release: look for a shared cause ` +
           `(a dependency, configuration, data, quota or certificate problem). MeshCanaryErrorRatioHigh stays silent because ` +
           `no subset is worse than the others; rolling back a canary will not help. ` +
-          `Check first: (1) ${api()} for the error ratio per subset and since when; (2) \`/api/v1/graph?namespace={{ $labels.destination_service_namespace }}\` ` +
+          `Check first: (1) ${api()} for the error ratio per subset and since when; (2) \`/api/v1/graph?namespace=${tl(NS)}\` ` +
           `for the service's own upstream calls that fail (a failing dependency shows as an erroring edge further down); ` +
-          `(3) the response codes: \`sum by (response_code, destination_subset) (increase(${REQUESTS}{reporter="source", ` +
-          `destination_service_namespace="{{ $labels.destination_service_namespace }}", destination_service_name="{{ $labels.destination_service_name }}", ` +
-          `outcome="error"}[${r}]))\`; (4) recent changes to the service's ConfigMaps, Secrets and mesh config applied to every version.`,
+          `(3) the response codes: \`sum by (${L.responseCode}, ${SUBSET}) (increase(${REQUESTS}{${eq(L.reporter, 'source')}, ` +
+          `${eq(NS, tl(NS))}, ${eq(NAME, tl(NAME))}, ` +
+          `${eq(L.outcome, 'error')}}[${r}]))\`; (4) recent changes to the service's ConfigMaps, Secrets and mesh config applied to every version.`,
       },
     },
     {
@@ -408,17 +420,17 @@ function alertRules(o: RuleOptions, n: RuleNames): AlertingRule[] {
       for: o.forDuration,
       labels: { severity: 'warning' },
       annotations: {
-        summary: `The mesh fails requests to ${SERVICE_T} subset "{{ $labels.destination_subset }}"`,
+        summary: `The mesh fails requests to ${SERVICE_T} subset "${tl(SUBSET)}"`,
         description:
-          `{{ $value | humanizePercentage }} of the requests to ${SERVICE_T} subset "{{ $labels.destination_subset }}" over the ` +
+          `{{ $value | humanizePercentage }} of the requests to ${SERVICE_T} subset "${tl(SUBSET)}" over the ` +
           `last ${r} failed in the mesh itself: Envoy set a failure response flag (${flagsList}). These are not counted as ` +
           `application errors (threshold ${pct(o.meshFailureRatio)}; at least ${o.minWindowRequests} requests in ${r}).`,
         runbook:
           `What it means: the sidecars could not deliver the requests: no healthy endpoint, connections refused or reset, ` +
           `retries exhausted, circuit breaker open, timeouts, or no route. The application may never have seen them. ` +
-          `Check first: (1) the response_flags breakdown: \`${flagsQuery}\`; ` +
+          `Check first: (1) the ${L.responseFlags} breakdown: \`${flagsQuery}\`; ` +
           `(2) UH/UF/URX: are the subset's pods ready and selected by the DestinationRule subset labels? ` +
-          `\`istioctl proxy-config endpoints <client-pod> --cluster "outbound|<port>|{{ $labels.destination_subset }}|<host>"\`; outlier detection may have ejected them; ` +
+          `\`istioctl proxy-config endpoints <client-pod> --cluster "outbound|<port>|${tl(SUBSET)}|<host>"\`; outlier detection may have ejected them; ` +
           `(3) UO: the DestinationRule connectionPool limits; (4) UT: the VirtualService timeout and retries; ` +
           `(5) NR/NC: a VirtualService or DestinationRule referring to a subset or host that does not exist; ` +
           `(6) ${api()} to compare with the application errors of the same subset.`,
@@ -437,37 +449,37 @@ function alertRules(o: RuleOptions, n: RuleNames): AlertingRule[] {
         description:
           `{{ printf "%.2f" $value }} denials/s ({{ $labels.layer }}) to ${SERVICE_T} over the last ${r}, more than ` +
           `${o.deniedSpikeFactor}× the rate of the ${o.deniedBaselineWindow} before (at least ${o.deniedSpikeMin} denials in ${r}). ` +
-          `L4 counts flow-log drops (meshlens_flows_total{verdict="denied"}: NetworkPolicy, Cilium, Calico), L7 counts ` +
-          `requests refused by AuthorizationPolicy, ext_authz or BlackHoleCluster (meshlens_requests_total{outcome="denied"}).`,
+          `L4 counts flow-log drops (${FLOWS}{${eq(L.verdict, 'denied')}}: NetworkPolicy, Cilium, Calico), L7 counts ` +
+          `requests refused by AuthorizationPolicy, ext_authz or BlackHoleCluster (${REQUESTS}{${eq(L.outcome, 'denied')}}).`,
         runbook:
           `What it means: clients are suddenly refused far more often than before: usually a new or changed policy ` +
           `(AuthorizationPolicy, NetworkPolicy) or a new client that is not allowed. Steady denials do not fire it; ` +
           `a new level stops firing once it has become the baseline (${o.deniedBaselineWindow}). ` +
-          `Check first: (1) \`/api/v1/flows?namespace={{ $labels.destination_service_namespace }}&service={{ $labels.destination_service_name }}\` ` +
+          `Check first: (1) \`/api/v1/flows?namespace=${tl(NS)}&service=${tl(NAME)}\` ` +
           `for the denied sources, deny_reasons and the deciding policies with their rule index; ` +
-          `(2) L4: \`sum by (source_workload_namespace, source_workload, reason, policy) (increase(meshlens_flows_total{verdict="denied", ` +
-          `destination_service_namespace="{{ $labels.destination_service_namespace }}", destination_service_name="{{ $labels.destination_service_name }}"}[${r}]))\`; ` +
-          `(3) recent policy changes: \`kubectl -n {{ $labels.destination_service_namespace }} get authorizationpolicies,networkpolicies ` +
+          `(2) L4: \`sum by (${L.sourceWorkloadNamespace}, ${L.sourceWorkload}, ${L.reason}, ${L.policy}) (increase(${FLOWS}{${eq(L.verdict, 'denied')}, ` +
+          `${eq(NS, tl(NS))}, ${eq(NAME, tl(NAME))}}[${r}]))\`; ` +
+          `(3) recent policy changes: \`kubectl -n ${tl(NS)} get authorizationpolicies,networkpolicies ` +
           `--sort-by=.metadata.creationTimestamp\`; (4) whether the denied client is expected (a new deployment, a scan) before relaxing any policy.`,
       },
     },
     {
       alert: 'MeshCanaryVerdictFail',
       expr:
-        `max by (${BY_SUBSET}, baseline_subset) (\n  meshlens_canary_verdict{verdict="fail"}\n) == 1`,
+        `max by (${BY_SUBSET}, ${L.baselineSubset}) (\n  ${VERDICT}{${eq(L.verdict, 'fail')}}\n) == 1`,
       for: o.verdictForDuration,
       labels: { severity: 'warning' },
       annotations: {
-        summary: `meshlens judges canary {{ $labels.destination_subset }} of ${SERVICE_T} as failed`,
+        summary: `meshlens judges canary ${tl(SUBSET)} of ${SERVICE_T} as failed`,
         description:
-          `meshlens's canary judge (meshlens_canary_verdict) says "fail" for subset {{ $labels.destination_subset }} of ` +
-          `${SERVICE_T} against baseline {{ $labels.baseline_subset }}: its error ratio is above the baseline's by more than ` +
+          `meshlens's canary judge (${VERDICT}) says "fail" for subset ${tl(SUBSET)} of ` +
+          `${SERVICE_T} against baseline ${tl(L.baselineSubset)}: its error ratio is above the baseline's by more than ` +
           `the margin with high confidence.`,
         runbook:
           `What it means: the aggregator's judge compared the canary with its baseline subset over its window and found it ` +
           `worse (it needs enough requests on both sides, otherwise it says inconclusive). MeshCanaryErrorRatioHigh is the ` +
           `same question asked in PromQL against all other subsets. ` +
-          `Check first: (1) \`/api/v1/canaries?namespace={{ $labels.destination_service_namespace }}&service={{ $labels.destination_service_name }}\` ` +
+          `Check first: (1) \`/api/v1/canaries?namespace=${tl(NS)}&service=${tl(NAME)}\` ` +
           `for counts, error ratios and confidence; (2) ${api()} for latency and denials of both subsets. ${rollback}`,
       },
     },

@@ -1,0 +1,19 @@
+/** The metric catalogue: one source of metric names, help, labels and label values (DESIGN.md layout, issue 11). */
+export {
+  CANARY_VERDICTS,
+  CATALOGUE,
+  DEADLETTER_DROP_REASONS,
+  DENY_REASONS,
+  DURATION_BUCKETS_SECONDS,
+  FLOW_VERDICTS,
+  INGEST_FORMATS,
+  INGEST_OUTCOMES,
+  LABELS,
+  METRICS,
+  OUTCOMES,
+  PROCESS_METRIC_PREFIXES,
+  RECEIVERS,
+  REPORTERS,
+  ruleMetricName,
+} from './metrics';
+export type { CanaryVerdict, MetricSpec, MetricType } from './metrics';
