@@ -4,6 +4,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import { Counter, collectDefaultMetrics } from 'prom-client';
+import { METRICS } from '../lib/catalogue';
 import { createKafkaBus, createMemoryBus, registerPipelineGauges, type Bus, type Subscription } from '../lib/bus';
 import {
   addOpsRoutes,
@@ -107,7 +108,10 @@ export async function start(opts: StartOptions): Promise<Running> {
   const releaseDataDir = memoryBus || (serving && config.clickhouseUrl === undefined) ? claimDataDir(config.dataDir) : () => undefined;
 
   const registry = new ExpositionRegistry();
-  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry, prefix: 'meshlens_process_' });
+  // prom-client's own names (`process_cpu_seconds_total`, `nodejs_heap_size_used_bytes`...), as every Node.js
+  // dashboard and the Go and Java clients' `process_*` expect; the `job` label says which program it is. A prefix
+  // only doubled them (`meshlens_process_process_cpu_seconds_total`, issue 13).
+  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
   const health = new Health();
   const bus =
     opts.bus ??
@@ -117,8 +121,8 @@ export async function start(opts: StartOptions): Promise<Running> {
   health.register('bus', () => bus.ready());
   registerPipelineGauges(registry, bus);
   const unstored = new Counter({
-    name: 'meshlens_pipeline_unstored_records_total',
-    help: 'Records taken in but not stored when meshlens stopped; their senders were answered 503 and retry.',
+    name: METRICS.pipelineUnstoredRecords.name,
+    help: METRICS.pipelineUnstoredRecords.help,
     registers: [registry],
   });
 
