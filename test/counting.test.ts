@@ -64,7 +64,7 @@ describe('counting on real lines: fixtures → parsers → embedded ClickHouse �
     rmSync(dir, { recursive: true, force: true });
   });
   beforeEach(async () => {
-    for (const t of ['requests', 'flows', 'requests_1m', 'flows_1m', 'requests_joined_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
+    for (const t of ['requests', 'flows', 'requests_rollup_1m', 'flows_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
     // A fresh writer: records of earlier cases must not wait for partners in this one.
     writer = new StoreWriter(conn);
   });

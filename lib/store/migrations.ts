@@ -61,10 +61,8 @@ const TTL_TABLES: { table: string; expr: string; kind: keyof Retention }[] = [
   { table: 'requests', expr: 'toDateTime(timestamp)', kind: 'rawDays' },
   { table: 'flows', expr: 'toDateTime(timestamp)', kind: 'rawDays' },
   { table: 'spans', expr: 'toDateTime(timestamp)', kind: 'rawDays' },
-  { table: 'requests_1m', expr: 'minute', kind: 'rollupDays' },
+  { table: 'requests_rollup_1m', expr: 'minute', kind: 'rollupDays' },
   { table: 'flows_1m', expr: 'minute', kind: 'rollupDays' },
-  { table: 'requests_joined_1m', expr: 'minute', kind: 'rollupDays' },
-  { table: 'requests_ledger_1m', expr: 'minute', kind: 'rollupDays' },
   { table: 'span_edges_1m', expr: 'minute', kind: 'rollupDays' },
 ];
 

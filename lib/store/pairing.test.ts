@@ -9,8 +9,8 @@ import { join } from 'node:path';
 import { emptyRequest } from '../model';
 import type { MeshRequest } from '../model';
 import { Pairing, PAIRING_WINDOW_MS } from './pairing';
-import { contributionOf } from './rollup';
-import type { LedgerRollupRow, RequestRollupRow } from './rollup';
+import { contributionOf, RED_ONLY } from './rollup';
+import type { RequestRollupRow } from './rollup';
 
 const T0 = Date.UTC(2026, 11, 2, 9, 0, 0);
 
@@ -46,20 +46,20 @@ function totals(rows: RequestRollupRow[]): Record<string, { requests: number; er
   return out;
 }
 
-/** Feeds batches through plan and commit, returning every row written (the ledger rows through `ledger`). */
-function run(pairing: Pairing, batches: MeshRequest[][], now = T0, ledger: LedgerRollupRow[] = []): RequestRollupRow[] {
+/** Feeds batches through plan and commit, returning every row written (those the ledger reads, not RED_ONLY, through `ledger` too). */
+function run(pairing: Pairing, batches: MeshRequest[][], now = T0, ledger: RequestRollupRow[] = []): RequestRollupRow[] {
   const rows: RequestRollupRow[] = [];
   for (const batch of batches) {
     const plan = pairing.plan(batch, batch.map(contributionOf), now);
     rows.push(...plan.rows);
-    ledger.push(...plan.ledgerRows);
+    ledger.push(...plan.rows.filter((r) => r.outcome !== RED_ONLY.outcome));
     pairing.commit(plan, now);
   }
   return rows;
 }
 
 /** Ledger rows summed per (subset, port, protocol, outcome, deny reason, policy, rule), zero sums left out. */
-function ledgerTotals(rows: LedgerRollupRow[]): Record<string, number> {
+function ledgerTotals(rows: RequestRollupRow[]): Record<string, number> {
   const out: Record<string, number> = {};
   for (const r of rows) {
     expect(r.reporter).toBe('all');
@@ -106,7 +106,7 @@ describe('Pairing', () => {
     });
     const alone = record('destination', 'b', { sourceWorkload: 'unknown', destinationPort: 9080, protocol: 'http' });
     for (const batches of [[[client, server, alone]], [[server], [alone, client]]]) {
-      const ledger: LedgerRollupRow[] = [];
+      const ledger: RequestRollupRow[] = [];
       run(new Pairing(), batches, T0, ledger);
       expect(ledgerTotals(ledger)).toEqual({
         'productpage-v1|v2|9080|http|denied|rbac|default/deny-productpage|2': 1,
@@ -116,7 +116,7 @@ describe('Pairing', () => {
     // A client-side denial (no server record) keeps its own details; a server that allowed leaves the client's verdict.
     const blackhole = record('source', 'c', { outcome: 'denied', denyReason: 'blackhole', protocol: 'tcp', destinationPort: 3306 });
     const failed = record('source', 'd', { outcome: 'error', responseCode: 503 });
-    const ledger: LedgerRollupRow[] = [];
+    const ledger: RequestRollupRow[] = [];
     run(new Pairing(), [[blackhole, failed], [record('destination', 'd', { responseCode: 200 })]], T0, ledger);
     expect(ledgerTotals(ledger)).toEqual({ 'productpage-v1|v2|3306|tcp|denied|blackhole||-1': 1, 'productpage-v1|v2|0|unknown|error|||-1': 1 });
   });
@@ -187,7 +187,7 @@ describe('Pairing', () => {
       writeFileSync(file, JSON.stringify({ version: 1, waiting: [{ requestId: 'a', reporter: 'source', namespace: 'default', service: 'reviews', counted: old, since: T0, done: false }] }));
       const pairing = new Pairing();
       expect(await pairing.load(file, T0)).toBe(1);
-      const ledger: LedgerRollupRow[] = [];
+      const ledger: RequestRollupRow[] = [];
       expect(totals(run(pairing, [[d]], T0, ledger))).toEqual({});
       expect(ledger).toEqual([]);
       // Saved again, it is a version this one wrote.

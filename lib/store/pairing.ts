@@ -1,6 +1,6 @@
 /**
- * The joined view (`reporter=all`, one answer per request) computed as records arrive, into requests_joined_1m,
- * so it needs no raw rows and a long period reads minutes.
+ * The joined view (`reporter=all`, one answer per request) computed as records arrive, into requests_rollup_1m's
+ * rows of reporter `all`, so it needs no raw rows and a long period reads minutes.
  *
  * Rules (the query API's, CONTRACT.md §6): a source (client) record pairs with a destination (server) record of
  * the same request id on the same hop (destination namespace and service); several records on one side are
@@ -16,7 +16,8 @@
  * records by destination service, which both sides of a hop share.
  *
  * Exactly once per batch: `plan` computes a batch's rows without changing the waiting records, the writer
- * inserts them under the batch's token (`<token>:joined`), and only then `commit` applies the plan. A retried
+ * inserts them with the batch's per-reporter rows under the batch's token (`<token>:rollup`), and only then `commit`
+ * applies the plan. A retried
  * batch gets the same plan and the same token. The waiting records live in memory: a graceful stop saves them
  * (`save`), a start loads them (`load`). After a crash (kill -9) a request whose two records straddle the crash
  * counts twice in the joined view; per-reporter counts are exact regardless.
@@ -24,7 +25,7 @@
 import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { MeshRequest } from '../model';
 import { RequestRollup } from './rollup';
-import type { LedgerRollupRow, RequestContribution, RequestRollupRow } from './rollup';
+import type { RequestContribution, RequestRollupRow } from './rollup';
 
 /** How long a record waits for its partner: sidecars flush access logs within seconds of each other. */
 export const PAIRING_WINDOW_MS = 5 * 60_000;
@@ -45,16 +46,15 @@ interface Waiting {
   done: boolean;
   /**
    * Saved by a version before the ledger rollup (pairing file version 1): `counted` lacks port, protocol and verdict
-   * details, so its pair leaves requests_ledger_1m as migration 007 filled it from the raw rows (this record, unpaired).
+   * details, so its pair leaves the ledger as migration 007 filled it from the raw rows (this record, unpaired), and
+   * counts in the RED reads only (RED_ONLY rows, lib/store/rollup.ts).
    */
   noLedger?: true;
 }
 
 export interface PairingPlan {
-  /** requests_joined_1m rows. */
+  /** requests_rollup_1m rows of the joined view (reporter `all`). */
   rows: RequestRollupRow[];
-  /** requests_ledger_1m rows of the joined view (reporter `all`). */
-  ledgerRows: LedgerRollupRow[];
   added: Waiting[];
   paired: Waiting[];
 }
@@ -109,7 +109,7 @@ export class Pairing {
       rollup.add(partner.counted, -1, ledger);
       rollup.add(partner.reporter === 'source' ? joined(partner.counted, own) : joined(own, partner.counted), 1, ledger);
     }
-    return { rows: rollup.rows(), ledgerRows: rollup.ledgerRows(), added: added.filter((w) => !pairedNow.has(w)), paired };
+    return { rows: rollup.rows(), added: added.filter((w) => !pairedNow.has(w)), paired };
   }
 
   /** Applies a plan whose rows are stored, then lets records past the window or the bound give up. */
@@ -174,7 +174,7 @@ export class Pairing {
     if ((saved.version !== 1 && saved.version !== 2) || !Array.isArray(saved.waiting)) throw new Error(`${file}: not a pairing state this version knows`);
     const legacy = saved.version === 1;
     const added = saved.waiting.map((w): Waiting => (legacy ? { ...w, done: false, noLedger: true } : { ...w, done: false }));
-    this.commit({ rows: [], ledgerRows: [], added, paired: [] }, now);
+    this.commit({ rows: [], added, paired: [] }, now);
     return this.waitingCount;
   }
 }

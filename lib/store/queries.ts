@@ -4,9 +4,10 @@
  *
  * Exact answers for any window: whole minutes come from the per-minute rollups the aggregator writes, the partial
  * minutes at the window's edges from the raw tables, and both are summed alike, so a 30 s window and a 30-day
- * window use the same rules. `reporter=all` (a request both sidecars reported is one request: same `x-request-id`
- * on the same hop, and the destination's verdict wins) has rollups of its own (requests_joined_1m, the joined rows
- * of requests_ledger_1m), paired as records arrive; raw rows are paired only at the edges. With raw rows sampled
+ * window use the same rules. One rollup, requests_rollup_1m, answers the subsets, the graph, the canaries and the
+ * ledger; `reporter=all` (a request both sidecars reported is one request: same `x-request-id` on the same hop, and
+ * the destination's verdict wins) has its rows there under reporter `all`, paired as records arrive; raw rows are
+ * paired only at the edges. With raw rows sampled
  * away (MESHLENS_RAW_REQUESTS), windows are widened to whole minutes (countableScope) and read rollups alone.
  */
 import type { Connection } from './client';
@@ -339,33 +340,28 @@ const RAW_COUNTS = `toInt64(count()) AS requests, toInt64(countIf(outcome = 'err
       ${HISTOGRAM} AS latencyBuckets`;
 
 /**
- * Per-group RED counts as rows to be summed by the caller: whole minutes from a rollup (requests_1m for one
- * reporter, requests_joined_1m for `all`), the partial minutes at the window's edges from raw rows (paired for `all`,
- * each pair counted at its source record's time, as the aggregator counts it).
+ * Per-group RED counts as rows to be summed by the caller: whole minutes from requests_rollup_1m (every row of the
+ * reporter, `all` for the joined view; RED_ONLY rows too), the partial minutes at the window's edges from raw rows
+ * (paired for `all`, each pair counted at its source record's time, as the aggregator counts it).
  */
 function redCounts(db: string, keys: string[], reporter: ReporterFilter): string {
   const k = keys.join(', ');
   // Keys are spelled in each branch; the caller's GROUP BY merges '' and `unknown` into one group.
   const named = keys.map(spelled).join(', ');
-  if (reporter === 'all') {
-    return `
-      SELECT ${named}, requests, errors, denied, appErrors, meshFailures, CAST(latencyBuckets, 'Map(Int16, Int64)') AS latencyBuckets
-      FROM ${db}.requests_joined_1m
-      WHERE ${ROLLUP_TIME} AND ${DEST_FILTER}
-      UNION ALL
-      SELECT ${named}, ${RAW_COUNTS} FROM (${pairedRequests(db, RAW_EDGES, PAIR_EDGES)}) GROUP BY ${k}`;
-  }
+  const edges =
+    reporter === 'all'
+      ? `SELECT ${named}, ${RAW_COUNTS} FROM (${pairedRequests(db, RAW_EDGES, PAIR_EDGES)}) GROUP BY ${k}`
+      : `SELECT ${named}, ${RAW_COUNTS} FROM ${db}.requests
+    WHERE ${RAW_EDGES} AND reporter = {reporter:String} AND ${DEST_FILTER}
+    GROUP BY ${k}`;
   return `
-    SELECT ${named}, toInt64(countMerge(requests)) AS requests, toInt64(countIfMerge(errors)) AS errors, toInt64(countIfMerge(denied)) AS denied,
-      toInt64(countIfMerge(appErrors)) AS appErrors, toInt64(countIfMerge(meshFailures)) AS meshFailures,
-      CAST(sumMap(latencyBuckets), 'Map(Int16, Int64)') AS latencyBuckets
-    FROM ${db}.requests_1m
+    SELECT ${named}, sum(requests) AS requests, sum(errors) AS errors, sum(denied) AS denied,
+      sum(appErrors) AS appErrors, sum(meshFailures) AS meshFailures, sumMap(latencyBuckets) AS latencyBuckets
+    FROM ${db}.requests_rollup_1m
     WHERE ${ROLLUP_TIME} AND reporter = {reporter:String} AND ${DEST_FILTER}
     GROUP BY ${k}
     UNION ALL
-    SELECT ${named}, ${RAW_COUNTS} FROM ${db}.requests
-    WHERE ${RAW_EDGES} AND reporter = {reporter:String} AND ${DEST_FILTER}
-    GROUP BY ${k}`;
+    ${edges}`;
 }
 
 async function rows<T>(conn: Connection, query: string, scope: QueryScope, limits: QueryLimits | undefined): Promise<T[]> {
@@ -578,11 +574,12 @@ function pairedFlows(db: string): string {
 
 /**
  * The allowed/denied ledger: L7 from access logs (TCP access-log records count as L4) and L4 from flow logs,
- * one row per verdict detail. Whole minutes come from the rollups the aggregator writes — requests_ledger_1m
+ * one row per verdict detail. Whole minutes come from the rollups the aggregator writes — requests_rollup_1m
  * (per reporter, or the joined view's rows under reporter `all`: each request once, the destination's verdict when
- * it denied) and flows_1m — so every request counts whatever raw rows are kept; the partial minutes at the
- * window's edges from raw rows (paired for `all`, each pair at its source record's time as the aggregator counts
- * it). `reporter=all` counts each connection once too (pairedFlows), with the destination's verdict.
+ * it denied; not the RED_ONLY rows, outcome '') and flows_1m — so every request counts whatever raw rows are
+ * kept; the partial minutes at the window's edges from raw rows (paired for `all`, each pair at its source
+ * record's time as the aggregator counts it). `reporter=all` counts each connection once too (pairedFlows), with
+ * the destination's verdict.
  */
 export async function queryLedger(conn: Connection, scope: QueryScope, limits?: QueryLimits): Promise<LedgerRow[]> {
   const db = conn.database;
@@ -601,8 +598,8 @@ export async function queryLedger(conn: Connection, scope: QueryScope, limits?: 
     SELECT layer, sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset, port,
       denied, denyReason, policy, rule, sum(count) AS count
     FROM (
-      ${L7('requests')} FROM ${db}.requests_ledger_1m
-      WHERE ${ROLLUP_TIME} AND ${DEST_FILTER} AND reporter = {reporter:String}
+      ${L7('requests')} FROM ${db}.requests_rollup_1m
+      WHERE ${ROLLUP_TIME} AND ${DEST_FILTER} AND reporter = {reporter:String} AND outcome != ''
       ${hasPartialEdges(scope) ? `UNION ALL ${L7('toInt64(1)')} FROM ${edgeRows}` : ''}
       UNION ALL
       SELECT 'L4' AS layer, ${WHO.join(', ')}, '' AS subset, destinationPort AS port, verdict = 'denied' AS denied, denyReason, policy, rule,

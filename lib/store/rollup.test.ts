@@ -1,7 +1,8 @@
 /**
- * The ledger rollup (requests_ledger_1m) on real ClickHouse (embedded chDB): the ledger the query API reads from it
- * for whole minutes is the one it pairs from raw rows for partial minutes, per reporter and joined, with every raw
- * row kept or only errors and denials; and migration 007 fills it from the raw rows of a store upgraded in place.
+ * The request rollup (requests_rollup_1m) and the ledger on real ClickHouse (embedded chDB): the ledger the query API
+ * reads from the rollup for whole minutes is the one it pairs from raw rows for partial minutes, per reporter and
+ * joined, with every raw row kept or only errors and denials; and migrations 007 and 009 fill it from the raw rows of
+ * a store upgraded in place.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,9 +12,10 @@ import type { MeshRequest } from '../model';
 import { connect } from './client';
 import type { Connection } from './client';
 import { migrate, readMigrations } from './migrations';
-import { queryLedger } from './queries';
+import { latencyBucket, queryLedger } from './queries';
 import type { LedgerRow, QueryScope, ReporterFilter } from './queries';
 import { contributionOf, RequestRollup } from './rollup';
+import type { RequestRollupRow } from './rollup';
 import { StoreWriter } from './writer';
 
 const T0 = Date.UTC(2026, 10, 25, 10, 0, 0); // a whole minute
@@ -92,33 +94,39 @@ const spelled = (rows: LedgerRow[]): string[] =>
     .sort();
 
 const scope = (reporter: ReporterFilter, fromMs: number, toMs: number): QueryScope => ({ fromMs, toMs, namespace: '', service: '', reporter });
-/** Whole minutes: read from requests_ledger_1m alone. */
+/** Whole minutes: read from requests_rollup_1m alone. */
 const WHOLE = [T0, T0 + 60_000] as const;
 /** Inside the minute, around every record: read from raw rows alone (splitWindow leaves no whole minute). */
 const PARTIAL = [T0 + 500, T0 + 59_500] as const;
 
-describe('RequestRollup ledger rows', () => {
-  it('groups by port, protocol and verdict under each RED row, and a record added and taken back leaves no row', () => {
+describe('RequestRollup rows', () => {
+  it('group by the RED key and the ledger details (port, protocol, verdict); a record added and taken back leaves no row', () => {
     const rollup = new RequestRollup(true);
-    const a = contributionOf(request({ startTimeMs: T0, requestId: 'a' }));
+    const a = contributionOf(request({ startTimeMs: T0, requestId: 'a', durationMs: 10 }));
     const b = contributionOf(request({ startTimeMs: T0, requestId: 'b', destinationPort: 9081 }));
     const c = contributionOf(request({ startTimeMs: T0, requestId: 'c', outcome: 'denied', denyReason: 'rbac', policy: 'default/p', rule: 3, responseCode: 403 }));
-    for (const x of [a, a, b, c]) rollup.add(x, 1);
-    expect(rollup.rows()).toEqual([expect.objectContaining({ reporter: 'source', requests: 4, denied: 1 })]);
-    expect(rollup.ledgerRows().map((r) => [r.reporter, r.destinationPort, r.protocol, r.outcome, r.denyReason, r.policy, r.rule, r.requests])).toEqual([
-      ['source', 9080, 'http', 'ok', '', '', -1, 2],
-      ['source', 9081, 'http', 'ok', '', '', -1, 1],
-      ['source', 9080, 'http', 'denied', 'rbac', 'default/p', 3, 1],
+    const e = contributionOf(request({ startTimeMs: T0, requestId: 'e', outcome: 'error', responseCode: 503, responseFlags: 'UF' }));
+    for (const x of [a, a, b, c, e]) rollup.add(x, 1);
+    const cut = (r: RequestRollupRow): unknown[] => [r.reporter, r.destinationPort, r.protocol, r.outcome, r.denyReason, r.policy, r.rule, r.requests, r.errors, r.denied, r.appErrors, r.meshFailures];
+    expect(rollup.rows().map(cut)).toEqual([
+      ['source', 9080, 'http', 'ok', '', '', -1, 2, 0, 0, 0, 0],
+      ['source', 9081, 'http', 'ok', '', '', -1, 1, 0, 0, 0, 0],
+      ['source', 9080, 'http', 'denied', 'rbac', 'default/p', 3, 1, 0, 1, 0, 0],
+      ['source', 9080, 'http', 'error', '', '', -1, 1, 1, 0, 0, 1],
     ]);
+    expect(rollup.rows()[0]?.latencyBuckets).toEqual(new Map([[latencyBucket(10), 2]]));
     rollup.add(b, -1);
-    expect(rollup.ledgerRows().map((r) => r.destinationPort)).toEqual([9080, 9080]);
+    expect(rollup.rows().map((r) => r.destinationPort)).toEqual([9080, 9080, 9080]);
     const joined = new RequestRollup(false);
     joined.add(a, 1);
-    expect(joined.ledgerRows()).toEqual([expect.objectContaining({ reporter: 'all', requests: 1 })]);
+    expect(joined.rows()).toEqual([expect.objectContaining({ reporter: 'all', outcome: 'ok', requests: 1 })]);
+    // Not for the ledger: the RED counts as the record says, under RED_ONLY's details.
+    joined.add(c, 1, false);
+    expect(joined.rows().map(cut)[1]).toEqual(['all', 0, '', '', '', '', 0, 1, 0, 1, 0, 0]);
   });
 });
 
-describe('requests_ledger_1m on embedded ClickHouse', () => {
+describe('the ledger from requests_rollup_1m on embedded ClickHouse', () => {
   let dir: string;
   let conn: Connection;
 
@@ -132,7 +140,7 @@ describe('requests_ledger_1m on embedded ClickHouse', () => {
     rmSync(dir, { recursive: true, force: true });
   });
   beforeEach(async () => {
-    for (const t of ['requests', 'requests_1m', 'requests_joined_1m', 'requests_ledger_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
+    for (const t of ['requests', 'requests_rollup_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
   });
 
   const ledger = async (reporter: ReporterFilter, [fromMs, toMs]: readonly [number, number]): Promise<string[]> =>
@@ -164,7 +172,7 @@ describe('requests_ledger_1m on embedded ClickHouse', () => {
     const records = traffic();
     await new StoreWriter(conn).storeRecords('requests', records, 'every-row');
     const want = { source: await ledger('source', WHOLE), destination: await ledger('destination', WHOLE), all: await ledger('all', WHOLE) };
-    for (const t of ['requests', 'requests_1m', 'requests_joined_1m', 'requests_ledger_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
+    for (const t of ['requests', 'requests_rollup_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
 
     await new StoreWriter(conn).storeRecords('requests', records, 'sampled', (r) => r.outcome !== 'ok');
     const rs = await conn.client.query({ query: `SELECT count() AS n FROM ${conn.database}.requests`, format: 'JSONEachRow' });
@@ -191,7 +199,7 @@ describe('requests_ledger_1m on embedded ClickHouse', () => {
       const rows = await queryLedger(conn, scope('all', fromMs, toMs));
       return { rows: (await selected()) - before, requests: rows.reduce((n, r) => n + r.count, 0) };
     };
-    const rollupRows = await count(`SELECT count() AS n FROM ${conn.database}.requests_ledger_1m`);
+    const rollupRows = await count(`SELECT count() AS n FROM ${conn.database}.requests_rollup_1m`);
     const whole = await read(end - 30 * DAY, end);
     expect(whole.requests).toBe(30 * 24 * 10);
     // The counter's own read of system.events adds about a hundred rows.

@@ -4,10 +4,11 @@
  * into a few hundred rows (minute × reporter × caller × destination × subset), so ClickHouse writes little
  * and merges less, and the rollups no longer need the raw rows at all (MESHLENS_RAW_REQUESTS).
  *
- * The rows carry what the views computed (clickhouse/migrations/002–004): counts as the `count`/`countIf`
- * states the rollup tables hold, and the latency histogram with the query API's own bucket mapping. A batch's
- * rollup rows are a function of the batch alone, so a redelivered batch gives the same rows, inserted under a
- * token derived from the batch's (`<token>:rollup`) and dropped by ClickHouse as a repeat.
+ * The rows carry what the views computed (clickhouse/migrations/002–004): counts (as numbers for
+ * requests_rollup_1m, migration 009; as `count`/`sum` states for flows_1m), and the latency histogram with the query
+ * API's own bucket mapping. A batch's rollup rows are a function of the batch (and, for the joined view, of the
+ * records waiting for partners), so a redelivered batch gives the same rows, inserted under a token derived from
+ * the batch's (`<token>:rollup`) and dropped by ClickHouse as a repeat.
  */
 import { hasMeshFailureFlag } from '../model';
 import type { Flow, MeshRequest } from '../model';
@@ -73,7 +74,7 @@ class Groups<R, G> {
 /**
  * How one request record counts in the request rollups: where (minute, reporter, names, and for the ledger port,
  * protocol and verdict details) and how (outcome, failure class, latency bucket). Computed once per stored record
- * and used by both the per-reporter rollup and the joined view (lib/store/pairing.ts), so the two count by the
+ * and used by both the per-reporter rows and the joined view's (lib/store/pairing.ts), so the two count by the
  * same rules.
  */
 export interface RequestContribution {
@@ -119,34 +120,14 @@ export function contributionOf(r: MeshRequest): RequestContribution {
 }
 
 /**
- * A row of requests_1m (per reporter: `reporter` set) or requests_joined_1m (the joined view: no reporter, and
- * signed sums, since pairing a record with one seen earlier takes back what that one added).
+ * A row of requests_rollup_1m (migration 009): the RED counts (requests, errors, denied, failure classes, latency
+ * histogram) per minute, reporter, caller, destination and subset, split by the ledger's port, protocol and verdict
+ * (outcome, deny reason, policy, rule), so the subsets, graph, canaries and the allowed/denied ledger all read one
+ * table that one insert per batch fills. `reporter` is the record's own for the per-reporter rows and `all` for the
+ * joined view's (lib/store/pairing.ts), whose sums are signed: pairing a record with one seen earlier takes back
+ * what that one added. A row with outcome '' (RED_ONLY) counts in the RED reads only, not in the ledger.
  */
 export interface RequestRollupRow {
-  minute: number;
-  reporter?: string;
-  sourceWorkload: string;
-  sourceNamespace: string;
-  destinationHost: string;
-  destinationService: string;
-  destinationNamespace: string;
-  destinationSubset: string;
-  requests: number;
-  errors: number;
-  denied: number;
-  appErrors: number;
-  meshFailures: number;
-  /** Latency bucket (lib/store latencyBucket) → requests. */
-  latencyBuckets: Map<number, number>;
-}
-
-/**
- * A row of requests_ledger_1m (migration 007): requests per minute, caller, destination, subset, port, protocol
- * and verdict (outcome, deny reason, policy, rule), the allowed/denied ledger's grouping, so `/api/v1/flows` counts
- * every request without raw rows. `reporter` is the record's for the per-reporter rows and `all` for the joined
- * view's, whose sums are signed like requests_joined_1m's.
- */
-export interface LedgerRollupRow {
   minute: number;
   reporter: string;
   sourceWorkload: string;
@@ -162,31 +143,44 @@ export interface LedgerRollupRow {
   policy: string;
   rule: number;
   requests: number;
+  errors: number;
+  denied: number;
+  appErrors: number;
+  meshFailures: number;
+  /** Latency bucket (lib/store latencyBucket) → requests. */
+  latencyBuckets: Map<number, number>;
 }
 
-/** The reporter the joined view's ledger rows carry: the query API's `reporter=all`. */
+/** The reporter the joined view's rows carry: the query API's `reporter=all`. */
 export const JOINED_REPORTER = 'all';
 
+/**
+ * The ledger details of a row that counts in the RED reads only: its outcome '' is no request's (every record is ok,
+ * error or denied), and queryLedger leaves such rows out. Migration 009 puts there what requests_1m and
+ * requests_joined_1m held beyond the ledger's rows (minutes older than the ledger, latency, failure classes); the
+ * joined view puts there the pair of a record saved by a version before the ledger (pairing file version 1), whose
+ * ledger count stays as migration 007 filled it.
+ */
+export const RED_ONLY = { destinationPort: 0, protocol: '', outcome: '', denyReason: '', policy: '', rule: 0 } as const;
+
+/** requests_rollup_1m's key beyond the minute (and the reporter, for per-reporter rows): the RED names, then the ledger's details. */
 const NAMES = ['sourceWorkload', 'sourceNamespace', 'destinationHost', 'destinationService', 'destinationNamespace', 'destinationSubset'] as const;
-/** What the ledger groups by beyond a RED row's key. */
 const LEDGER_DETAIL = ['destinationPort', 'protocol', 'outcome', 'denyReason', 'policy', 'rule'] as const;
 
-/** A RED row and, under it, its ledger rows: the ledger's key extends the RED key, so one lookup walks both. */
-interface RequestGroup {
-  row: RequestRollupRow;
-  ledger: Groups<RequestContribution, LedgerRollupRow>;
-}
+/** What a row is keyed on: a contribution, or one whose ledger details are RED_ONLY's. */
+type RowKey = Pick<RequestContribution, 'reporter' | (typeof NAMES)[number]> & Record<(typeof LEDGER_DETAIL)[number], string | number>;
 
 /**
- * Sums request contributions (added, or taken back in the joined view) into rollup rows: RED rows for
- * requests_1m or requests_joined_1m, and the ledger rows of requests_ledger_1m beside them.
+ * Sums request contributions (added, or taken back in the joined view) into requests_rollup_1m rows: per reporter,
+ * or the joined view's (reporter `all`).
  */
 export class RequestRollup {
-  private readonly groups: Groups<RequestContribution, RequestGroup>;
+  private readonly groups: Groups<RowKey, RequestRollupRow>;
 
-  /** `perReporter`: requests_1m rows, grouped by reporter too; otherwise requests_joined_1m rows. */
+  /** `perReporter`: rows per the records' own reporter; otherwise the joined view's rows, reporter `all`. */
   constructor(perReporter: boolean) {
-    const ledgerRow = (c: RequestContribution, minute: number): LedgerRollupRow => ({
+    const fields = [...NAMES, ...LEDGER_DETAIL];
+    this.groups = new Groups<RowKey, RequestRollupRow>(perReporter ? ['reporter', ...fields] : fields, (c, minute) => ({
       minute,
       reporter: perReporter ? c.reporter : JOINED_REPORTER,
       sourceWorkload: c.sourceWorkload,
@@ -195,39 +189,27 @@ export class RequestRollup {
       destinationService: c.destinationService,
       destinationNamespace: c.destinationNamespace,
       destinationSubset: c.destinationSubset,
-      destinationPort: c.destinationPort,
-      protocol: c.protocol,
-      outcome: c.outcome,
-      denyReason: c.denyReason,
-      policy: c.policy,
-      rule: c.rule,
+      destinationPort: c.destinationPort as number,
+      protocol: c.protocol as string,
+      outcome: c.outcome as string,
+      denyReason: c.denyReason as string,
+      policy: c.policy as string,
+      rule: c.rule as number,
       requests: 0,
-    });
-    this.groups = new Groups<RequestContribution, RequestGroup>(perReporter ? ['reporter', ...NAMES] : NAMES, (c, minute) => ({
-      row: {
-        minute,
-        ...(perReporter ? { reporter: c.reporter } : {}),
-        sourceWorkload: c.sourceWorkload,
-        sourceNamespace: c.sourceNamespace,
-        destinationHost: c.destinationHost,
-        destinationService: c.destinationService,
-        destinationNamespace: c.destinationNamespace,
-        destinationSubset: c.destinationSubset,
-        requests: 0,
-        errors: 0,
-        denied: 0,
-        appErrors: 0,
-        meshFailures: 0,
-        latencyBuckets: new Map(),
-      },
-      ledger: new Groups<RequestContribution, LedgerRollupRow>(LEDGER_DETAIL, ledgerRow),
+      errors: 0,
+      denied: 0,
+      appErrors: 0,
+      meshFailures: 0,
+      latencyBuckets: new Map(),
     }));
   }
 
-  /** Adds `c` (sign 1) or takes it back (sign -1); to the ledger rows too unless `ledger` is false. */
+  /**
+   * Adds `c` (sign 1) or takes it back (sign -1), in the row of its ledger details, or with `ledger` false in its
+   * RED_ONLY row (counted as `c` says, but not in the ledger).
+   */
   add(c: RequestContribution, sign: 1 | -1, ledger = true): void {
-    const group = this.groups.of(c, c.minute);
-    const g = group.row;
+    const g = this.groups.of(ledger ? c : { ...c, ...RED_ONLY }, c.minute);
     g.requests += sign;
     if (c.outcome === 'denied') g.denied += sign;
     else if (c.outcome === 'error') {
@@ -238,34 +220,26 @@ export class RequestRollup {
     const n = (g.latencyBuckets.get(c.bucket) ?? 0) + sign;
     if (n === 0) g.latencyBuckets.delete(c.bucket);
     else g.latencyBuckets.set(c.bucket, n);
-    if (ledger) group.ledger.of(c, c.minute).requests += sign;
   }
 
-  /** The RED rows with any non-zero sum (a record added and taken back in one batch leaves nothing). */
+  /** The rows with any non-zero sum (a record added and taken back in one batch leaves nothing). */
   rows(): RequestRollupRow[] {
     const out: RequestRollupRow[] = [];
-    for (const { row: g } of this.groups.rows) {
-      if (g.requests !== 0 || g.errors !== 0 || g.denied !== 0 || g.meshFailures !== 0 || g.latencyBuckets.size > 0) out.push(g);
+    for (const g of this.groups.rows) {
+      if (g.requests !== 0 || g.errors !== 0 || g.denied !== 0 || g.appErrors !== 0 || g.meshFailures !== 0 || g.latencyBuckets.size > 0) out.push(g);
     }
-    return out;
-  }
-
-  /** The ledger rows with a non-zero count. */
-  ledgerRows(): LedgerRollupRow[] {
-    const out: LedgerRollupRow[] = [];
-    for (const { ledger } of this.groups.rows) for (const r of ledger.rows) if (r.requests !== 0) out.push(r);
     return out;
   }
 }
 
-/** The per-reporter rollup (requests_1m and the ledger's per-reporter rows) of a batch's stored records. */
+/** The per-reporter rollup of a batch's stored records. */
 export function requestRollupOf(counted: readonly RequestContribution[]): RequestRollup {
   const rollup = new RequestRollup(true);
   for (const c of counted) rollup.add(c, 1);
   return rollup;
 }
 
-/** requests_1m rows of a batch's stored records, from their contributions. */
+/** The per-reporter requests_rollup_1m rows of a batch's stored records, from their contributions. */
 export function rollUpRequests(counted: readonly RequestContribution[]): RequestRollupRow[] {
   return requestRollupOf(counted).rows();
 }

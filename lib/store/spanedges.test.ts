@@ -252,7 +252,7 @@ describe('span_edges_1m on embedded ClickHouse', () => {
     rmSync(dir, { recursive: true, force: true });
   });
   beforeEach(async () => {
-    for (const t of ['requests', 'spans', 'requests_1m', 'requests_joined_1m', 'requests_ledger_1m', 'span_edges_1m']) {
+    for (const t of ['requests', 'spans', 'requests_rollup_1m', 'span_edges_1m']) {
       await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
     }
   });

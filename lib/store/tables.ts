@@ -1,7 +1,6 @@
 /**
  * The columns the aggregator writes, per table, as Native types (lib/store/native.ts): the stored columns of
- * clickhouse/migrations in table order, without MATERIALIZED ones and without the rollups' old `latencyMs`
- * DDSketch states (nothing writes them since migration 004; they default to empty states). A low-cardinality
+ * clickhouse/migrations in table order, without MATERIALIZED ones. A low-cardinality
  * column is written as `LowCardinality(String)`, a `Map(LowCardinality(String), String)` as `Map(String,
  * String)` and a `SimpleAggregateFunction(sumMap, Map(...))` as its Map: ClickHouse converts those on insert.
  * native.test.ts checks every list against the migrated tables.
@@ -99,7 +98,10 @@ export const SPAN_COLUMNS = columns({
   attributes: 'Map(String, String)',
 });
 
-/** requests_1m, as the aggregator's rollup rows (lib/store/rollup.ts) carry it. */
+/**
+ * requests_rollup_1m (migration 009): RED counts and the ledger per minute, reporter (`all` for the joined view) and
+ * ledger key, as signed sums (lib/store/rollup.ts RequestRollupRow).
+ */
 export const REQUEST_ROLLUP_COLUMNS = columns({
   minute: "DateTime('UTC')",
   reporter: LC,
@@ -109,12 +111,18 @@ export const REQUEST_ROLLUP_COLUMNS = columns({
   destinationService: LC,
   destinationNamespace: LC,
   destinationSubset: LC,
-  requests: 'AggregateFunction(count)',
-  errors: 'AggregateFunction(countIf, UInt8)',
-  denied: 'AggregateFunction(countIf, UInt8)',
-  appErrors: 'AggregateFunction(countIf, UInt8)',
-  meshFailures: 'AggregateFunction(countIf, UInt8)',
-  latencyBuckets: 'Map(Int16, UInt64)',
+  destinationPort: 'UInt16',
+  protocol: LC,
+  outcome: LC,
+  denyReason: LC,
+  policy: LC,
+  rule: 'Int32',
+  requests: 'Int64',
+  errors: 'Int64',
+  denied: 'Int64',
+  appErrors: 'Int64',
+  meshFailures: 'Int64',
+  latencyBuckets: 'Map(Int16, Int64)',
 });
 
 export const FLOW_ROLLUP_COLUMNS = columns({
@@ -135,42 +143,6 @@ export const FLOW_ROLLUP_COLUMNS = columns({
   connections: 'AggregateFunction(sum, UInt64)',
 });
 
-/** requests_joined_1m (migration 006): the joined view's per-minute signed sums (lib/store/rollup.ts RequestRollup). */
-export const REQUEST_JOINED_COLUMNS = columns({
-  minute: "DateTime('UTC')",
-  sourceWorkload: LC,
-  sourceNamespace: LC,
-  destinationHost: LC,
-  destinationService: LC,
-  destinationNamespace: LC,
-  destinationSubset: LC,
-  requests: 'Int64',
-  errors: 'Int64',
-  denied: 'Int64',
-  appErrors: 'Int64',
-  meshFailures: 'Int64',
-  latencyBuckets: 'Map(Int16, Int64)',
-});
-
-/** requests_ledger_1m (migration 007): the ledger's per-minute request counts (lib/store/rollup.ts LedgerRollupRow). */
-export const REQUEST_LEDGER_COLUMNS = columns({
-  minute: "DateTime('UTC')",
-  reporter: LC,
-  sourceWorkload: LC,
-  sourceNamespace: LC,
-  destinationHost: LC,
-  destinationService: LC,
-  destinationNamespace: LC,
-  destinationSubset: LC,
-  destinationPort: 'UInt16',
-  protocol: LC,
-  outcome: LC,
-  denyReason: LC,
-  policy: LC,
-  rule: 'Int32',
-  requests: 'Int64',
-});
-
 /** span_edges_1m (migration 008): calls only traces saw, per minute, as signed sums (lib/store/spanedges.ts). */
 export const SPAN_EDGE_COLUMNS = columns({
   minute: "DateTime('UTC')",
@@ -184,15 +156,13 @@ export const SPAN_EDGE_COLUMNS = columns({
   latencyBuckets: 'Map(Int16, Int64)',
 });
 
-export type StoredTable = 'requests' | 'flows' | 'spans' | 'requests_1m' | 'flows_1m' | 'requests_joined_1m' | 'requests_ledger_1m' | 'span_edges_1m';
+export type StoredTable = 'requests' | 'flows' | 'spans' | 'requests_rollup_1m' | 'flows_1m' | 'span_edges_1m';
 
 export const TABLE_COLUMNS: Readonly<Record<StoredTable, readonly NativeColumn[]>> = {
   requests: REQUEST_COLUMNS,
   flows: FLOW_COLUMNS,
   spans: SPAN_COLUMNS,
-  requests_1m: REQUEST_ROLLUP_COLUMNS,
+  requests_rollup_1m: REQUEST_ROLLUP_COLUMNS,
   flows_1m: FLOW_ROLLUP_COLUMNS,
-  requests_joined_1m: REQUEST_JOINED_COLUMNS,
-  requests_ledger_1m: REQUEST_LEDGER_COLUMNS,
   span_edges_1m: SPAN_EDGE_COLUMNS,
 };
