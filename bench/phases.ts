@@ -300,7 +300,7 @@ export async function runHistory(seed: number, lines: number, days: number, conc
     await new Promise((r) => setTimeout(r, 2_000));
     const count = async (sql: string): Promise<number> => Number((await server.call<{ n: number | string }[]>({ op: 'sql', query: sql }))[0]?.n ?? 0);
     const rawRows = await count('SELECT count() AS n FROM {db}.requests');
-    const rollupRows = await count('SELECT count() AS n FROM {db}.requests_1m');
+    const rollupRows = await count('SELECT count() AS n FROM {db}.requests_rollup_1m');
     const r0 = await server.call<ReadCounters>({ op: 'reads' });
     const r1 = await server.call<ReadCounters>({ op: 'reads' });
     const overhead = r1.selectedRows - r0.selectedRows;

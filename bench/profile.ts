@@ -8,6 +8,7 @@ interface ProfileNode {
   id: number;
   callFrame: { functionName: string; url: string; lineNumber: number };
   hitCount?: number;
+  children?: number[];
 }
 
 interface CpuProfile {
@@ -26,6 +27,36 @@ export interface ProfileSummary {
   totalMs: number;
   functions: ProfileEntry[];
   areas: ProfileEntry[];
+  /** The main thread's busy time by stage of the write path (idle left out), in % of the busy samples. */
+  stages: ProfileEntry[];
+}
+
+/**
+ * The stages of the write path, each known by the code its frames belong to. A sample goes to the innermost frame
+ * of its stack that names a stage, so `JSON.parse` (a builtin, reported as the parser calling it) is parsing and a
+ * Buffer decode the pipeline does is the pipeline's, however deep in the HTTP handler they run.
+ */
+const STAGES: readonly [string, (url: string, fn: string) => boolean][] = [
+  ['parse (formats, model)', (u) => u.includes('/services/ingest/formats/') || u.includes('/lib/model/')],
+  ['ingest pipeline (lines, tally, publish)', (u) => u.includes('/services/ingest/') || u.includes('/lib/bus/')],
+  ['joined-view pairing', (u) => u.endsWith('/lib/store/pairing.ts')],
+  ['span-edge hops', (u) => u.endsWith('/lib/store/spanedges.ts')],
+  ['rollups', (u) => u.endsWith('/lib/store/rollup.ts')],
+  ['Native encoding', (u) => u.endsWith('/lib/store/native.ts')],
+  ['insert calls (client, chDB binding, files)', (u) => u.includes('/lib/store/') || u.includes('node_modules/chdb') || u.includes('node_modules/@clickhouse') || u.startsWith('node:internal/fs')],
+  ['metrics', (u) => u.includes('/services/aggregator/metrics.ts') || u.includes('/services/aggregator/series.ts')],
+  ['aggregator consumer', (u) => u.includes('/services/aggregator/')],
+  ['HTTP (node:http, fastify, body)', (u) => u.startsWith('node:_http') || u.includes('node_modules/fastify') || u.includes('node_modules/find-my-way') || u.includes('node_modules/avvio') || u.includes('/lib/runtime/') || u.startsWith('node:net') || u.startsWith('node:internal/stream')],
+];
+
+function stageOf(stack: readonly ProfileNode[]): string {
+  const leaf = stack[stack.length - 1] as ProfileNode;
+  if (leaf.callFrame.functionName === '(garbage collector)') return 'garbage collection (main thread)';
+  for (let i = stack.length - 1; i >= 0; i--) {
+    const { url, functionName } = (stack[i] as ProfileNode).callFrame;
+    for (const [name, match] of STAGES) if (match(url, functionName)) return name;
+  }
+  return 'other (timers, promises, V8 runtime)';
 }
 
 /** The code area a frame belongs to: an npm package, a folder of ours, or a V8 pseudo-frame. */
@@ -70,5 +101,20 @@ export function summarizeProfile(profile: CpuProfile, top = 25): ProfileSummary 
       .sort((a, b) => b[1] - a[1])
       .slice(0, top)
       .map(([name, h]) => ({ name, selfPct: total > 0 ? (100 * h) / total : 0 }));
-  return { totalMs: (profile.endTime - profile.startTime) / 1000, functions: rank(byFn), areas: rank(byArea) };
+  // Stages need each sample's stack: parents from the children lists.
+  const parent = new Map<number, ProfileNode>();
+  for (const node of profile.nodes) for (const c of node.children ?? []) parent.set(c, node);
+  const byStage = new Map<string, number>();
+  let busy = 0;
+  for (const node of profile.nodes) {
+    const h = hits.get(node.id) ?? 0;
+    if (h === 0 || node.callFrame.functionName === '(idle)' || node.callFrame.functionName === '(root)') continue;
+    const stack: ProfileNode[] = [];
+    for (let n: ProfileNode | undefined = node; n !== undefined; n = parent.get(n.id)) stack.unshift(n);
+    const stage = stageOf(stack);
+    byStage.set(stage, (byStage.get(stage) ?? 0) + h);
+    busy += h;
+  }
+  const stages = [...byStage.entries()].sort((a, b) => b[1] - a[1]).map(([name, h]) => ({ name, selfPct: busy > 0 ? (100 * h) / busy : 0 }));
+  return { totalMs: (profile.endTime - profile.startTime) / 1000, functions: rank(byFn), areas: rank(byArea), stages };
 }

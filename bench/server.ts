@@ -51,7 +51,10 @@ export interface VerifyResult {
   raw: OutcomeCounts & { rows: number };
   /** `ok` raw rows whose request id also has an `error` or `denied` raw row (kept with their request's). */
   rawOkWithNonOkPartner: number;
-  /** `requests_1m`: its rows as stored (before merges) and the counts its states add up to. */
+  /**
+   * `requests_rollup_1m`, each side's own rows (reporter `all`, the joined view, counts the same requests again):
+   * its rows as stored (before merges) and the counts they add up to.
+   */
   rollup: { rows: number; requests: number; errors: number; denied: number };
   /** `meshlens_requests_total`, summed, and by its `outcome` label. */
   metrics: OutcomeCounts & { total: number };
@@ -326,8 +329,11 @@ async function verify(running: Running, conn: Conn): Promise<VerifyResult> {
     `SELECT count() AS n FROM ${db}.requests WHERE outcome = 'ok' AND requestId != ''
        AND requestId IN (SELECT requestId FROM ${db}.requests WHERE outcome != 'ok' AND requestId != '')`,
   );
-  const [requests, errors, denied] = await Promise.all(['requests', 'errors', 'denied'].map((c) => rollupSumExpr(conn, 'requests_1m', c)));
-  const [rollup] = await query<Row>(conn, `SELECT count() AS rows, ${requests} AS requests, ${errors} AS errors, ${denied} AS denied FROM ${db}.requests_1m`);
+  const [requests, errors, denied] = await Promise.all(['requests', 'errors', 'denied'].map((c) => rollupSumExpr(conn, 'requests_rollup_1m', c)));
+  const [rollup] = await query<Row>(
+    conn,
+    `SELECT count() AS rows, ${requests} AS requests, ${errors} AS errors, ${denied} AS denied FROM ${db}.requests_rollup_1m WHERE reporter != 'all'`,
+  );
   const byOutcome = (o: string) => sumOf(running, 'meshlens_requests_total', (l) => l.outcome === o);
   return {
     raw: { rows: num(raw?.rows), ok: num(raw?.ok), error: num(raw?.error), denied: num(raw?.denied) },

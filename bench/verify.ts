@@ -2,7 +2,7 @@
  * After every phase: did meshlens store and count what it acknowledged? With MESHLENS_RAW_REQUESTS below 1 the
  * raw `requests` table keeps only some `ok` rows, so "every line is a raw row" is no longer the test. What must
  * hold in every mode:
- * - the `requests_1m` rollup and `meshlens_requests_total` count every accepted line;
+ * - the `requests_rollup_1m` rollup (each side's own rows) and `meshlens_requests_total` count every accepted line;
  * - every `error` and `denied` record is a raw row (they are always kept);
  * - with the share at 1, every `ok` record is a raw row too; at 0, an `ok` raw row is allowed only beside an
  *   error/denied row of the same request id (rows are kept per request, so a denied request's other rows may
@@ -31,15 +31,15 @@ export function checkStored(v: VerifyResult, accepted: number, rawShare: number,
   };
   if (v.ingest.rejected > 0) problems.push(`${v.ingest.rejected} records rejected`);
   expectEq('meshlens_ingest_records_total{outcome="accepted"}', v.ingest.accepted, accepted);
-  expectEq('requests_1m requests', v.rollup.requests, accepted);
+  expectEq('requests_rollup_1m requests', v.rollup.requests, accepted);
   expectEq('meshlens_requests_total (sum)', v.metrics.total, accepted);
   const want: OutcomeCounts = truth ?? { ok: v.metrics.ok, error: v.metrics.error, denied: v.metrics.denied };
   if (truth) {
     expectEq('meshlens_requests_total{outcome="error"}', v.metrics.error, truth.error);
     expectEq('meshlens_requests_total{outcome="denied"}', v.metrics.denied, truth.denied);
   }
-  expectEq('requests_1m errors', v.rollup.errors, want.error);
-  expectEq('requests_1m denied', v.rollup.denied, want.denied);
+  expectEq('requests_rollup_1m errors', v.rollup.errors, want.error);
+  expectEq('requests_rollup_1m denied', v.rollup.denied, want.denied);
   expectEq('raw error rows', v.raw.error, want.error);
   expectEq('raw denied rows', v.raw.denied, want.denied);
   const okRecords = accepted - want.error - want.denied;
