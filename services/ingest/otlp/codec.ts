@@ -16,17 +16,13 @@
  * allows. Nothing is ever read as empty that held records (issue 9). A JSON log record or span whose own fields are malformed is kept with
  * `invalid` set, so the parser can reject that one record and keep its neighbours (OTLP partial success).
  */
-import path from 'node:path';
 import protobuf from 'protobufjs';
 import { ok, reject, type RejectReason, type Result } from '../../../lib/model';
+import { loadOtlpRoot, PROTO_FILES, PROTO_ROOT } from '../../../lib/otlp';
 import { isObject, jsonForDeadLetter } from '../formats/json-values';
 
-/** Include root of the vendored protos; imports inside them are relative to it. */
-export const PROTO_ROOT = path.join(__dirname, 'proto');
-export const PROTO_FILES: readonly string[] = Object.freeze([
-  'opentelemetry/proto/collector/logs/v1/logs_service.proto',
-  'opentelemetry/proto/collector/trace/v1/trace_service.proto',
-]);
+// The protos live in lib/otlp, shared with the tracer's exporter; re-exported for the receivers' tests.
+export { PROTO_FILES, PROTO_ROOT };
 
 /**
  * Nesting limit for AnyValue arrays/kvlists. Access-log attributes are flat. A deeper value is an attack or
@@ -158,16 +154,7 @@ export interface ExportTraceResponseInput {
 // Protobuf
 // ---------------------------------------------------------------------------------------------------------
 
-function loadRoot(): protobuf.Root {
-  const root = new protobuf.Root();
-  // Imports in the vendored files are written relative to the include root (`opentelemetry/proto/...`).
-  root.resolvePath = (_origin: string, target: string) => path.join(PROTO_ROOT, target);
-  root.loadSync(PROTO_FILES as string[], { keepCase: false });
-  root.resolveAll();
-  return root;
-}
-
-const ROOT = loadRoot();
+const ROOT = loadOtlpRoot();
 const LOGS_REQUEST = ROOT.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceRequest');
 const LOGS_RESPONSE = ROOT.lookupType('opentelemetry.proto.collector.logs.v1.ExportLogsServiceResponse');
 const TRACE_REQUEST = ROOT.lookupType('opentelemetry.proto.collector.trace.v1.ExportTraceServiceRequest');
