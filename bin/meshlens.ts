@@ -10,7 +10,7 @@ import { DEMO_USAGE, parseDemoArgs, runDemo } from '../services/simulator';
 import { start, TARGETS, type Running, type Target } from './start';
 
 /** Targets of CONTRACT.md §1 that later versions add; named so the CLI can say so instead of "unknown". */
-const PLANNED = ['provisioner', 'tracer'];
+const PLANNED = ['provisioner'];
 /** The mesh config the demo's simulated mesh follows, used when MESHLENS_MESH_CONFIG is unset. */
 const DEMO_MESH_CONFIG = join(__dirname, '..', 'examples', 'bookinfo');
 
@@ -40,6 +40,9 @@ async function main(argv: string[]): Promise<void> {
   if (ports.otlpGrpc) lines.push(`  otlp grpc   ${h}:${ports.otlpGrpc}`);
   if (ports.otlpHttp) lines.push(`  otlp http   http://${h}:${ports.otlpHttp}   (/v1/logs, /v1/traces)`);
   if (ports.zipkin) lines.push(`  zipkin      http://${h}:${ports.zipkin}   (/api/v2/spans)`);
+  if (target === 'tracer' || (target === 'all' && config.jaegerEndpoint !== undefined)) {
+    lines.push(`  traces to   ${redactUrl(config.jaegerEndpoint ?? '')}   (${config.jaegerProtocol}, sample ratio ${config.traceSampleRatio})`);
+  }
   process.stdout.write(`${lines.join('\n')}\n`);
 }
 

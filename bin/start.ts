@@ -17,6 +17,7 @@ import {
   ExpositionRegistry,
   Health,
   loadMeshConfig,
+  StartError,
   MemberDirectory,
   newInstanceId,
   startMembership,
@@ -32,9 +33,10 @@ import type { Aggregator } from '../services/aggregator';
 import { bindGrpc, createIngest, startDeadLetterFileSink } from '../services/ingest';
 import { createPrometheusTargets } from '../services/provisioner';
 import type { PrometheusTargets } from '../services/provisioner';
+import { createTracer, type Tracer } from '../services/tracer';
 
 /** Targets available in this build. `all` is every one of them in one process. */
-export const TARGETS = ['all', 'ingest', 'aggregator'] as const;
+export const TARGETS = ['all', 'ingest', 'aggregator', 'tracer'] as const;
 export type Target = (typeof TARGETS)[number];
 
 /**
@@ -82,6 +84,8 @@ export interface StartOptions {
   bus?: Bus;
   /** Collect Node.js process metrics on /metrics (off in tests that start several instances). */
   processMetrics?: boolean;
+  /** The tracer's batching, retry and sampling timings (tests shorten them). */
+  tracerTuning?: Parameters<typeof createTracer>[0]['tuning'];
 }
 
 /** Reads MESHLENS_MESH_CONFIG; problems in the files are logged, a missing path stops the start. */
@@ -97,6 +101,11 @@ export async function start(opts: StartOptions): Promise<Running> {
   const { config, logger } = opts;
   const serving = opts.target === 'all' || opts.target === 'aggregator';
   const ingesting = opts.target === 'all' || opts.target === 'ingest';
+  // The all-in-one exports spans only when told where; the tracer target exists for nothing else.
+  const tracing = opts.target === 'tracer' || (opts.target === 'all' && config.jaegerEndpoint !== undefined);
+  if (opts.target === 'tracer' && config.jaegerEndpoint === undefined) {
+    throw new StartError('MESHLENS_JAEGER_ENDPOINT is not set: the tracer target exports spans to it; set it to an OTLP/HTTP base URL such as http://jaeger:4318');
+  }
   const memoryBus = opts.bus === undefined && config.kafkaBrokers.length === 0;
   // Nothing silent (CONTRACT.md §1): a split target on a process-private bus would publish to nobody, or consume nothing.
   if (memoryBus && opts.target !== 'all') {
@@ -148,8 +157,8 @@ export async function start(opts: StartOptions): Promise<Running> {
   let aggregator: Aggregator | undefined;
   let prometheusTargets: PrometheusTargets | undefined;
   let meshConfig: MeshConfig | undefined;
-  if (serving) {
-    meshConfig = await meshConfigFor(config, logger);
+  if (serving || tracing) meshConfig = await meshConfigFor(config, logger);
+  if (serving && meshConfig) {
     aggregator = await createAggregator({
       bus,
       registry,
@@ -168,6 +177,20 @@ export async function start(opts: StartOptions): Promise<Running> {
     const agg = aggregator;
     health.register('store', () => agg.ready());
   }
+  // Its own consumer group: export never holds storage or the receivers' acknowledgements (services/tracer).
+  const tracer: Tracer | undefined =
+    tracing && meshConfig
+      ? await createTracer({
+          bus,
+          registry,
+          logger,
+          meshConfig,
+          endpoint: config.jaegerEndpoint as string,
+          protocol: config.jaegerProtocol,
+          sampleRatio: config.traceSampleRatio,
+          tuning: opts.tracerTuning,
+        })
+      : undefined;
   const ingest = ingesting
     ? createIngest({
         bus,
@@ -263,11 +286,15 @@ export async function start(opts: StartOptions): Promise<Running> {
       await step(
         'store',
         end,
-        (async () => {
-          for (const s of subscriptions) await s.stop();
-          await prometheusTargets?.close();
-          await aggregator?.close();
-        })(),
+        Promise.all([
+          // Export is best effort: what the tracer cannot send in the reserve is counted as dropped (`shutdown`).
+          tracer?.close(Math.max(0, until(end) - 100)),
+          (async () => {
+            for (const s of subscriptions) await s.stop();
+            await prometheusTargets?.close();
+            await aggregator?.close();
+          })(),
+        ]),
       );
       releaseDataDir();
       if (cut.length > 0) throw new Error(`graceful stop ran out of MESHLENS_SHUTDOWN_TIMEOUT (${config.shutdownTimeoutMs} ms) in: ${cut.join(', ')}`);

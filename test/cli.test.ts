@@ -68,6 +68,19 @@ describe('meshlens CLI start-up errors', () => {
     expect(run.stdout).not.toMatch(/ready/);
   });
 
+  it('refuses the tracer target without an endpoint, in one line naming MESHLENS_JAEGER_ENDPOINT', async () => {
+    const run = await cli(['tracer'], { MESHLENS_DATA_DIR: dataDir(), MESHLENS_KAFKA_BROKERS: '127.0.0.1:1' });
+    expect(run.code).toBe(1);
+    expect(lines(run.stderr)).toEqual([expect.stringMatching(/^meshlens: MESHLENS_JAEGER_ENDPOINT is not set: the tracer target exports spans to it/)]);
+    expect(run.stdout).not.toMatch(/ready/);
+  });
+
+  it('refuses the tracer target without Kafka, naming MESHLENS_KAFKA_BROKERS', async () => {
+    const run = await cli(['tracer'], { MESHLENS_DATA_DIR: dataDir(), MESHLENS_JAEGER_ENDPOINT: 'http://127.0.0.1:1' });
+    expect(run.code).toBe(1);
+    expect(lines(run.stderr)[1]).toMatch(/MESHLENS_KAFKA_BROKERS is not set: the tracer target/);
+  });
+
   it('names a bad ClickHouse URL without its password', async () => {
     const run = await cli(['all'], { MESHLENS_DATA_DIR: dataDir(), MESHLENS_CLICKHOUSE_URL: 'clickhouse://meshlens:hunter2@db:9000/meshlens' });
     expect(run.code).toBe(1);

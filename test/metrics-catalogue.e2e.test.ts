@@ -10,6 +10,8 @@
  * line it must reject, with the series cap at its minimum so the overflow counter moves too.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
@@ -34,6 +36,8 @@ const NEEDS_A_CONDITION: Readonly<Record<string, string>> = {
   meshlens_store_insert_failures_total: 'a failing ClickHouse insert',
   // A receiver must answer 429/503: a full pipeline, storage down, or a stopping process.
   meshlens_ingest_retry_responses_total: 'a full, unavailable or stopping pipeline',
+  // Export must fail for good or overflow its queue: test/tracer.e2e.test.ts does this with a down endpoint.
+  meshlens_tracer_dropped_spans_total: 'a full export queue or a failing Jaeger endpoint',
 };
 
 interface Sample {
@@ -107,10 +111,15 @@ describe('/metrics against the metric catalogue', () => {
   const dataDir = mkdtempSync(join(tmpdir(), 'meshlens-catalogue-'));
   let running: Running;
   let families: Map<string, Family>;
+  // A Jaeger stand-in taking every export, so the tracer runs in the all-in-one and its metrics are exported too.
+  let jaeger: Server;
   const catalogue = new Map<string, MetricSpec>(CATALOGUE.map((m) => [m.name, m]));
 
   beforeAll(async () => {
+    jaeger = createServer((req, res) => req.resume().on('end', () => res.writeHead(200).end()));
+    await new Promise<void>((resolve) => jaeger.listen(0, '127.0.0.1', resolve));
     const config = loadConfig({
+      MESHLENS_JAEGER_ENDPOINT: `http://127.0.0.1:${(jaeger.address() as AddressInfo).port}`,
       ...EPHEMERAL_PORTS,
       MESHLENS_DATA_DIR: dataDir,
       MESHLENS_MESH_CONFIG: join(__dirname, '..', 'examples', 'bookinfo'),
@@ -138,6 +147,7 @@ describe('/metrics against the metric catalogue', () => {
 
   afterAll(async () => {
     await running?.close();
+    await new Promise((resolve) => jaeger?.close(resolve));
     rmSync(dataDir, { recursive: true, force: true });
   });
 

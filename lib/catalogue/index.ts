@@ -15,5 +15,6 @@ export {
   RECEIVERS,
   REPORTERS,
   ruleMetricName,
+  TRACER_DROP_REASONS,
 } from './metrics';
-export type { CanaryVerdict, MetricSpec, MetricType } from './metrics';
+export type { CanaryVerdict, MetricSpec, MetricType, TracerDropReason } from './metrics';

@@ -77,6 +77,13 @@ export const RECEIVERS = ['accesslog', 'flows', 'otlp_http', 'otlp_grpc', 'zipki
 /** The parsers' formats, plus `unknown` for a rejected body whose format could not be told. */
 export const INGEST_FORMATS = ['istio_text', 'istio_json', 'envelope', 'otlp_logs', 'otlp_traces', 'zipkin', 'hubble', 'calico', 'unknown'] as const;
 export const DEADLETTER_DROP_REASONS = ['size', 'age'] as const;
+/**
+ * Why the tracer gave up on spans it had taken for export (services/tracer): its queue was full, the endpoint
+ * kept failing until the retry budget ran out, the endpoint refused them for good (a non-retriable status),
+ * or meshlens stopped with them still queued.
+ */
+export const TRACER_DROP_REASONS = ['queue_full', 'retries_exhausted', 'rejected', 'shutdown'] as const;
+export type TracerDropReason = (typeof TRACER_DROP_REASONS)[number];
 
 const _reporters: Exactly<Reporter, typeof REPORTERS> = true;
 const _outcomes: Exactly<Outcome, typeof OUTCOMES> = true;
@@ -262,6 +269,36 @@ export const METRICS = Object.freeze({
     name: 'meshlens_deadletters_truncated_total',
     type: 'counter',
     help: 'Dead letters whose raw input was cut to its first 64 KiB.',
+    labelNames: [],
+    labelValues: {},
+  }),
+  // The tracer (services/tracer): export to Jaeger is best effort after storage, so what it gives up is counted.
+  tracerExportedSpans: spec({
+    name: 'meshlens_tracer_exported_spans_total',
+    type: 'counter',
+    help: 'Spans the tracer exported to MESHLENS_JAEGER_ENDPOINT and the endpoint accepted.',
+    labelNames: [],
+    labelValues: {},
+  }),
+  tracerSampledOutSpans: spec({
+    name: 'meshlens_tracer_sampled_out_spans_total',
+    type: 'counter',
+    help: 'Spans not exported because tail sampling left their trace out (no canary subset, error or denial, and outside MESHLENS_TRACE_SAMPLE_RATIO).',
+    labelNames: [],
+    labelValues: {},
+  }),
+  tracerDroppedSpans: spec({
+    name: 'meshlens_tracer_dropped_spans_total',
+    type: 'counter',
+    help:
+      'Spans chosen for export but dropped: reason="queue_full" the bounded export queue was full, "retries_exhausted" the endpoint kept failing, "rejected" the endpoint refused them for good, "shutdown" still queued when meshlens stopped.',
+    labelNames: [L.reason],
+    labelValues: { [L.reason]: TRACER_DROP_REASONS },
+  }),
+  tracerQueueSpans: spec({
+    name: 'meshlens_tracer_queue_spans',
+    type: 'gauge',
+    help: 'Spans waiting in the tracer: held for their trace\'s sampling decision, or queued for export.',
     labelNames: [],
     labelValues: {},
   }),

@@ -84,6 +84,14 @@ describe('loadConfig', () => {
     ).toEqual({ windowMs: 3_600_000, intervalMs: 15_000, minRequests: 1000, margin: 0.01 });
   });
 
+  it('reads MESHLENS_TRACE_SAMPLE_RATIO (default 0.1) and refuses a value outside 0–1', () => {
+    expect(loadConfig({}).traceSampleRatio).toBe(0.1);
+    expect(loadConfig({ MESHLENS_TRACE_SAMPLE_RATIO: '0.25' }).traceSampleRatio).toBe(0.25);
+    expect(loadConfig({ MESHLENS_TRACE_SAMPLE_RATIO: '0' }).traceSampleRatio).toBe(0);
+    expect(() => loadConfig({ MESHLENS_TRACE_SAMPLE_RATIO: '1.5' })).toThrow(/MESHLENS_TRACE_SAMPLE_RATIO="1.5": expected a number from 0 to 1/);
+    expect(() => loadConfig({ MESHLENS_TRACE_SAMPLE_RATIO: '10%' })).toThrow(/MESHLENS_TRACE_SAMPLE_RATIO/);
+  });
+
   it('treats empty values as unset', () => {
     expect(loadConfig({ MESHLENS_HTTP_PORT: '', MESHLENS_INGEST_TOKEN: '  ' })).toMatchObject({ httpPort: 8080, ingestToken: undefined });
   });

@@ -17,6 +17,11 @@ export interface Config {
   meshConfigPath: string | undefined;
   jaegerEndpoint: string | undefined;
   jaegerProtocol: 'otlp' | 'thrift';
+  /**
+   * Share (0–1) of traces the tracer exports among those with no canary subset, error or denial, chosen by trace
+   * id (those are always exported).
+   */
+  traceSampleRatio: number;
   /** undefined → receivers take unauthenticated writes. */
   ingestToken: string | undefined;
   /** undefined → `/api/*` is open; otherwise it requires `Authorization: Bearer <token>`. */
@@ -183,6 +188,7 @@ export function loadConfig(env: Env): Config {
     meshConfigPath: str('MESHLENS_MESH_CONFIG'),
     jaegerEndpoint: url('MESHLENS_JAEGER_ENDPOINT', ['http:', 'https:']),
     jaegerProtocol: jaegerProtocolRaw === 'thrift' ? 'thrift' : 'otlp',
+    traceSampleRatio: fraction('MESHLENS_TRACE_SAMPLE_RATIO', 0.1, '0.1 exports one ordinary trace in ten'),
     ingestToken: str('MESHLENS_INGEST_TOKEN'),
     apiToken: str('MESHLENS_API_TOKEN'),
     maxBodyBytes: int('MESHLENS_MAX_BODY_BYTES', 16 * 1024 * 1024, 1024, 1024 * 1024 * 1024),
