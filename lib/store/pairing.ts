@@ -26,13 +26,14 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { MeshRequest } from '../model';
 import { RequestRollup } from './rollup';
 import type { RequestContribution, RequestRollupRow } from './rollup';
+import { Waiters, type Waiter } from './waiters';
 
 /** How long a record waits for its partner: sidecars flush access logs within seconds of each other. */
 export const PAIRING_WINDOW_MS = 5 * 60_000;
 /** Default bound on waiting records (about 420 bytes each besides the request id string, measured with 100,000 waiting; 370 before the ledger's port, protocol and verdict details). */
 export const DEFAULT_MAX_WAITING = 500_000;
 
-interface Waiting {
+interface Waiting extends Waiter {
   requestId: string;
   reporter: 'source' | 'destination';
   /** The hop: destination namespace and service as this record names them. */
@@ -40,10 +41,6 @@ interface Waiting {
   service: string;
   /** What this record added when it came: taken back if a partner comes. */
   counted: RequestContribution;
-  /** Arrival time (ms) of the batch it came in. */
-  since: number;
-  /** Paired or given up: no longer in `byRequest`. */
-  done: boolean;
   /**
    * Saved by a version before the ledger rollup (pairing file version 1): `counted` lacks port, protocol and verdict
    * details, so its pair leaves the ledger as migration 007 filled it from the raw rows (this record, unpaired), and
@@ -60,18 +57,19 @@ export interface PairingPlan {
 }
 
 export class Pairing {
-  private readonly byRequest = new Map<string, Waiting[]>();
-  /** Waiting records in arrival order, for expiry and the bound (entries already done are skipped). */
-  private queue: Waiting[] = [];
-  private head = 0;
-  private waitingCount = 0;
-  /** Records that gave up waiting because of the bound, not the window. */
-  evicted = 0;
+  private readonly waiters: Waiters<string, Waiting>;
 
-  constructor(private readonly maxWaiting = DEFAULT_MAX_WAITING) {}
+  constructor(maxWaiting = DEFAULT_MAX_WAITING) {
+    this.waiters = new Waiters((w) => w.requestId, PAIRING_WINDOW_MS, maxWaiting);
+  }
 
   get waiting(): number {
-    return this.waitingCount;
+    return this.waiters.size;
+  }
+
+  /** Records that gave up waiting because of the bound, not the window. */
+  get evicted(): number {
+    return this.waiters.evicted;
   }
 
   /**
@@ -92,7 +90,7 @@ export class Pairing {
         rollup.add(own, 1);
         continue;
       }
-      const earlier = partnerIn(this.byRequest.get(r.requestId), r, pairedNow);
+      const earlier = partnerIn(this.waiters.get(r.requestId), r, pairedNow);
       const partner = earlier ?? partnerIn(local.get(r.requestId), r, pairedNow);
       if (partner === undefined) {
         rollup.add(own, 1);
@@ -114,50 +112,14 @@ export class Pairing {
 
   /** Applies a plan whose rows are stored, then lets records past the window or the bound give up. */
   commit(plan: PairingPlan, now: number): void {
-    for (const w of plan.paired) this.remove(w);
-    for (const w of plan.added) {
-      const list = this.byRequest.get(w.requestId);
-      if (list === undefined) this.byRequest.set(w.requestId, [w]);
-      else list.push(w);
-      this.queue.push(w);
-      this.waitingCount++;
-    }
-    this.expire(now);
-  }
-
-  private remove(w: Waiting): void {
-    if (w.done) return;
-    w.done = true;
-    this.waitingCount--;
-    const list = this.byRequest.get(w.requestId);
-    if (list === undefined) return;
-    const rest = list.filter((x) => x !== w);
-    if (rest.length === 0) this.byRequest.delete(w.requestId);
-    else this.byRequest.set(w.requestId, rest);
-  }
-
-  private expire(now: number): void {
-    while (this.head < this.queue.length) {
-      const w = this.queue[this.head] as Waiting;
-      if (!w.done) {
-        const over = this.waitingCount > this.maxWaiting;
-        if (!over && now - w.since < PAIRING_WINDOW_MS) break;
-        if (over) this.evicted++;
-        this.remove(w);
-      }
-      this.head++;
-    }
-    // Compact the queue once most of it is behind the head.
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
+    for (const w of plan.paired) this.waiters.remove(w);
+    for (const w of plan.added) this.waiters.add(w);
+    this.waiters.expire(now);
   }
 
   /** Writes the waiting records to `file` (a graceful stop), atomically. */
   async save(file: string): Promise<void> {
-    const waiting = this.queue.slice(this.head).filter((w) => !w.done);
-    await writeFile(`${file}.tmp`, JSON.stringify({ version: 2, waiting }));
+    await writeFile(`${file}.tmp`, JSON.stringify({ version: 2, waiting: this.waiters.pending() }));
     await rename(`${file}.tmp`, file);
   }
 
@@ -175,12 +137,12 @@ export class Pairing {
     const legacy = saved.version === 1;
     const added = saved.waiting.map((w): Waiting => (legacy ? { ...w, done: false, noLedger: true } : { ...w, done: false }));
     this.commit({ rows: [], added, paired: [] }, now);
-    return this.waitingCount;
+    return this.waiters.size;
   }
 }
 
 /** The first record of the other side on the same hop, among `list`, not yet paired in this batch. */
-function partnerIn(list: Waiting[] | undefined, r: MeshRequest, pairedNow: ReadonlySet<Waiting>): Waiting | undefined {
+function partnerIn(list: readonly Waiting[] | undefined, r: MeshRequest, pairedNow: ReadonlySet<Waiting>): Waiting | undefined {
   if (list === undefined) return undefined;
   for (const w of list) {
     if (w.reporter !== r.reporter && w.namespace === r.destinationNamespace && w.service === r.destinationService && !pairedNow.has(w)) return w;

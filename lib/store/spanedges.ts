@@ -32,6 +32,7 @@ import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { MeshRequest, Span } from '../model';
 import { PAIRING_WINDOW_MS } from './pairing';
 import { latencyBucket } from './queries';
+import { Waiters, type Waiter } from './waiters';
 
 /** Default bound on remembered logged hops. */
 export const DEFAULT_MAX_LOGGED_HOPS = 2_000_000;
@@ -67,13 +68,9 @@ interface SpanContribution {
   bucket: number;
 }
 
-interface WaitingSpan {
+interface WaitingSpan extends Waiter {
   hop: number;
   counted: SpanContribution;
-  /** Arrival time (ms) of the batch it came in. */
-  since: number;
-  /** Taken back or given up: no longer in `waiting`. */
-  done: boolean;
 }
 
 /** Hops logged in one stretch of arrival time. */
@@ -176,24 +173,25 @@ export class SpanEdges {
   /** Logged hops, oldest stretch first; a stretch spans at most a minute and holds at most maxLogged / 8 hops. */
   private logged: LoggedBucket[] = [];
   private loggedCount = 0;
-  private readonly waiting = new Map<number, WaitingSpan[]>();
-  /** Waiting spans in arrival order, for expiry and the bound (entries already done are skipped). */
-  private queue: WaitingSpan[] = [];
-  private head = 0;
-  private waitingCount = 0;
+  private readonly waiting: Waiters<number, WaitingSpan>;
   private lock: Promise<unknown> = Promise.resolve();
   /** Logged hops forgotten because of the bound, not the window. */
   forgotten = 0;
-  /** Spans that gave up waiting because of the bound, not the window. */
-  evicted = 0;
 
   constructor(
     private readonly maxLogged = DEFAULT_MAX_LOGGED_HOPS,
-    private readonly maxWaiting = DEFAULT_MAX_WAITING_SPANS,
-  ) {}
+    maxWaiting = DEFAULT_MAX_WAITING_SPANS,
+  ) {
+    this.waiting = new Waiters((w) => w.hop, PAIRING_WINDOW_MS, maxWaiting);
+  }
 
   get waitingSpans(): number {
-    return this.waitingCount;
+    return this.waiting.size;
+  }
+
+  /** Spans that gave up waiting because of the bound, not the window. */
+  get evicted(): number {
+    return this.waiting.evicted;
   }
 
   get loggedHops(): number {
@@ -256,7 +254,7 @@ export class SpanEdges {
    * `now` have given up, even if no commit has let them go yet. Changes nothing (plans are pure; `commit` applies).
    */
   planLogs(hops: readonly number[], now: number): SpanEdgePlan {
-    if (this.waitingCount === 0 || hops.length === 0) return noPlan();
+    if (this.waiting.size === 0 || hops.length === 0) return noPlan();
     const rollup = new SpanEdgeRollup();
     const takenBack: WaitingSpan[] = [];
     const seen = new Set<number>();
@@ -295,44 +293,10 @@ export class SpanEdges {
   /** Applies a plan whose rows are stored, then lets spans and logged hops past the window or the bound go. */
   commit(plan: SpanEdgePlan, now: number): void {
     this.forget(now);
-    for (const w of plan.takenBack) this.remove(w);
-    for (const w of plan.added) {
-      const list = this.waiting.get(w.hop);
-      if (list === undefined) this.waiting.set(w.hop, [w]);
-      else list.push(w);
-      this.queue.push(w);
-      this.waitingCount++;
-    }
-    this.expire(now);
-  }
-
-  private remove(w: WaitingSpan): void {
-    if (w.done) return;
-    w.done = true;
-    this.waitingCount--;
-    const list = this.waiting.get(w.hop);
-    if (list === undefined) return;
-    const rest = list.filter((x) => x !== w);
-    if (rest.length === 0) this.waiting.delete(w.hop);
-    else this.waiting.set(w.hop, rest);
-  }
-
-  /** Spans past the window or the bound give up waiting: they stay counted, as calls no log showed. */
-  private expire(now: number): void {
-    while (this.head < this.queue.length) {
-      const w = this.queue[this.head] as WaitingSpan;
-      if (!w.done) {
-        const over = this.waitingCount > this.maxWaiting;
-        if (!over && now - w.since < PAIRING_WINDOW_MS) break;
-        if (over) this.evicted++;
-        this.remove(w);
-      }
-      this.head++;
-    }
-    if (this.head > 1024 && this.head * 2 > this.queue.length) {
-      this.queue = this.queue.slice(this.head);
-      this.head = 0;
-    }
+    for (const w of plan.takenBack) this.waiting.remove(w);
+    for (const w of plan.added) this.waiting.add(w);
+    // Spans past the window or the bound give up waiting: they stay counted, as calls no log showed.
+    this.waiting.expire(now);
   }
 
   /** Forgets logged hops past the window. */
@@ -348,7 +312,7 @@ export class SpanEdges {
     const state = {
       version: 1,
       logged: this.logged.map((b) => ({ since: b.since, last: b.last, hops: [...b.hops] })),
-      waiting: this.queue.slice(this.head).filter((w) => !w.done),
+      waiting: this.waiting.pending(),
     };
     await writeFile(`${file}.tmp`, JSON.stringify(state));
     await rename(`${file}.tmp`, file);
@@ -369,6 +333,6 @@ export class SpanEdges {
     this.loggedCount = this.logged.reduce((n, b) => n + b.hops.size, 0);
     this.forget(now);
     this.commit({ rows: [], added: saved.waiting.map((w) => ({ ...w, done: false })), takenBack: [] }, now);
-    return this.waitingCount;
+    return this.waiting.size;
   }
 }
