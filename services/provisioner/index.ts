@@ -1,20 +1,20 @@
 /**
  * The provisioner: files generated from code and committed (CONTRACT.md §7). `npm run provision` writes
- * them, `npm run provision -- --check` and the drift test compare. Dashboards and Grafana provisioning
- * join generatedFiles() and GENERATED_DIRS when they are built.
+ * them, `npm run provision -- --check` and the drift test compare.
  */
 import { diffFiles, writeFiles } from './files';
+import { grafanaFiles } from './grafana';
 import type { GeneratedDiff, WriteResult } from './files';
 import { prometheusRuleTestFiles } from './prometheus/rule-tests';
 import { prometheusRuleFiles } from './prometheus/rules';
 import type { GeneratedFile } from './prometheus/rules';
 
 /** Directories that hold generated files only (relative to the repository root). */
-export const GENERATED_DIRS: readonly string[] = Object.freeze(['prometheus/rules', 'prometheus/tests']);
+export const GENERATED_DIRS: readonly string[] = Object.freeze(['prometheus/rules', 'prometheus/tests', 'dashboards', 'grafana/provisioning']);
 
 /** Every generated file with the default options, in a stable order. */
 export function generatedFiles(): GeneratedFile[] {
-  return [...prometheusRuleFiles(), ...prometheusRuleTestFiles()];
+  return [...prometheusRuleFiles(), ...prometheusRuleTestFiles(), ...grafanaFiles()];
 }
 
 /** Which committed files differ from generatedFiles(), are missing, or are extra in GENERATED_DIRS. */
@@ -28,6 +28,25 @@ export function writeGeneratedFiles(root: string): WriteResult {
 }
 
 export { diffFiles, writeFiles } from './files';
+export {
+  CH_DS,
+  DASHBOARD_UIDS,
+  DASHBOARDS_MOUNT,
+  DATASOURCES,
+  FOLDER,
+  JAEGER_DS,
+  PROM_ALL,
+  PROM_DS,
+  PROVISIONING_PATHS,
+  SQL_ALL,
+  VARS,
+  dashboardFiles,
+  dashboardProvider,
+  datasourcesProvisioning,
+  grafanaDashboards,
+  grafanaFiles,
+} from './grafana';
+export type { ClickHouseQuery, JaegerQuery } from './grafana';
 export type { GeneratedDiff, WriteResult } from './files';
 export {
   ALERT_NAMES,
