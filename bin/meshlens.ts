@@ -10,7 +10,7 @@ import { DEMO_USAGE, parseDemoArgs, runDemo } from '../services/simulator';
 import { start, TARGETS, type Running, type Target } from './start';
 
 /** Targets of CONTRACT.md §1 that later versions add; named so the CLI can say so instead of "unknown". */
-const PLANNED = ['provisioner'];
+const PLANNED: string[] = [];
 /** The mesh config the demo's simulated mesh follows, used when MESHLENS_MESH_CONFIG is unset. */
 const DEMO_MESH_CONFIG = join(__dirname, '..', 'examples', 'bookinfo');
 
@@ -42,6 +42,9 @@ async function main(argv: string[]): Promise<void> {
   if (ports.zipkin) lines.push(`  zipkin      http://${h}:${ports.zipkin}   (/api/v2/spans)`);
   if (target === 'tracer' || (target === 'all' && config.jaegerEndpoint !== undefined)) {
     lines.push(`  traces to   ${redactUrl(config.jaegerEndpoint ?? '')}   (${config.jaegerProtocol}, sample ratio ${config.traceSampleRatio})`);
+  }
+  if ((target === 'provisioner' || target === 'all') && config.grafanaUrl !== undefined) {
+    lines.push(`  grafana     ${redactUrl(config.grafanaUrl)}   (dashboards pushed in the background; see the log)`);
   }
   process.stdout.write(`${lines.join('\n')}\n`);
 }

@@ -17,6 +17,7 @@ import {
   ExpositionRegistry,
   Health,
   loadMeshConfig,
+  redactUrl,
   StartError,
   MemberDirectory,
   newInstanceId,
@@ -31,12 +32,12 @@ import type { MeshConfig } from '../lib/model';
 import { createAggregator } from '../services/aggregator';
 import type { Aggregator } from '../services/aggregator';
 import { bindGrpc, createIngest, startDeadLetterFileSink } from '../services/ingest';
-import { createPrometheusTargets } from '../services/provisioner';
-import type { PrometheusTargets } from '../services/provisioner';
+import { createPrometheusTargets, pushDashboards } from '../services/provisioner';
+import type { GrafanaPushOptions, GrafanaPushResult, PrometheusTargets } from '../services/provisioner';
 import { createTracer, type Tracer } from '../services/tracer';
 
 /** Targets available in this build. `all` is every one of them in one process. */
-export const TARGETS = ['all', 'ingest', 'aggregator', 'tracer'] as const;
+export const TARGETS = ['all', 'ingest', 'aggregator', 'tracer', 'provisioner'] as const;
 export type Target = (typeof TARGETS)[number];
 
 /**
@@ -68,6 +69,11 @@ export interface Running {
   /** `GET /api/v1/prometheus/targets` and the file_sd file (targets `all` and `aggregator`). */
   prometheusTargets: PrometheusTargets | undefined;
   /**
+   * The dashboards' push to MESHLENS_GRAFANA_URL (targets `provisioner` and `all`), running beside the rest of
+   * the process: what was pushed, or undefined when there is no push or it failed (the failure is logged).
+   */
+  grafanaPush: Promise<GrafanaPushResult | undefined>;
+  /**
    * Graceful stop, within MESHLENS_SHUTDOWN_TIMEOUT: not ready; every receiver answers 503 + Retry-After; the
    * requests already taken are stored and answered; what is left unstored is logged and counted (its senders
    * are told to retry); then bus, servers, consumers and store close. Rejects, after releasing what it could,
@@ -86,6 +92,8 @@ export interface StartOptions {
   processMetrics?: boolean;
   /** The tracer's batching, retry and sampling timings (tests shorten them). */
   tracerTuning?: Parameters<typeof createTracer>[0]['tuning'];
+  /** The Grafana push's retry timings (tests shorten them). */
+  grafanaTuning?: Pick<GrafanaPushOptions, 'budgetMs' | 'backoffMs' | 'maxBackoffMs' | 'timeoutMs'>;
 }
 
 /** Reads MESHLENS_MESH_CONFIG; problems in the files are logged, a missing path stops the start. */
@@ -106,15 +114,20 @@ export async function start(opts: StartOptions): Promise<Running> {
   if (opts.target === 'tracer' && config.jaegerEndpoint === undefined) {
     throw new StartError('MESHLENS_JAEGER_ENDPOINT is not set: the tracer target exports spans to it; set it to an OTLP/HTTP base URL such as http://jaeger:4318');
   }
+  if (opts.target === 'provisioner' && config.grafanaUrl === undefined) {
+    throw new StartError('MESHLENS_GRAFANA_URL is not set: the provisioner target pushes the dashboards to it; set it (and MESHLENS_GRAFANA_TOKEN) to your Grafana, such as http://grafana:3000');
+  }
+  // The provisioner neither publishes nor consumes records: it needs no Kafka, data directory or dead letters.
+  const pipeline = opts.target !== 'provisioner';
   const memoryBus = opts.bus === undefined && config.kafkaBrokers.length === 0;
   // Nothing silent (CONTRACT.md §1): a split target on a process-private bus would publish to nobody, or consume nothing.
-  if (memoryBus && opts.target !== 'all') {
+  if (memoryBus && opts.target !== 'all' && pipeline) {
     const role = opts.target === 'ingest' ? 'publishes every record to Kafka' : 'consumes its records from Kafka';
     throw new ConfigError([`MESHLENS_KAFKA_BROKERS is not set: the ${opts.target} target ${role}; set it, or run the all-in-one (meshlens all)`]);
   }
 
   // The data dir holds the embedded ClickHouse and the all-in-one's dead letters: one process at a time.
-  const releaseDataDir = memoryBus || (serving && config.clickhouseUrl === undefined) ? claimDataDir(config.dataDir) : () => undefined;
+  const releaseDataDir = (memoryBus && pipeline) || (serving && config.clickhouseUrl === undefined) ? claimDataDir(config.dataDir) : () => undefined;
 
   const registry = new ExpositionRegistry();
   // prom-client's own names (`process_cpu_seconds_total`, `nodejs_heap_size_used_bytes`...), as every Node.js
@@ -137,7 +150,8 @@ export async function start(opts: StartOptions): Promise<Running> {
 
   const subscriptions: Subscription[] = [];
   // With the in-memory bus nothing else keeps rejected input: the all-in-one writes it to the data dir.
-  const deadLetterSink = memoryBus
+  const deadLetterSink =
+    memoryBus && pipeline
     ? await startDeadLetterFileSink(bus, {
         dataDir: config.dataDir,
         maxBytes: config.deadLetterMaxBytes,
@@ -245,6 +259,30 @@ export async function start(opts: StartOptions): Promise<Running> {
     logger,
   });
   await prometheusTargets?.start();
+
+  // Beside start-up, never in its way: a slow or absent Grafana delays nothing else.
+  const pushAbort = new AbortController();
+  let pushed = false;
+  let grafanaPush: Promise<GrafanaPushResult | undefined> = Promise.resolve(undefined);
+  if (config.grafanaUrl !== undefined && config.grafanaToken !== undefined && (opts.target === 'provisioner' || opts.target === 'all')) {
+    const grafana = redactUrl(config.grafanaUrl);
+    // The provisioner exists for this push: it is ready once the dashboards are in Grafana.
+    if (opts.target === 'provisioner') health.register('grafana', () => pushed);
+    grafanaPush = pushDashboards({ url: config.grafanaUrl, token: config.grafanaToken, signal: pushAbort.signal, ...opts.grafanaTuning }).then(
+      (r) => {
+        pushed = true;
+        logger.info(
+          { grafana, folder: r.folder.uid, folderCreated: r.folder.created, created: r.created, updated: r.updated, unchanged: r.unchanged },
+          `grafana: ${r.created.length} dashboard(s) created, ${r.updated.length} updated, ${r.unchanged.length} unchanged in folder ${r.folder.uid}`,
+        );
+        return r;
+      },
+      (err: unknown) => {
+        if (!pushAbort.signal.aborted) logger.error({ grafana }, `grafana: dashboards not pushed: ${(err as Error).message}`);
+        return undefined;
+      },
+    );
+  }
   health.markStarted();
 
   let closing: Promise<void> | undefined;
@@ -259,6 +297,7 @@ export async function start(opts: StartOptions): Promise<Running> {
         if (!(await within(until(t), p))) cut.push(name);
       };
       health.markStopping();
+      pushAbort.abort();
       // 1. Intake stops on every receiver at once: new requests get 503 + Retry-After, before any body is read.
       ingest?.intake.close();
       // So the serving process unlists this one before its /metrics goes away.
@@ -301,5 +340,5 @@ export async function start(opts: StartOptions): Promise<Running> {
     })();
     return closing;
   };
-  return { ports, bus, health, registry, aggregator, instance, advertiseAddress: address, prometheusTargets, close };
+  return { ports, bus, health, registry, aggregator, instance, advertiseAddress: address, prometheusTargets, grafanaPush, close };
 }

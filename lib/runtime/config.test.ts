@@ -147,4 +147,22 @@ describe('loadConfig', () => {
     expect(message).toContain('admin:***@db');
     expect(message).not.toContain('hunter2');
   });
+
+  it('reads MESHLENS_GRAFANA_URL and MESHLENS_GRAFANA_TOKEN; a bad URL or a URL without token stops the start', () => {
+    expect(loadConfig({})).toMatchObject({ grafanaUrl: undefined, grafanaToken: undefined });
+    expect(loadConfig({ MESHLENS_GRAFANA_URL: 'http://grafana:3000', MESHLENS_GRAFANA_TOKEN: 'glsa_x' })).toMatchObject({
+      grafanaUrl: 'http://grafana:3000',
+      grafanaToken: 'glsa_x',
+    });
+    expect(() => loadConfig({ MESHLENS_GRAFANA_URL: 'grafana:3000', MESHLENS_GRAFANA_TOKEN: 'glsa_x' })).toThrow(/MESHLENS_GRAFANA_URL=.*expected a URL/);
+    let message = '';
+    try {
+      loadConfig({ MESHLENS_GRAFANA_URL: 'http://grafana:3000' });
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message.split('\n').filter((l) => l.includes('MESHLENS_GRAFANA'))).toEqual([
+      expect.stringMatching(/MESHLENS_GRAFANA_URL is set but MESHLENS_GRAFANA_TOKEN is not/),
+    ]);
+  });
 });

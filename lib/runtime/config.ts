@@ -56,6 +56,10 @@ export interface Config {
   advertiseAddress: string | undefined;
   /** Where to keep a Prometheus `file_sd` copy of the scrape targets; undefined → none. */
   fileSdPath: string | undefined;
+  /** Grafana the provisioner pushes the dashboards to; undefined → no push. */
+  grafanaUrl: string | undefined;
+  /** Service-account token sent as `Authorization: Bearer`; set whenever grafanaUrl is. Never logged. */
+  grafanaToken: string | undefined;
 }
 
 /** The canary judge's settings (README "Canary judgement"). */
@@ -212,6 +216,8 @@ export function loadConfig(env: Env): Config {
     },
     advertiseAddress: str('MESHLENS_ADVERTISE_ADDRESS'),
     fileSdPath: str('MESHLENS_FILE_SD_PATH'),
+    grafanaUrl: url('MESHLENS_GRAFANA_URL', ['http:', 'https:']),
+    grafanaToken: str('MESHLENS_GRAFANA_TOKEN'),
   };
   if (config.advertiseAddress !== undefined && !/^[A-Za-z0-9.\-_[\]:]+:\d{1,5}$/.test(config.advertiseAddress)) {
     problems.push(`MESHLENS_ADVERTISE_ADDRESS=${JSON.stringify(config.advertiseAddress)}: expected host:port`);
@@ -229,6 +235,9 @@ export function loadConfig(env: Env): Config {
   }
   if (config.jaegerProtocol === 'thrift' && config.jaegerEndpoint === undefined) {
     problems.push('MESHLENS_JAEGER_PROTOCOL=thrift needs MESHLENS_JAEGER_ENDPOINT');
+  }
+  if (config.grafanaUrl !== undefined && config.grafanaToken === undefined) {
+    problems.push('MESHLENS_GRAFANA_URL is set but MESHLENS_GRAFANA_TOKEN is not: the dashboards are pushed with a Grafana service-account token');
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

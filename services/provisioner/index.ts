@@ -47,6 +47,8 @@ export {
   grafanaFiles,
 } from './grafana';
 export type { ClickHouseQuery, JaegerQuery } from './grafana';
+export { GrafanaPushError, pushDashboards } from './grafana/push';
+export type { GrafanaPushOptions, GrafanaPushResult } from './grafana/push';
 export type { GeneratedDiff, WriteResult } from './files';
 export {
   ALERT_NAMES,
