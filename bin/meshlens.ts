@@ -33,7 +33,8 @@ async function main(argv: string[]): Promise<void> {
     ? `, ClickHouse ${running.aggregator.conn.kind}: ${running.aggregator.conn.location}`
     : '';
   const lines = [
-    `meshlens ${target} ready (${config.kafkaBrokers.length > 0 ? 'kafka bus' : 'in-memory bus'}${store})`,
+    // The provisioner reads no bus: it only serves its health and pushes dashboards.
+    `meshlens ${target} ready${target === 'provisioner' ? '' : ` (${config.kafkaBrokers.length > 0 ? 'kafka bus' : 'in-memory bus'}${store})`}`,
     `  http        http://${h}:${ports.http}   (${running.aggregator ? '/api/v1/*, ' : ''}${ports.zipkin ? '/v1/accesslogs, /v1/flows, ' : ''}/metrics, /readyz)`,
   ];
   // 0 = the target does not serve that receiver (the aggregator target serves HTTP only).
