@@ -1,9 +1,10 @@
 /**
  * The aggregator's consumers: requests, flows and spans from the bus into ClickHouse (raw rows, and the
- * per-minute rollups computed here from each batch: services/aggregator/rollup.ts) and into the Prometheus metrics.
+ * per-minute rollups the writer computes from each batch: lib/store/writer.ts, rollup.ts) and into the Prometheus
+ * metrics.
  *
- * Order per delivered batch: insert the raw rows, dead-letter what ClickHouse refused for good, insert the
- * rollup rows of what was stored, update the metrics with it, then resolve (the bus commits, and with the memory
+ * Order per delivered batch: insert the raw rows, insert the rollup rows of what was stored, dead-letter what
+ * ClickHouse refused for good, update the metrics with it, then resolve (the bus commits, and with the memory
  * bus the receivers answer their callers). A retriable insert failure rejects: the bus redelivers exactly the
  * same batch, and the insert tokens derived from it (`<group>/<topic>/<partition>/<first>-<last>`, `...:rollup`
  * for the rollup rows) let ClickHouse drop whatever the first attempt had stored after all. Metrics only move
