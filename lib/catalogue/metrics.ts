@@ -162,6 +162,15 @@ export const METRICS = Object.freeze({
     labelNames: [...DESTINATION, L.destinationSubset, L.baselineSubset, L.verdict],
     labelValues: { [L.verdict]: CANARY_VERDICTS },
   }),
+  subsetConfiguredWeight: spec({
+    name: 'meshlens_subset_configured_weight_ratio',
+    type: 'gauge',
+    help:
+      'Configured weight of each subset, as a share (0-1) of its service\'s default route: the first route without match conditions of the VirtualService routing the host, weights normalized to their sum as Istio does. Match-conditioned routes are left out, so a subset only they reach has no series. Set from MESHLENS_MESH_CONFIG at start; compare with the observed share of meshlens_requests_total.',
+    // One default route per host (HostRouting.weights in lib/model/mesh-config.ts), so no route label: one series per subset.
+    labelNames: [...DESTINATION, L.destinationSubset],
+    labelValues: {},
+  }),
   canaryJudgeFailures: spec({
     name: 'meshlens_canary_judge_failures_total',
     type: 'counter',

@@ -15,6 +15,7 @@ import { registerQueryRoutes } from './api';
 import { CanaryJudge } from './canary';
 import { startConsumers, type StoreHealth } from './consumer';
 import { MeshMetrics, StoreMetrics } from './metrics';
+import { ConfiguredWeights } from './weights';
 
 export interface AggregatorOptions {
   bus: Bus;
@@ -74,6 +75,8 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
   const retention = { rawDays: opts.rawRetentionDays, rollupDays: opts.rollupRetentionDays };
   const metrics = new MeshMetrics(opts.registry, opts.maxSeries);
   const storeMetrics = new StoreMetrics(opts.registry);
+  // The mesh config is read once, at start (bin/start.ts): its weights are published once, here.
+  new ConfiguredWeights(opts.registry).set(opts.meshConfig);
   const canary = opts.canary ?? CANARY_DEFAULTS;
   const judge = new CanaryJudge({
     conn,
@@ -210,4 +213,5 @@ export { AGGREGATOR_GROUP } from './consumer';
 export { FALSE_FAIL_RATE, LATENCY_RATIO, PASS_CONFIDENCE, canaryPairs, judgeCanaries, ratioCheck } from './canary';
 export type { CanaryResult, JudgeOptions, Verdict } from './canary';
 export { MeshMetrics } from './metrics';
+export { ConfiguredWeights } from './weights';
 export { OVERFLOW } from './series';

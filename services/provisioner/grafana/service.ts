@@ -1,5 +1,5 @@
 /**
- * Service detail: how do the subsets of one service compare? Traffic share, error ratio beside the baseline's,
+ * Service detail: how do the subsets of one service compare? Observed traffic share beside the configured weight, error ratio beside the baseline's,
  * latency percentiles, response codes and flags, mesh failures apart from application 5xx.
  */
 import type { Dashboard } from '@grafana/grafana-foundation-sdk/dashboard';
@@ -18,13 +18,16 @@ const LEGEND = `{{${L.destinationServiceName}}} {{${L.destinationSubset}}}`;
 const rate = (extra: string[] = [], subset = true) => `rate(${REQUESTS}${promSelector(extra, { subset })}[${RATE}])`;
 
 export function trafficSharePanel() {
+  // One configured weight per subset: its share of the service's default route (the catalogue's help says why).
+  const configured = `max by (${BY_SUBSET}) (${METRICS.subsetConfiguredWeight.name}${promSelector([], { reporter: null })})`;
   return timeseries(
-    'Observed traffic share by subset',
-    'Share of the service\'s client-side requests each subset answered. Compare with the route weights of the VirtualService (GET /api/v1/subsets shows them side by side as configured_weight).',
+    'Traffic share by subset: observed beside configured weight',
+    'Solid: share of the service\'s client-side requests each subset answered. Dashed: the subset\'s configured weight in the default route (the first without match conditions) of its VirtualService, from the mesh config. Traffic that match-conditioned routes send (headers, users) makes the two differ by design.',
     'percentunit',
   )
-    .withTarget(promQuery('A', `sum by (${BY_SUBSET}) (${rate()})\n/ on (${SERVICE}) group_left ()\nsum by (${SERVICE}) (${rate([], false)})`, LEGEND))
-    .stacking(new StackingConfigBuilder().mode(StackingMode.Normal))
+    .withTarget(promQuery('A', `sum by (${BY_SUBSET}) (${rate()})\n/ on (${SERVICE}) group_left ()\nsum by (${SERVICE}) (${rate([], false)})`, `observed ${LEGEND}`))
+    .withTarget(promQuery('B', configured, `configured ${LEGEND}`))
+    .overrideByQuery('B', [{ id: 'custom.lineStyle', value: { fill: 'dash', dash: [10, 10] } }])
     .dataLinks(subsetLinks());
 }
 
