@@ -3,15 +3,19 @@
  * through Zipkin and OTLP/HTTP and exports them to a receiver this test starts; the receiver decodes each request
  * with the vendored OTLP protos (lib/otlp) and the test compares what came out with what went in. A seeded run of
  * the simulator checks the tail sampling, and a down endpoint checks that export failures are retried, then
- * dropped and counted, while ingest stays fast and storage still gets every span.
+ * dropped and counted, while ingest stays fast and storage still gets every span. With
+ * `MESHLENS_JAEGER_PROTOCOL=thrift` the same spans go to a Jaeger Thrift HTTP receiver this test starts, which
+ * decodes each body with the vendored jaeger.thrift (test/support/jaeger-idl) and thriftrw, an independent Thrift
+ * implementation, and a 503 answer is retried through the Thrift sender.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import pino from 'pino';
+import { Thrift } from 'thriftrw';
 import { start, type Running } from '../bin/start';
 import { loadOtlpRoot } from '../lib/otlp';
 import { loadConfig } from '../lib/runtime';
@@ -97,6 +101,88 @@ async function otlpReceiver(): Promise<Receiver> {
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   r.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  r.close = () => new Promise((resolve) => server.close(() => resolve()));
+  return r;
+}
+
+/** A span as a Jaeger collector sees it: decoded with jaeger.thrift, ids and i64s as hex / decimal strings. */
+interface JaegerSpan {
+  service: string;
+  traceIdHigh: string;
+  traceIdLow: string;
+  spanId: string;
+  parentSpanId: string;
+  operationName: string;
+  references: Array<{ refType: string; traceIdLow: string; traceIdHigh: string; spanId: string }> | null;
+  flags: number;
+  startTime: string;
+  duration: string;
+  /** Tag key → its value (`vStr`, or `vBool` for BOOL tags). */
+  tags: Record<string, string | boolean>;
+  tagCount: number;
+  logs: unknown;
+}
+
+interface ThriftReceiver {
+  url: string;
+  spans: JaegerSpan[];
+  requests: number;
+  /** Statuses to answer the next requests with, before 202s. */
+  failures: number[];
+  close(): Promise<void>;
+}
+
+const JAEGER = new Thrift({ source: readFileSync(join(__dirname, 'support', 'jaeger-idl', 'jaeger.thrift'), 'ascii'), allowOptionalArguments: true });
+const i64 = (b: Buffer): string => b.readBigInt64BE().toString();
+
+/** A Jaeger collector's Thrift HTTP endpoint: decodes every `POST /api/traces` body as a jaeger.thrift Batch. */
+async function thriftReceiver(): Promise<ThriftReceiver> {
+  const r: ThriftReceiver = { url: '', spans: [], requests: 0, failures: [], close: async () => undefined };
+  const server: Server = createServer((req: IncomingMessage, res: ServerResponse) => {
+    const chunks: Buffer[] = [];
+    req.on('data', (c: Buffer) => chunks.push(c));
+    req.on('end', () => {
+      r.requests++;
+      if (req.url !== '/api/traces' || req.headers['content-type'] !== 'application/x-thrift') {
+        res.writeHead(404).end();
+        return;
+      }
+      const failure = r.failures.shift();
+      if (failure !== undefined) {
+        res.writeHead(failure, { 'retry-after': '0' }).end();
+        return;
+      }
+      const body = Buffer.concat(chunks);
+      const read = JAEGER.getType('Batch').rw.readFrom(body, 0);
+      if (read.err !== null || read.offset !== body.length) {
+        res.writeHead(400).end(String(read.err ?? `trailing bytes after ${read.offset}`));
+        return;
+      }
+      type Tag = { key: string; vType: string; vStr: string | null; vBool: boolean | null };
+      type RawSpan = Record<string, Buffer> & { operationName: string; flags: number; tags: Tag[] | null; logs: unknown; references: Array<Record<string, Buffer> & { refType: string }> | null };
+      const batch = read.value as { process: { serviceName: string }; spans: RawSpan[] };
+      for (const s of batch.spans) {
+        r.spans.push({
+          service: batch.process.serviceName,
+          traceIdHigh: hex(s.traceIdHigh),
+          traceIdLow: hex(s.traceIdLow),
+          spanId: hex(s.spanId),
+          parentSpanId: hex(s.parentSpanId),
+          operationName: s.operationName,
+          references: s.references?.map((x) => ({ refType: x.refType, traceIdLow: hex(x.traceIdLow), traceIdHigh: hex(x.traceIdHigh), spanId: hex(x.spanId) })) ?? null,
+          flags: s.flags,
+          startTime: i64(s.startTime as Buffer),
+          duration: i64(s.duration as Buffer),
+          tags: Object.fromEntries((s.tags ?? []).map((t) => [t.key, t.vType === 'BOOL' ? (t.vBool as boolean) : (t.vStr as string)])),
+          tagCount: s.tags?.length ?? 0,
+          logs: s.logs,
+        });
+      }
+      res.writeHead(202).end();
+    });
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  r.url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/traces`;
   r.close = () => new Promise((resolve) => server.close(() => resolve()));
   return r;
 }
@@ -368,4 +454,127 @@ describe('tracer: a down endpoint', () => {
     expect(exported + dropped).toBe(spans.length);
     expect(receiver.spans.length).toBe(exported);
   }, 90_000);
+});
+
+describe('tracer: spans from Zipkin and OTLP out as Jaeger Thrift (MESHLENS_JAEGER_PROTOCOL=thrift)', () => {
+  let receiver: ThriftReceiver;
+  let running: Running;
+  let dataDir: string;
+
+  beforeAll(async () => {
+    receiver = await thriftReceiver();
+    ({ running, dataDir } = await startWith({ MESHLENS_JAEGER_ENDPOINT: receiver.url, MESHLENS_JAEGER_PROTOCOL: 'thrift', MESHLENS_TRACE_SAMPLE_RATIO: '1' }));
+  }, 60_000);
+  afterAll(async () => {
+    await running?.close();
+    await receiver?.close();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  it('posts one Batch per service, each span decoded by jaeger.thrift as it came in', async () => {
+    const now = Date.now();
+    const zipkin = {
+      traceId: '5af7183fb1d4cf5f',
+      id: '352bff9a74ca9ad2',
+      parentId: '6b221d5bc9e6496c',
+      name: 'reviews.default.svc.cluster.local:9080/*',
+      kind: 'CLIENT',
+      timestamp: now * 1000 - 5_123,
+      duration: 4_321,
+      localEndpoint: { serviceName: 'productpage.default' },
+      tags: {
+        'http.status_code': '200',
+        upstream_cluster: 'outbound|9080|v2|reviews.default.svc.cluster.local',
+        'guid:x-request-id': '7c1e9b52-3f0a-4d6e-8b21-5a9d0c4e7f13',
+        response_flags: '-',
+      },
+    };
+    expect((await postZipkin(running, [zipkin])).status).toBe(202);
+    const startNs = BigInt(now - 3) * 1_000_000n + 456_000n;
+    const otlpTags = { 'http.status_code': '503', upstream_cluster: 'outbound|9080|v1|ratings.default.svc.cluster.local', response_flags: 'UF' };
+    const res = await fetch(`http://127.0.0.1:${running.ports.otlpHttp}/v1/traces`, {
+      method: 'POST',
+      body: sdkTracesProtobuf([
+        {
+          attributes: { 'service.name': 'reviews.default' },
+          spans: [
+            {
+              traceId: '0af7651916cd43dd8448eb211c80319c',
+              spanId: 'b7ad6b7169203331',
+              name: 'ratings.default.svc.cluster.local:9080/*',
+              kind: SpanKind.CLIENT,
+              startTimeUnixNano: startNs.toString(),
+              endTimeUnixNano: (startNs + 2_500_000n).toString(),
+              attributes: otlpTags,
+              status: SpanStatusCode.ERROR,
+            },
+          ],
+        },
+      ]),
+      headers: { 'content-type': 'application/x-protobuf' },
+    });
+    expect(res.status).toBe(200);
+
+    await until(() => receiver.spans.length >= 2, 'two exported spans');
+    const byId = new Map(receiver.spans.map((s) => [s.spanId, s]));
+    const zipkinTags = { 'span.kind': 'client', ...zipkin.tags, 'meshlens.destination_service': 'reviews', 'meshlens.subset': 'v2' };
+    expect(byId.get('352bff9a74ca9ad2')).toEqual({
+      service: 'productpage.default',
+      traceIdHigh: '0000000000000000',
+      traceIdLow: '5af7183fb1d4cf5f',
+      spanId: '352bff9a74ca9ad2',
+      parentSpanId: '6b221d5bc9e6496c',
+      operationName: zipkin.name,
+      references: [{ refType: 'CHILD_OF', traceIdLow: '5af7183fb1d4cf5f', traceIdHigh: '0000000000000000', spanId: '6b221d5bc9e6496c' }],
+      flags: 1,
+      startTime: String(zipkin.timestamp),
+      duration: String(zipkin.duration),
+      tags: zipkinTags,
+      tagCount: Object.keys(zipkinTags).length,
+      logs: null,
+    });
+    const otlpJaegerTags = { 'span.kind': 'client', ...otlpTags, error: true, 'meshlens.destination_service': 'ratings', 'meshlens.subset': 'v1' };
+    expect(byId.get('b7ad6b7169203331')).toEqual({
+      service: 'reviews.default',
+      traceIdHigh: '0af7651916cd43dd',
+      traceIdLow: '8448eb211c80319c',
+      spanId: 'b7ad6b7169203331',
+      parentSpanId: '0000000000000000',
+      operationName: 'ratings.default.svc.cluster.local:9080/*',
+      references: null,
+      flags: 1,
+      startTime: (startNs / 1000n).toString(),
+      duration: '2500',
+      tags: otlpJaegerTags,
+      tagCount: Object.keys(otlpJaegerTags).length,
+      logs: null,
+    });
+    expect(await metric(running, 'meshlens_tracer_exported_spans_total')).toBe(2);
+  });
+
+  it('retries a 503 through the Thrift sender, then exports the batch once', async () => {
+    const before = { requests: receiver.requests, spans: receiver.spans.length, exported: await metric(running, 'meshlens_tracer_exported_spans_total') };
+    receiver.failures.push(503, 503);
+    const now = Date.now();
+    const span = {
+      traceId: '1e2d3c4b5a697887',
+      id: '0123456789abcdef',
+      name: 'details.default.svc.cluster.local:9080/*',
+      kind: 'SERVER',
+      timestamp: now * 1000 - 2_000,
+      duration: 1_500,
+      localEndpoint: { serviceName: 'details.default' },
+      tags: { 'http.status_code': '200', response_flags: '-' },
+    };
+    expect((await postZipkin(running, [span])).status).toBe(202);
+    await until(() => receiver.spans.length > before.spans, 'the span after two 503s');
+    await new Promise((r) => setTimeout(r, 300));
+    // Two refused attempts and the one that got through; the span arrived once.
+    expect(receiver.requests - before.requests).toBe(3);
+    expect(receiver.spans.filter((s) => s.spanId === '0123456789abcdef').length).toBe(1);
+    expect(receiver.spans.find((s) => s.spanId === '0123456789abcdef')).toMatchObject({ service: 'details.default', traceIdLow: '1e2d3c4b5a697887', tags: { 'span.kind': 'server' } });
+    expect(await metric(running, 'meshlens_tracer_exported_spans_total')).toBe(before.exported + 1);
+    expect(await metric(running, 'meshlens_tracer_dropped_spans_total{reason="retries_exhausted"}')).toBe(0);
+    expect(await metric(running, 'meshlens_tracer_dropped_spans_total{reason="rejected"}')).toBe(0);
+  });
 });

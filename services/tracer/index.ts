@@ -1,5 +1,6 @@
 /**
- * The tracer target (issue 11, item 4): spans from the bus to Jaeger, with canary-aware tail sampling.
+ * The tracer target (issue 11, item 4): spans from the bus to Jaeger (OTLP/HTTP, or Jaeger Thrift over HTTP),
+ * with canary-aware tail sampling.
  *
  * It consumes TOPICS.spans under its own consumer group, so storage (the aggregator's group) and export are
  * independent. Its handler only hands the spans to the sampler and returns: the bus commits at once, so a slow or
@@ -12,10 +13,13 @@ import { TOPICS, type Bus, type Subscription } from '../../lib/bus';
 import { METRICS } from '../../lib/catalogue';
 import type { MeshConfig } from '../../lib/model';
 import type { Logger } from '../../lib/runtime';
+import { jaegerThriftSender } from './jaeger';
 import { otlpHttpSender } from './otlp';
 import { ExportQueue, QUEUE_DEFAULTS, type Sender } from './queue';
 import { SAMPLER_DEFAULTS, TailSampler } from './sampler';
 
+export { encodeJaegerBatch, jaegerTags, jaegerThriftSender } from './jaeger';
+export type { JaegerTag } from './jaeger';
 export { encodeOtlpTraces, otlpTracesUrl } from './otlp';
 export { ExportQueue, parseRetryAfter, QUEUE_DEFAULTS } from './queue';
 export type { QueueOptions, SendResult, Sender } from './queue';
@@ -57,8 +61,8 @@ export async function createTracer(opts: TracerOptions): Promise<Tracer> {
     labelNames: m.tracerDroppedSpans.labelNames,
     registers: [opts.registry],
   });
-  if (opts.protocol === 'thrift' && opts.send === undefined) throw new Error('MESHLENS_JAEGER_PROTOCOL=thrift: Jaeger Thrift export is not built yet; use otlp');
-  const send = opts.send ?? otlpHttpSender(opts.endpoint, t.requestTimeoutMs);
+  const send =
+    opts.send ?? (opts.protocol === 'thrift' ? jaegerThriftSender(opts.endpoint, t.requestTimeoutMs) : otlpHttpSender(opts.endpoint, t.requestTimeoutMs));
   // One warning per failure streak, not per attempt: a down Jaeger must not flood the logs.
   let failing = false;
   const queue = new ExportQueue({

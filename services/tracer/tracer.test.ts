@@ -1,6 +1,12 @@
-/** The export queue's retry and bounds, and the sampler's decisions, without a network (the e2e test has one). */
+/**
+ * The export queue's retry and bounds, and the sampler's decisions, without a network (the e2e test has one); the
+ * Jaeger Thrift sender's one request per service against a local server.
+ */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { emptyMeshConfig } from '../../lib/model';
 import type { Span } from '../../lib/model';
+import { jaegerThriftSender } from './jaeger';
 import { ExportQueue, parseRetryAfter, type SendResult } from './queue';
 import { TailSampler, underRatio } from './sampler';
 
@@ -114,5 +120,46 @@ describe('TailSampler', () => {
     s.tick();
     expect(s.baseline('reviews.default.svc.cluster.local')).toBe('v1');
     expect(kept.map((k) => k.destinationSubset)).toEqual(['v2']);
+  });
+});
+
+describe('jaegerThriftSender', () => {
+  /** A collector answering each request with the next status (then 202), recording each status and body size. */
+  async function collector(statuses: number[]) {
+    const seen: Array<{ status: number; bytes: number }> = [];
+    const server = createServer((req, res) => {
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const status = statuses.shift() ?? 202;
+        seen.push({ status, bytes: Buffer.concat(chunks).length });
+        res.writeHead(status).end();
+      });
+    });
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}/api/traces`;
+    return { url, seen, close: () => new Promise<void>((resolve) => server.close(() => resolve())) };
+  }
+  const batch = () => [span('a'.repeat(32), { serviceName: 'one' }), span('b'.repeat(32), { serviceName: 'two' }), span('c'.repeat(32), { serviceName: 'one' })];
+
+  it('sends one Batch per service and, on a retry, only the services not yet accepted', async () => {
+    const c = await collector([202, 503]);
+    const send = jaegerThriftSender(c.url, 2_000);
+    const spans = batch();
+    const first = await send(spans, new AbortController().signal);
+    expect(first).toMatchObject({ ok: false, retriable: true });
+    expect(await send(spans, new AbortController().signal)).toEqual({ ok: true, rejected: 0 });
+    // 'one' once (two spans), 'two' refused then accepted: three requests, never 'one' again.
+    expect(c.seen.map((r) => r.status)).toEqual([202, 503, 202]);
+    expect(c.seen[1]?.bytes).toBe(c.seen[2]?.bytes);
+    await c.close();
+  });
+
+  it('counts a service refused for good as rejected, and a batch refused whole as a refusal', async () => {
+    const c = await collector([400, 202, 400, 400]);
+    const send = jaegerThriftSender(c.url, 2_000);
+    expect(await send(batch(), new AbortController().signal)).toEqual({ ok: true, rejected: 2 });
+    expect(await send(batch(), new AbortController().signal)).toMatchObject({ ok: false, retriable: false });
+    await c.close();
   });
 });
