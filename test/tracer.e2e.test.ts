@@ -225,6 +225,56 @@ async function postZipkin(running: Running, spans: unknown[]): Promise<Response>
   });
 }
 
+/**
+ * The two spans both exporters are held to, posted to the all-in-one: Envoy's Zipkin span of a client call to
+ * reviews v2 (tags as Envoy writes them), and an OTLP client span to ratings v1 that failed (UF, status ERROR).
+ */
+async function postTwoSpans(running: Running) {
+  const now = Date.now();
+  const zipkin = {
+    traceId: '5af7183fb1d4cf5f',
+    id: '352bff9a74ca9ad2',
+    parentId: '6b221d5bc9e6496c',
+    name: 'reviews.default.svc.cluster.local:9080/*',
+    kind: 'CLIENT',
+    timestamp: now * 1000 - 5_123,
+    duration: 4_321,
+    localEndpoint: { serviceName: 'productpage.default' },
+    tags: {
+      'http.status_code': '200',
+      upstream_cluster: 'outbound|9080|v2|reviews.default.svc.cluster.local',
+      'guid:x-request-id': '7c1e9b52-3f0a-4d6e-8b21-5a9d0c4e7f13',
+      response_flags: '-',
+    },
+  };
+  expect((await postZipkin(running, [zipkin])).status).toBe(202);
+  const startNs = BigInt(now - 3) * 1_000_000n + 456_000n;
+  const otlpTags = { 'http.status_code': '503', upstream_cluster: 'outbound|9080|v1|ratings.default.svc.cluster.local', response_flags: 'UF' };
+  const res = await fetch(`http://127.0.0.1:${running.ports.otlpHttp}/v1/traces`, {
+    method: 'POST',
+    body: sdkTracesProtobuf([
+      {
+        attributes: { 'service.name': 'reviews.default' },
+        spans: [
+          {
+            traceId: '0af7651916cd43dd8448eb211c80319c',
+            spanId: 'b7ad6b7169203331',
+            name: 'ratings.default.svc.cluster.local:9080/*',
+            kind: SpanKind.CLIENT,
+            startTimeUnixNano: startNs.toString(),
+            endTimeUnixNano: (startNs + 2_500_000n).toString(),
+            attributes: otlpTags,
+            status: SpanStatusCode.ERROR,
+          },
+        ],
+      },
+    ]),
+    headers: { 'content-type': 'application/x-protobuf' },
+  });
+  expect(res.status).toBe(200);
+  return { zipkin, otlpTags, startNs };
+}
+
 describe('tracer: spans from Zipkin and OTLP out as OTLP/HTTP protobuf', () => {
   let receiver: Receiver;
   let running: Running;
@@ -241,50 +291,7 @@ describe('tracer: spans from Zipkin and OTLP out as OTLP/HTTP protobuf', () => {
   });
 
   it('exports every field of a Zipkin span and of an OTLP span, as they came in', async () => {
-    const now = Date.now();
-    // Envoy's Zipkin span for a client call to reviews v2 (tags as Envoy writes them).
-    const zipkin = {
-      traceId: '5af7183fb1d4cf5f',
-      id: '352bff9a74ca9ad2',
-      parentId: '6b221d5bc9e6496c',
-      name: 'reviews.default.svc.cluster.local:9080/*',
-      kind: 'CLIENT',
-      timestamp: now * 1000 - 5_123,
-      duration: 4_321,
-      localEndpoint: { serviceName: 'productpage.default' },
-      tags: {
-        'http.status_code': '200',
-        upstream_cluster: 'outbound|9080|v2|reviews.default.svc.cluster.local',
-        'guid:x-request-id': '7c1e9b52-3f0a-4d6e-8b21-5a9d0c4e7f13',
-        response_flags: '-',
-      },
-    };
-    expect((await postZipkin(running, [zipkin])).status).toBe(202);
-
-    const startNs = BigInt(now - 3) * 1_000_000n + 456_000n;
-    const otlpBody = sdkTracesProtobuf([
-      {
-        attributes: { 'service.name': 'reviews.default' },
-        spans: [
-          {
-            traceId: '0af7651916cd43dd8448eb211c80319c',
-            spanId: 'b7ad6b7169203331',
-            name: 'ratings.default.svc.cluster.local:9080/*',
-            kind: SpanKind.CLIENT,
-            startTimeUnixNano: startNs.toString(),
-            endTimeUnixNano: (startNs + 2_500_000n).toString(),
-            attributes: { 'http.status_code': '503', upstream_cluster: 'outbound|9080|v1|ratings.default.svc.cluster.local', response_flags: 'UF' },
-            status: SpanStatusCode.ERROR,
-          },
-        ],
-      },
-    ]);
-    const res = await fetch(`http://127.0.0.1:${running.ports.otlpHttp}/v1/traces`, {
-      method: 'POST',
-      body: otlpBody,
-      headers: { 'content-type': 'application/x-protobuf' },
-    });
-    expect(res.status).toBe(200);
+    const { zipkin, otlpTags, startNs } = await postTwoSpans(running);
 
     await until(() => receiver.spans.length >= 2, "two exported spans");
     const byId = new Map(receiver.spans.map((s) => [s.spanId, s]));
@@ -309,7 +316,7 @@ describe('tracer: spans from Zipkin and OTLP out as OTLP/HTTP protobuf', () => {
       kind: 3,
       startTimeUnixNano: startNs.toString(),
       endTimeUnixNano: (startNs + 2_500_000n).toString(),
-      attributes: { 'http.status_code': '503', upstream_cluster: 'outbound|9080|v1|ratings.default.svc.cluster.local', response_flags: 'UF' },
+      attributes: otlpTags,
       status: 2,
     });
     expect(await metric(running, 'meshlens_tracer_exported_spans_total')).toBe(2);
@@ -472,48 +479,7 @@ describe('tracer: spans from Zipkin and OTLP out as Jaeger Thrift (MESHLENS_JAEG
   });
 
   it('posts one Batch per service, each span decoded by jaeger.thrift as it came in', async () => {
-    const now = Date.now();
-    const zipkin = {
-      traceId: '5af7183fb1d4cf5f',
-      id: '352bff9a74ca9ad2',
-      parentId: '6b221d5bc9e6496c',
-      name: 'reviews.default.svc.cluster.local:9080/*',
-      kind: 'CLIENT',
-      timestamp: now * 1000 - 5_123,
-      duration: 4_321,
-      localEndpoint: { serviceName: 'productpage.default' },
-      tags: {
-        'http.status_code': '200',
-        upstream_cluster: 'outbound|9080|v2|reviews.default.svc.cluster.local',
-        'guid:x-request-id': '7c1e9b52-3f0a-4d6e-8b21-5a9d0c4e7f13',
-        response_flags: '-',
-      },
-    };
-    expect((await postZipkin(running, [zipkin])).status).toBe(202);
-    const startNs = BigInt(now - 3) * 1_000_000n + 456_000n;
-    const otlpTags = { 'http.status_code': '503', upstream_cluster: 'outbound|9080|v1|ratings.default.svc.cluster.local', response_flags: 'UF' };
-    const res = await fetch(`http://127.0.0.1:${running.ports.otlpHttp}/v1/traces`, {
-      method: 'POST',
-      body: sdkTracesProtobuf([
-        {
-          attributes: { 'service.name': 'reviews.default' },
-          spans: [
-            {
-              traceId: '0af7651916cd43dd8448eb211c80319c',
-              spanId: 'b7ad6b7169203331',
-              name: 'ratings.default.svc.cluster.local:9080/*',
-              kind: SpanKind.CLIENT,
-              startTimeUnixNano: startNs.toString(),
-              endTimeUnixNano: (startNs + 2_500_000n).toString(),
-              attributes: otlpTags,
-              status: SpanStatusCode.ERROR,
-            },
-          ],
-        },
-      ]),
-      headers: { 'content-type': 'application/x-protobuf' },
-    });
-    expect(res.status).toBe(200);
+    const { zipkin, otlpTags, startNs } = await postTwoSpans(running);
 
     await until(() => receiver.spans.length >= 2, 'two exported spans');
     const byId = new Map(receiver.spans.map((s) => [s.spanId, s]));
