@@ -22,10 +22,10 @@
  * (`save`), a start loads them (`load`). After a crash (kill -9) a request whose two records straddle the crash
  * counts twice in the joined view; per-reporter counts are exact regardless.
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { MeshRequest } from '../model';
 import { RequestRollup } from './rollup';
 import type { RequestContribution, RequestRollupRow } from './rollup';
+import { loadState, saveState } from './state-file';
 import { Waiters, type Waiter } from './waiters';
 
 /** How long a record waits for its partner: sidecars flush access logs within seconds of each other. */
@@ -119,20 +119,13 @@ export class Pairing {
 
   /** Writes the waiting records to `file` (a graceful stop), atomically. */
   async save(file: string): Promise<void> {
-    await writeFile(`${file}.tmp`, JSON.stringify({ version: 2, waiting: this.waiters.pending() }));
-    await rename(`${file}.tmp`, file);
+    await saveState(file, { version: 2, waiting: this.waiters.pending() });
   }
 
   /** Loads what `save` wrote (a missing file: nothing waits); returns how many records wait. */
   async load(file: string, now: number): Promise<number> {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-      throw err;
-    }
-    const saved = JSON.parse(text) as { version: number; waiting: Waiting[] };
+    const saved = (await loadState(file)) as { version: number; waiting: Waiting[] } | undefined;
+    if (saved === undefined) return 0;
     if ((saved.version !== 1 && saved.version !== 2) || !Array.isArray(saved.waiting)) throw new Error(`${file}: not a pairing state this version knows`);
     const legacy = saved.version === 1;
     const added = saved.waiting.map((w): Waiting => (legacy ? { ...w, done: false, noLedger: true } : { ...w, done: false }));

@@ -28,10 +28,10 @@
  * replicas a span and the logs of its hop may be consumed by different replicas, and the span then counts as
  * span-only: this decision is exact with one aggregator (the all-in-one, or one distributed aggregator).
  */
-import { readFile, rename, writeFile } from 'node:fs/promises';
 import type { MeshRequest, Span } from '../model';
 import { PAIRING_WINDOW_MS } from './pairing';
 import { latencyBucket } from './queries';
+import { loadState, saveState } from './state-file';
 import { Waiters, type Waiter } from './waiters';
 
 /** Default bound on remembered logged hops. */
@@ -314,20 +314,13 @@ export class SpanEdges {
       logged: this.logged.map((b) => ({ since: b.since, last: b.last, hops: [...b.hops] })),
       waiting: this.waiting.pending(),
     };
-    await writeFile(`${file}.tmp`, JSON.stringify(state));
-    await rename(`${file}.tmp`, file);
+    await saveState(file, state);
   }
 
   /** Loads what `save` wrote (a missing file: nothing); returns how many spans wait. */
   async load(file: string, now: number): Promise<number> {
-    let text: string;
-    try {
-      text = await readFile(file, 'utf8');
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return 0;
-      throw err;
-    }
-    const saved = JSON.parse(text) as { version: number; logged: { since: number; last: number; hops: number[] }[]; waiting: WaitingSpan[] };
+    const saved = (await loadState(file)) as { version: number; logged: { since: number; last: number; hops: number[] }[]; waiting: WaitingSpan[] } | undefined;
+    if (saved === undefined) return 0;
     if (saved.version !== 1 || !Array.isArray(saved.logged) || !Array.isArray(saved.waiting)) throw new Error(`${file}: not a span-edge state this version knows`);
     this.logged = saved.logged.map((b) => ({ since: b.since, last: b.last, hops: new Set(b.hops) }));
     this.loggedCount = this.logged.reduce((n, b) => n + b.hops.size, 0);
