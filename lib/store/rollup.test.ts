@@ -7,7 +7,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { emptyRequest } from '../model';
 import type { MeshRequest } from '../model';
 import { connect } from './client';
 import type { Connection } from './client';
@@ -16,28 +15,12 @@ import { latencyBucket, queryLedger } from './queries';
 import type { LedgerRow, QueryScope, ReporterFilter } from './queries';
 import { contributionOf, RequestRollup } from './rollup';
 import type { RequestRollupRow } from './rollup';
+import { reviewsRequest as request, TEST_RETENTION } from './store.testutil';
 import { StoreWriter } from './writer';
 
 const T0 = Date.UTC(2026, 10, 25, 10, 0, 0); // a whole minute
-const RETENTION = { rawDays: 3650, rollupDays: 3650 };
+const RETENTION = TEST_RETENTION;
 
-function request(over: Partial<MeshRequest>): MeshRequest {
-  return {
-    ...emptyRequest(),
-    reporter: 'source',
-    sourceWorkload: 'productpage-v1',
-    sourceNamespace: 'default',
-    destinationHost: 'reviews.default.svc.cluster.local',
-    destinationService: 'reviews',
-    destinationNamespace: 'default',
-    destinationSubset: 'v1',
-    destinationPort: 9080,
-    protocol: 'http',
-    responseCode: 200,
-    outcome: 'ok',
-    ...over,
-  };
-}
 
 /**
  * Traffic of one minute (T0 + 1 s ... T0 + 50 s) with every case the ledger tells apart: both sidecars' records of a

@@ -8,16 +8,16 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { emptyRequest } from '../model';
 import type { MeshRequest } from '../model';
 import { connect } from './client';
 import type { Connection } from './client';
 import { migrate, readMigrations } from './migrations';
 import { queryEdges, queryLedger, querySubsets } from './queries';
 import type { QueryScope, ReporterFilter } from './queries';
+import { reviewsRequest as request, TEST_RETENTION } from './store.testutil';
 import { StoreWriter } from './writer';
 
-const RETENTION = { rawDays: 3650, rollupDays: 3650 };
+const RETENTION = TEST_RETENTION;
 const A = Date.UTC(2026, 10, 25, 10, 0, 0); // a whole minute: raw rows, requests_1m, joined view and ledger
 const B = A + 60_000; // requests_1m only: its raw rows had expired when migrations 006 and 007 ran
 const C = A + 120_000; // requests_1m from before migration 004: counts and a DDSketch state, no histogram
@@ -26,23 +26,6 @@ const D = A + 180_000; // requests_ledger_1m only: a row whose requests_1m part 
 const RED_KEY = 'minute, reporter, sourceWorkload, sourceNamespace, destinationHost, destinationService, destinationNamespace, destinationSubset';
 const LEDGER_KEY = `${RED_KEY}, destinationPort, protocol, outcome, denyReason, policy, rule`;
 
-function request(over: Partial<MeshRequest>): MeshRequest {
-  return {
-    ...emptyRequest(),
-    reporter: 'source',
-    sourceWorkload: 'productpage-v1',
-    sourceNamespace: 'default',
-    destinationHost: 'reviews.default.svc.cluster.local',
-    destinationService: 'reviews',
-    destinationNamespace: 'default',
-    destinationSubset: 'v1',
-    destinationPort: 9080,
-    protocol: 'http',
-    responseCode: 200,
-    outcome: 'ok',
-    ...over,
-  };
-}
 
 /** A minute of traffic from `t0`: both sidecars' records, an RBAC denial only the server saw as such, a mesh failure, retries, TCP. */
 function traffic(t0: number, tag: string): MeshRequest[] {
