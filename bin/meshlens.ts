@@ -7,7 +7,7 @@
 import { join } from 'node:path';
 import { ConfigError, createLogger, loadConfig, redactUrl, StartError } from '../lib/runtime';
 import { DEMO_USAGE, parseDemoArgs, runDemo } from '../services/simulator';
-import { start, TARGETS, type Running, type Target } from './start';
+import { banner, start, TARGETS, type Running, type Target } from './start';
 
 /** Targets of CONTRACT.md §1 that later versions add; named so the CLI can say so instead of "unknown". */
 const PLANNED: string[] = [];
@@ -27,27 +27,7 @@ async function main(argv: string[]): Promise<void> {
   const stopper = stopOnSignals(logger, config.shutdownTimeoutMs);
   const running = await start({ config, target, logger });
   stopper.arm(() => running.close());
-  const { ports } = running;
-  const h = config.listenHost;
-  const store = running.aggregator
-    ? `, ClickHouse ${running.aggregator.conn.kind}: ${running.aggregator.conn.location}`
-    : '';
-  const lines = [
-    // The provisioner reads no bus: it only serves its health and pushes dashboards.
-    `meshlens ${target} ready${target === 'provisioner' ? '' : ` (${config.kafkaBrokers.length > 0 ? 'kafka bus' : 'in-memory bus'}${store})`}`,
-    `  http        http://${h}:${ports.http}   (${running.aggregator ? '/api/v1/*, ' : ''}${ports.zipkin ? '/v1/accesslogs, /v1/flows, ' : ''}/metrics, /readyz)`,
-  ];
-  // 0 = the target does not serve that receiver (the aggregator target serves HTTP only).
-  if (ports.otlpGrpc) lines.push(`  otlp grpc   ${h}:${ports.otlpGrpc}`);
-  if (ports.otlpHttp) lines.push(`  otlp http   http://${h}:${ports.otlpHttp}   (/v1/logs, /v1/traces)`);
-  if (ports.zipkin) lines.push(`  zipkin      http://${h}:${ports.zipkin}   (/api/v2/spans)`);
-  if (target === 'tracer' || (target === 'all' && config.jaegerEndpoint !== undefined)) {
-    lines.push(`  traces to   ${redactUrl(config.jaegerEndpoint ?? '')}   (${config.jaegerProtocol}, sample ratio ${config.traceSampleRatio})`);
-  }
-  if ((target === 'provisioner' || target === 'all') && config.grafanaUrl !== undefined) {
-    lines.push(`  grafana     ${redactUrl(config.grafanaUrl)}   (dashboards pushed in the background; see the log)`);
-  }
-  process.stdout.write(`${lines.join('\n')}\n`);
+  process.stdout.write(banner(target, config, running));
 }
 
 function configOrExit(env: Record<string, string | undefined> = process.env) {

@@ -264,7 +264,7 @@ export async function start(opts: StartOptions): Promise<Running> {
   const pushAbort = new AbortController();
   let pushed = false;
   let grafanaPush: Promise<GrafanaPushResult | undefined> = Promise.resolve(undefined);
-  if (config.grafanaUrl !== undefined && config.grafanaToken !== undefined && (opts.target === 'provisioner' || opts.target === 'all')) {
+  if (config.grafanaUrl !== undefined && (opts.target === 'provisioner' || opts.target === 'all')) {
     const grafana = redactUrl(config.grafanaUrl);
     // The provisioner exists for this push: it is ready once the dashboards are in Grafana.
     if (opts.target === 'provisioner') health.register('grafana', () => pushed);
@@ -341,4 +341,29 @@ export async function start(opts: StartOptions): Promise<Running> {
     return closing;
   };
   return { ports, bus, health, registry, aggregator, instance, advertiseAddress: address, prometheusTargets, grafanaPush, close };
+}
+
+/** What a started process prints on stdout: its target, bus and store, and the address of every port it serves. */
+export function banner(target: Target, config: Config, running: Running): string {
+  const { ports } = running;
+  const h = config.listenHost;
+  const store = running.aggregator
+    ? `, ClickHouse ${running.aggregator.conn.kind}: ${running.aggregator.conn.location}`
+    : '';
+  const lines = [
+    // The provisioner reads no bus: it only serves its health and pushes dashboards.
+    `meshlens ${target} ready${target === 'provisioner' ? '' : ` (${config.kafkaBrokers.length > 0 ? 'kafka bus' : 'in-memory bus'}${store})`}`,
+    `  http        http://${h}:${ports.http}   (${running.aggregator ? '/api/v1/*, ' : ''}${ports.zipkin ? '/v1/accesslogs, /v1/flows, ' : ''}/metrics, /readyz)`,
+  ];
+  // 0 = the target does not serve that receiver (the aggregator target serves HTTP only).
+  if (ports.otlpGrpc) lines.push(`  otlp grpc   ${h}:${ports.otlpGrpc}`);
+  if (ports.otlpHttp) lines.push(`  otlp http   http://${h}:${ports.otlpHttp}   (/v1/logs, /v1/traces)`);
+  if (ports.zipkin) lines.push(`  zipkin      http://${h}:${ports.zipkin}   (/api/v2/spans)`);
+  if (target === 'tracer' || (target === 'all' && config.jaegerEndpoint !== undefined)) {
+    lines.push(`  traces to   ${redactUrl(config.jaegerEndpoint ?? '')}   (${config.jaegerProtocol}, sample ratio ${config.traceSampleRatio})`);
+  }
+  if ((target === 'provisioner' || target === 'all') && config.grafanaUrl !== undefined) {
+    lines.push(`  grafana     ${redactUrl(config.grafanaUrl)}   (dashboards pushed in the background; see the log)`);
+  }
+  return `${lines.join('\n')}\n`;
 }

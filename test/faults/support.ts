@@ -41,6 +41,9 @@ export interface Ports {
   zipkin: number;
 }
 
+/** The meshlens CLI targets a test can run. */
+export type Target = 'all' | 'ingest' | 'aggregator' | 'tracer';
+
 export interface Exit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -53,8 +56,12 @@ export interface StartOptions {
   env?: Record<string, string>;
   /** Wait for `GET /readyz` 200 before returning (default true). */
   waitReady?: boolean;
-  /** `node` runs `node bin/meshlens.js all`; `npm` runs `npm start` (what the README tells users to type). */
+  /** `node` runs `node bin/meshlens.js <target>`; `npm` runs `npm start` (what the README tells users to type). */
   via?: 'node' | 'npm';
+  /** The CLI target (default `all`); `ingest` and `all` serve every receiver, the others HTTP only. */
+  target?: Target;
+  /** Starts the child instead of `node bin/meshlens.js <target>` (the distributed test's relay-bus children). */
+  launch?: (env: NodeJS.ProcessEnv, target: Target) => ChildProcess;
   /** How long to wait for the banner and readiness (default 60 s: tsx compiles the CLI on a cold cache). */
   startTimeoutMs?: number;
   /** `test` (default): ended after the test that started it; `file`: shared by a file's tests (beforeAll). */
@@ -88,7 +95,11 @@ export class Meshlens {
   private out = '';
   private err = '';
 
-  constructor(child: ChildProcess, dataDir: string) {
+  constructor(
+    child: ChildProcess,
+    dataDir: string,
+    readonly target: Target = 'all',
+  ) {
     this.child = child;
     this.dataDir = dataDir;
     child.stdout?.on('data', (b: Buffer) => (this.out = (this.out + b.toString()).slice(-TAIL)));
@@ -136,7 +147,7 @@ export class Meshlens {
   async waitForBanner(timeoutMs: number): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const ports = parseBanner(this.out);
+      const ports = parseBanner(this.out, this.target);
       if (ports) {
         this.ports = ports;
         return;
@@ -195,12 +206,19 @@ const BANNER = {
   zipkin: /^\s*zipkin\s+https?:\/\/\S+:(\d+)\b/m,
 };
 
-/** The ports of the all-in-one banner (JSON log lines may be interleaved); undefined until all four are there. */
-export function parseBanner(stdout: string): Ports | undefined {
+/**
+ * The ports of a banner (JSON log lines may be interleaved); undefined until every port the target serves is
+ * there: all four for `all` and `ingest`, HTTP only for the others (their receiver ports stay 0).
+ */
+export function parseBanner(stdout: string, target: Target = 'all'): Ports | undefined {
   const port = (re: RegExp): number | undefined => {
     const m = re.exec(stdout);
     return m ? Number(m[1]) : undefined;
   };
+  if (target !== 'all' && target !== 'ingest') {
+    const http = port(BANNER.http);
+    return http ? { http, otlpGrpc: 0, otlpHttp: 0, zipkin: 0 } : undefined;
+  }
   const ports = { http: port(BANNER.http), otlpGrpc: port(BANNER.otlpGrpc), otlpHttp: port(BANNER.otlpHttp), zipkin: port(BANNER.zipkin) };
   if (Object.values(ports).some((p) => p === undefined || p === 0)) return undefined;
   return ports as Ports;
@@ -233,12 +251,14 @@ function childEnv(dataDir: string, extra: Record<string, string> | undefined): N
 export async function startMeshlens(opts: StartOptions = {}): Promise<Meshlens> {
   const dataDir = opts.dataDir ?? tempDir();
   const env = childEnv(dataDir, opts.env);
-  const child =
-    opts.via === 'npm'
+  const target = opts.target ?? 'all';
+  const child = opts.launch
+    ? opts.launch(env, target)
+    : opts.via === 'npm'
       ? // Its own process group, so cleanup can end npm, its shell and node together whatever npm does.
         spawn('npm', ['start'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'], detached: true })
-      : spawn(process.execPath, ['bin/meshlens.js', 'all'], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
-  const m = new Meshlens(child, dataDir);
+      : spawn(process.execPath, ['bin/meshlens.js', target], { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const m = new Meshlens(child, dataDir, target);
   children.set(m, opts.scope ?? 'test');
   const timeout = opts.startTimeoutMs ?? 60_000;
   await m.waitForBanner(timeout);
