@@ -7,7 +7,8 @@ import { join } from 'node:path';
 import { diffGeneratedFiles, writeGeneratedFiles } from '../services/provisioner';
 
 const USAGE = `usage: npm run provision [-- --check] [-- --root <dir>]
-  (no flag)   write prometheus/rules/, prometheus/tests/, dashboards/ and grafana/provisioning/ from services/provisioner
+  (no flag)   write prometheus/rules/, prometheus/tests/, dashboards/, grafana/provisioning/ and k8s/base/generated/
+              from services/provisioner
   --check     write nothing; exit 1 and list the files that differ, are missing or are extra
   --root DIR  repository root to write or check (default: this checkout)
 `;

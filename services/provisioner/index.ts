@@ -4,17 +4,18 @@
  */
 import { diffFiles, writeFiles } from './files';
 import { grafanaFiles } from './grafana';
+import { K8S_GENERATED_DIR, k8sFiles } from './k8s';
 import type { GeneratedDiff, WriteResult } from './files';
 import { prometheusRuleTestFiles } from './prometheus/rule-tests';
 import { prometheusRuleFiles } from './prometheus/rules';
 import type { GeneratedFile } from './prometheus/rules';
 
 /** Directories that hold generated files only (relative to the repository root). */
-export const GENERATED_DIRS: readonly string[] = Object.freeze(['prometheus/rules', 'prometheus/tests', 'dashboards', 'grafana/provisioning']);
+export const GENERATED_DIRS: readonly string[] = Object.freeze(['prometheus/rules', 'prometheus/tests', 'dashboards', 'grafana/provisioning', K8S_GENERATED_DIR]);
 
 /** Every generated file with the default options, in a stable order. */
 export function generatedFiles(): GeneratedFile[] {
-  return [...prometheusRuleFiles(), ...prometheusRuleTestFiles(), ...grafanaFiles()];
+  return [...prometheusRuleFiles(), ...prometheusRuleTestFiles(), ...grafanaFiles(), ...k8sFiles()];
 }
 
 /** Which committed files differ from generatedFiles(), are missing, or are extra in GENERATED_DIRS. */
@@ -28,6 +29,16 @@ export function writeGeneratedFiles(root: string): WriteResult {
 }
 
 export { diffFiles, writeFiles } from './files';
+export {
+  GRAFANA_DASHBOARD_LABEL,
+  K8S_COMMON_LABELS,
+  K8S_GENERATED_DIR,
+  K8S_PATHS,
+  PROMETHEUS_SELECTOR_LABELS,
+  dashboardConfigMaps,
+  k8sFiles,
+  prometheusRuleObject,
+} from './k8s';
 export {
   CH_DS,
   DASHBOARD_UIDS,
