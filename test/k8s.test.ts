@@ -12,7 +12,7 @@ import { cpSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, stat
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import { isDeepStrictEqual } from 'node:util';
-import { parse, parseAllDocuments } from 'yaml';
+import { parse, parseAllDocuments, stringify } from 'yaml';
 import { loadConfig } from '../lib/runtime';
 import { RULE_FILE_PATHS, dashboardFiles } from '../services/provisioner';
 
@@ -471,6 +471,20 @@ describe('k8s/ manifests', () => {
       expect(cm('meshlens-settings').data).toMatchObject({ MESHLENS_KAFKA_BROKERS: 'my-cluster-kafka-bootstrap.kafka.svc.cluster.local:9092', MESHLENS_LISTEN_HOST: '0.0.0.0' });
       for (const kind of ['ServiceMonitor', 'PrometheusRule']) expect(byKind(built, kind)[0]!.metadata.labels.release).toBe('prometheus');
       expect(allChecks(built)).toEqual([]);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  const promtool = spawnSync('promtool', ['--version'], { encoding: 'utf8' }).status === 0;
+  if (!promtool) console.warn('SKIPPED: promtool is not on PATH, so the PrometheusRule is not checked by it (apt-get install prometheus)');
+  (promtool ? it : it.skip)("promtool check rules accepts the PrometheusRule's groups", () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshlens-k8s-rules-'));
+    try {
+      const file = join(dir, 'rules.yml');
+      writeFileSync(file, stringify({ groups: byKind(base, 'PrometheusRule')[0]!.spec.groups }, { lineWidth: 0 }));
+      const r = spawnSync('promtool', ['check', 'rules', file], { encoding: 'utf8', timeout: 60_000 });
+      expect(`${r.status} ${r.stdout}${r.stderr}`).toMatch(/^0 [\s\S]*SUCCESS: \d+ rules found/);
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
