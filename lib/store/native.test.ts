@@ -6,8 +6,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect } from './client';
 import type { Connection } from './client';
+import { testConnect, closeTestConnection } from './store.testutil';
 import { migrate } from './migrations';
 import { encodeNativeBlock, EncodeError } from './native';
 import type { NativeColumn } from './native';
@@ -18,19 +18,19 @@ let conn: Connection;
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), 'meshlens-native-'));
-  conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+  conn = testConnect(dir);
   await migrate(conn, { rawDays: 3650, rollupDays: 3650 });
 }, 60_000);
 
 afterAll(async () => {
-  await conn?.client.close();
+  if (conn) await closeTestConnection(conn);
   rmSync(dir, { recursive: true, force: true });
 });
 
 async function roundTrip(table: string, ddl: string, columns: NativeColumn[], rows: object[], select = '*'): Promise<unknown[]> {
-  await conn.client.command({ query: `CREATE OR REPLACE TABLE meshlens.${table} (${ddl}) ENGINE = MergeTree ORDER BY tuple()` });
+  await conn.client.command({ query: `CREATE OR REPLACE TABLE ${conn.database}.${table} (${ddl}) ENGINE = MergeTree ORDER BY tuple()` });
   await conn.insertBlock(table, columns.map((c) => c.name), encodeNativeBlock(columns, rows), {});
-  const rs = await conn.client.query({ query: `SELECT ${select} FROM meshlens.${table} ORDER BY i`, format: 'JSONEachRow' });
+  const rs = await conn.client.query({ query: `SELECT ${select} FROM ${conn.database}.${table} ORDER BY i`, format: 'JSONEachRow' });
   return rs.json();
 }
 
@@ -114,10 +114,10 @@ describe('encodeNativeBlock', () => {
       { i: 1, n: 300, e: 200, s: 2 ** 40 },
     ]);
     await conn.client.command({
-      query: 'INSERT INTO meshlens.t_states SELECT 2, countState(), countIfState(number % 2 = 0), sumState(toUInt64(number)) FROM numbers(5)',
+      query: `INSERT INTO ${conn.database}.t_states SELECT 2, countState(), countIfState(number % 2 = 0), sumState(toUInt64(number)) FROM numbers(5)`,
     });
     const rs = await conn.client.query({
-      query: 'SELECT countMerge(n) AS n, countIfMerge(e) AS e, toString(sumMerge(s)) AS s FROM meshlens.t_states',
+      query: `SELECT countMerge(n) AS n, countIfMerge(e) AS e, toString(sumMerge(s)) AS s FROM ${conn.database}.t_states`,
       format: 'JSONEachRow',
     });
     expect(await rs.json()).toEqual([{ n: 308, e: 203, s: String(10 + 2 ** 40 + 10) }]);

@@ -8,14 +8,13 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MeshRequest } from '../model';
-import { connect } from './client';
 import type { Connection } from './client';
 import { migrate, readMigrations } from './migrations';
 import { latencyBucket, queryLedger } from './queries';
 import type { LedgerRow, QueryScope, ReporterFilter } from './queries';
 import { contributionOf, RequestRollup } from './rollup';
 import type { RequestRollupRow } from './rollup';
-import { reviewsRequest as request, TEST_RETENTION } from './store.testutil';
+import { reviewsRequest as request, TEST_RETENTION, testConnect, closeTestConnection, STORE_UNDER_TEST } from './store.testutil';
 import { StoreWriter } from './writer';
 
 const T0 = Date.UTC(2026, 10, 25, 10, 0, 0); // a whole minute
@@ -109,17 +108,17 @@ describe('RequestRollup rows', () => {
   });
 });
 
-describe('the ledger from requests_rollup_1m on embedded ClickHouse', () => {
+describe(`the ledger from requests_rollup_1m on ${STORE_UNDER_TEST}`, () => {
   let dir: string;
   let conn: Connection;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meshlens-ledger-'));
-    conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+    conn = testConnect(dir);
     await migrate(conn, RETENTION);
   }, 60_000);
   afterAll(async () => {
-    await conn?.client.close();
+    if (conn) await closeTestConnection(conn);
     rmSync(dir, { recursive: true, force: true });
   });
   beforeEach(async () => {
@@ -199,7 +198,7 @@ describe('the ledger from requests_rollup_1m on embedded ClickHouse', () => {
   it('is filled from the raw rows of a store upgraded from migration 006, as the raw rows answer', async () => {
     await conn.client.close();
     const old = mkdtempSync(join(tmpdir(), 'meshlens-ledger-006-'));
-    conn = connect({ clickhouseUrl: undefined, dataDir: old });
+    conn = testConnect(old);
     try {
       await migrate(conn, RETENTION, readMigrations().filter((m) => m.version <= 6));
       // Raw rows only, as the ledger read them before migration 007.
@@ -210,9 +209,9 @@ describe('the ledger from requests_rollup_1m on embedded ClickHouse', () => {
       expect(raw.all.length).toBeGreaterThan(3);
       expect({ source: await ledger('source', WHOLE), destination: await ledger('destination', WHOLE), all: await ledger('all', WHOLE) }).toEqual(raw);
     } finally {
-      await conn.client.close();
+      await closeTestConnection(conn);
       rmSync(old, { recursive: true, force: true });
-      conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+      conn = testConnect(dir);
     }
   });
 });

@@ -9,8 +9,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { emptyRequest } from '../model';
 import type { MeshRequest, Span } from '../model';
-import { connect } from './client';
 import type { Connection } from './client';
+import { testConnect, closeTestConnection, STORE_UNDER_TEST } from './store.testutil';
 import { migrate, readMigrations } from './migrations';
 import { PAIRING_WINDOW_MS } from './pairing';
 import { querySpanEdges } from './queries';
@@ -238,17 +238,17 @@ describe('SpanEdges', () => {
   });
 });
 
-describe('span_edges_1m on embedded ClickHouse', () => {
+describe(`span_edges_1m on ${STORE_UNDER_TEST}`, () => {
   let dir: string;
   let conn: Connection;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meshlens-span-edges-ch-'));
-    conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+    conn = testConnect(dir);
     await migrate(conn, RETENTION);
   }, 60_000);
   afterAll(async () => {
-    await conn?.client.close();
+    if (conn) await closeTestConnection(conn);
     rmSync(dir, { recursive: true, force: true });
   });
   beforeEach(async () => {
@@ -344,7 +344,7 @@ describe('span_edges_1m on embedded ClickHouse', () => {
   it('is filled from the raw spans of a store upgraded from migration 007, as the raw rows answer', async () => {
     await conn.client.close();
     const old = mkdtempSync(join(tmpdir(), 'meshlens-span-edges-007-'));
-    conn = connect({ clickhouseUrl: undefined, dataDir: old });
+    conn = testConnect(old);
     try {
       await migrate(conn, RETENTION, readMigrations().filter((m) => m.version <= 7));
       // Raw rows only, as the graph read them before migration 008.
@@ -355,9 +355,9 @@ describe('span_edges_1m on embedded ClickHouse', () => {
       expect(await answer(T0 + 500, T0 + 59_500)).toEqual(want);
       expect(await answer(T0, T0 + 60_000)).toEqual(want);
     } finally {
-      await conn.client.close();
+      await closeTestConnection(conn);
       rmSync(old, { recursive: true, force: true });
-      conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+      conn = testConnect(dir);
     }
   });
 });

@@ -7,8 +7,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { RESPONSE_FLAGS, emptyRequest } from '../model';
 import type { Flow, MeshRequest, Span } from '../model';
-import { connect } from './client';
 import type { Connection } from './client';
+import { testConnect, closeTestConnection, STORE_UNDER_TEST } from './store.testutil';
 import { migrate, readMigrations, splitStatements } from './migrations';
 import {
   LATENCY_BUCKET_SQL,
@@ -109,19 +109,19 @@ describe('latency quantiles by nearest rank from the histogram', () => {
   });
 });
 
-describe('lib/store on embedded ClickHouse', () => {
+describe(`lib/store on ${STORE_UNDER_TEST}`, () => {
   let dir: string;
   let conn: Connection;
   let writer: StoreWriter;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meshlens-store-'));
-    conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+    conn = testConnect(dir);
     await migrate(conn, RETENTION);
     writer = new StoreWriter(conn);
   });
   afterAll(async () => {
-    await conn.client.close();
+    await closeTestConnection(conn);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -519,7 +519,7 @@ describe('lib/store on embedded ClickHouse', () => {
   it('upgrades a store at migration 003 in place: its history stays, later minutes get latency histograms and flow workloads', async () => {
     await conn.client.close();
     const old = mkdtempSync(join(tmpdir(), 'meshlens-store-003-'));
-    conn = connect({ clickhouseUrl: undefined, dataDir: old });
+    conn = testConnect(old);
     try {
       await migrate(conn, RETENTION, readMigrations().filter((m) => m.version <= 3));
       writer = new StoreWriter(conn);
@@ -541,9 +541,9 @@ describe('lib/store on embedded ClickHouse', () => {
         { m: T0 + 60_000, w: 'mysql-v1', n: 3 },
       ]);
     } finally {
-      await conn.client.close();
+      await closeTestConnection(conn);
       rmSync(old, { recursive: true, force: true });
-      conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+      conn = testConnect(dir);
       writer = new StoreWriter(conn);
     }
   });
@@ -554,7 +554,7 @@ describe('lib/store on embedded ClickHouse', () => {
     const before = { subsets: await querySubsets(conn, scope()), ledger: await queryLedger(conn, scope({ reporter: 'all' })) };
     await conn.client.close();
 
-    conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+    conn = testConnect(dir);
     expect(await migrate(conn, RETENTION)).toEqual([]);
     writer = new StoreWriter(conn);
     const after = { subsets: await querySubsets(conn, scope()), ledger: await queryLedger(conn, scope({ reporter: 'all' })) };

@@ -9,12 +9,11 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MeshRequest } from '../model';
-import { connect } from './client';
 import type { Connection } from './client';
 import { migrate, readMigrations } from './migrations';
 import { queryEdges, queryLedger, querySubsets } from './queries';
 import type { QueryScope, ReporterFilter } from './queries';
-import { reviewsRequest as request, TEST_RETENTION } from './store.testutil';
+import { reviewsRequest as request, TEST_RETENTION, testConnect, closeTestConnection } from './store.testutil';
 import { StoreWriter } from './writer';
 
 const RETENTION = TEST_RETENTION;
@@ -69,10 +68,10 @@ describe('migrations 009 and 010: the three request rollups into requests_rollup
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), 'meshlens-upgrade-'));
-    conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+    conn = testConnect(dir);
   });
   afterAll(async () => {
-    await conn?.client.close();
+    if (conn) await closeTestConnection(conn);
     rmSync(dir, { recursive: true, force: true });
   });
 

@@ -11,6 +11,7 @@ import { emptyRequest } from '../model';
 import type { MeshRequest } from '../model';
 import { connect } from './client';
 import type { Connection } from './client';
+import { testConnect, STORE_UNDER_TEST, closeTestConnection } from './store.testutil';
 import { classifyStoreError, StoreError } from './errors';
 import { migrate } from './migrations';
 import { StoreWriter } from './writer';
@@ -38,27 +39,27 @@ const poison = (i: number): MeshRequest => request(i, { durationMs: 'not a numbe
 const negative = (i: number): MeshRequest => request(i, { durationMs: -1 });
 
 async function count(conn: Connection, where = '1'): Promise<number> {
-  const rs = await conn.client.query({ query: `SELECT count() AS n FROM meshlens.requests WHERE ${where}`, format: 'JSONEachRow' });
+  const rs = await conn.client.query({ query: `SELECT count() AS n FROM ${conn.database}.requests WHERE ${where}`, format: 'JSONEachRow' });
   return Number((await rs.json<{ n: number }>())[0]?.n);
 }
 
 async function rollupCount(conn: Connection): Promise<number> {
-  const rs = await conn.client.query({ query: "SELECT sum(requests) AS n FROM meshlens.requests_rollup_1m WHERE reporter != 'all'", format: 'JSONEachRow' });
+  const rs = await conn.client.query({ query: `SELECT sum(requests) AS n FROM ${conn.database}.requests_rollup_1m WHERE reporter != 'all'`, format: 'JSONEachRow' });
   return Number((await rs.json<{ n: number }>())[0]?.n);
 }
 
-describe('StoreWriter on embedded ClickHouse', () => {
+describe(`StoreWriter on ${STORE_UNDER_TEST}`, () => {
   let dir: string;
   let conn: Connection;
 
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meshlens-writer-'));
-    conn = connect({ clickhouseUrl: undefined, dataDir: dir });
+    conn = testConnect(dir);
     await migrate(conn, { rawDays: 3650, rollupDays: 3650 });
   }, 60_000);
 
   afterAll(async () => {
-    await conn?.client.close();
+    if (conn) await closeTestConnection(conn);
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -67,7 +68,7 @@ describe('StoreWriter on embedded ClickHouse', () => {
   });
 
   it('isolates the rows ClickHouse refuses for good, stores the rest, and stores nothing twice when the batch comes again', async () => {
-    await conn.client.command({ query: 'ALTER TABLE meshlens.requests ADD CONSTRAINT non_negative CHECK durationMs >= 0' });
+    await conn.client.command({ query: `ALTER TABLE ${conn.database}.requests ADD CONSTRAINT non_negative CHECK durationMs >= 0` });
     try {
       const writer = new StoreWriter(conn);
       const rows = Array.from({ length: 100 }, (_, i) => (i === 17 || i === 80 ? negative(i) : request(i)));
@@ -84,7 +85,7 @@ describe('StoreWriter on embedded ClickHouse', () => {
       expect(await count(conn)).toBe(98);
       expect(await rollupCount(conn)).toBe(98);
     } finally {
-      await conn.client.command({ query: 'ALTER TABLE meshlens.requests DROP CONSTRAINT non_negative' });
+      await conn.client.command({ query: `ALTER TABLE ${conn.database}.requests DROP CONSTRAINT non_negative` });
     }
   });
 
@@ -107,7 +108,7 @@ describe('StoreWriter on embedded ClickHouse', () => {
     expect(narrow.refused).toEqual([]);
     expect(await count(conn)).toBe(150);
 
-    await conn.client.command({ query: 'TRUNCATE TABLE meshlens.requests' });
+    await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.requests` });
     const wide = await new StoreWriter(conn, { maxPartitionsPerInsert: 160 }).insert('requests', rows, 'span-days-wide');
     expect(wide).toMatchObject({ stored: 150, refused: [], inserts: 1 });
     expect(await count(conn)).toBe(150);
