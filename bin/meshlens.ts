@@ -121,7 +121,8 @@ function describeStartError(err: unknown, env: Record<string, string | undefined
 
 /**
  * `meshlens demo`: the all-in-one plus the seeded Bookinfo simulator sending through the real receivers,
- * and a terminal summary. The summary owns stdout, so logs go to stderr at `warn` unless
+ * and a terminal summary; with `--ingest` (and `--zipkin`, `--api`) only the simulator and the summary, against a
+ * meshlens running elsewhere. The summary owns stdout, so logs go to stderr at `warn` unless
  * MESHLENS_LOG_LEVEL says otherwise; the mesh config defaults to the simulated mesh's (examples/bookinfo).
  */
 async function demo(argv: string[]): Promise<void> {
@@ -138,18 +139,18 @@ async function demo(argv: string[]): Promise<void> {
   const config = configOrExit(env);
   const logger = createLogger(config.logLevel, 'meshlens-demo', process.stderr);
   const stopper = stopOnSignals(logger, config.shutdownTimeoutMs);
+  const common = { seed: args.value.seed, rps: args.value.rps, truthFile: args.value.truthFile, token: config.ingestToken, apiToken: config.apiToken, logger, out: process.stdout };
+  const remote = args.value.remote;
+  if (remote !== undefined) {
+    // `--ingest`: a meshlens already runs (the compose stack's ingest and aggregator); start nothing, only send.
+    logger.info({ ingest: remote.ingest, zipkin: remote.zipkin, api: remote.api }, 'demo: sending to a running meshlens');
+    const handle = runDemo({ ...common, httpBaseUrl: remote.ingest, zipkinBaseUrl: remote.zipkin, apiBaseUrl: remote.api });
+    stopper.arm(() => handle.stop());
+    return;
+  }
   const running: Running = await start({ config, target: 'all', logger });
   const h = config.listenHost === '0.0.0.0' ? '127.0.0.1' : config.listenHost;
-  const handle = runDemo({
-    httpBaseUrl: `http://${h}:${running.ports.http}`,
-    zipkinBaseUrl: `http://${h}:${running.ports.zipkin}`,
-    seed: args.value.seed,
-    rps: args.value.rps,
-    truthFile: args.value.truthFile,
-    token: config.ingestToken,
-    logger,
-    out: process.stdout,
-  });
+  const handle = runDemo({ ...common, httpBaseUrl: `http://${h}:${running.ports.http}`, zipkinBaseUrl: `http://${h}:${running.ports.zipkin}` });
   stopper.arm(async () => {
     await handle.stop();
     await running.close();

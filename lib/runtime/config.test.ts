@@ -164,5 +164,7 @@ describe('loadConfig', () => {
     expect(message.split('\n').filter((l) => l.includes('MESHLENS_GRAFANA'))).toEqual([
       expect.stringMatching(/MESHLENS_GRAFANA_URL is set but MESHLENS_GRAFANA_TOKEN is not/),
     ]);
+    // A user and password in the URL stand in for the token (basic auth, as a fresh Grafana's admin).
+    expect(loadConfig({ MESHLENS_GRAFANA_URL: 'http://admin:admin@grafana:3000' })).toMatchObject({ grafanaToken: undefined });
   });
 });

@@ -58,7 +58,7 @@ export interface Config {
   fileSdPath: string | undefined;
   /** Grafana the provisioner pushes the dashboards to; undefined → no push. */
   grafanaUrl: string | undefined;
-  /** Service-account token sent as `Authorization: Bearer`; set whenever grafanaUrl is. Never logged. */
+  /** Service-account token sent as `Authorization: Bearer`; without it, grafanaUrl carries `user:password`. Never logged. */
   grafanaToken: string | undefined;
 }
 
@@ -236,8 +236,11 @@ export function loadConfig(env: Env): Config {
   if (config.jaegerProtocol === 'thrift' && config.jaegerEndpoint === undefined) {
     problems.push('MESHLENS_JAEGER_PROTOCOL=thrift needs MESHLENS_JAEGER_ENDPOINT');
   }
-  if (config.grafanaUrl !== undefined && config.grafanaToken === undefined) {
-    problems.push('MESHLENS_GRAFANA_URL is set but MESHLENS_GRAFANA_TOKEN is not: the dashboards are pushed with a Grafana service-account token');
+  // Without a token, the URL's `user:password` are sent as basic auth (a fresh Grafana's admin, as in the compose stack).
+  if (config.grafanaUrl !== undefined && config.grafanaToken === undefined && new URL(config.grafanaUrl).username === '') {
+    problems.push(
+      'MESHLENS_GRAFANA_URL is set but MESHLENS_GRAFANA_TOKEN is not: the dashboards are pushed with a Grafana service-account token, or with a user and password in the URL (http://user:password@grafana:3000)',
+    );
   }
   if (problems.length > 0) throw new ConfigError(problems);
   return Object.freeze(config);

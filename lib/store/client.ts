@@ -9,7 +9,8 @@ import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { createClient } from '@clickhouse/client';
 import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
-import { createChdbConnection } from 'chdb/connection';
+import type { createChdbConnection } from 'chdb/connection';
+import { StartError } from '../runtime';
 
 /** Database used when the server URL names none, and always in embedded mode. */
 export const DEFAULT_DATABASE = 'meshlens';
@@ -41,6 +42,28 @@ export interface Connection {
    * (and insert_deduplication_token) and the same errors.
    */
   insertBlock(table: string, columns: readonly string[], block: Buffer, settings: Readonly<Record<string, string | number>>): Promise<void>;
+}
+
+/**
+ * chDB is an optional dependency (package.json `optionalDependencies`): the default container image leaves it out
+ * (`npm ci --omit=optional`) because a ClickHouse server makes it dead weight. So it is loaded only when embedded
+ * mode is asked for, and its absence is one line naming what to change.
+ */
+export const CHDB_MISSING =
+  'embedded ClickHouse (the optional chdb package) is not installed; set MESHLENS_CLICKHOUSE_URL to a ClickHouse server, or install chdb (npm install chdb; the all-in-one container image has it)';
+
+function loadChdb(): typeof createChdbConnection {
+  let mod: { createChdbConnection: typeof createChdbConnection };
+  try {
+    // eslint-disable-next-line @typescript-eslint/no-require-imports
+    mod = require('chdb/connection') as typeof mod;
+  } catch (err) {
+    const e = err as { code?: string; message?: string };
+    // Only chdb itself missing is "not installed"; a broken chdb (its native library failing to load) says so itself.
+    if (e.code === 'MODULE_NOT_FOUND' && /['"]chdb(\/connection)?['"]/.test(e.message ?? '')) throw new StartError(CHDB_MISSING);
+    throw err;
+  }
+  return mod.createChdbConnection;
 }
 
 type ClientConnection = NonNullable<NonNullable<Parameters<typeof createClient>[0]>['connection']>;
@@ -83,7 +106,7 @@ export function connect(opts: ConnectOptions): Connection {
     // One engine per process: chDB rejects a second live path (tests close one before opening another).
     // chdb types its connection against @clickhouse/client-common, which @clickhouse/client vendors as a copy
     // of the same declarations; the shapes are identical, the nominal types are not.
-    const connection = createChdbConnection({ path: dir }) as unknown as ClientConnection;
+    const connection = loadChdb()({ path: dir }) as unknown as ClientConnection;
     const client = createClient({ connection, clickhouse_settings: SESSION_SETTINGS });
     const insertBlock: Connection['insertBlock'] = async (table, columns, block, settings) => {
       const file = join(blocks, `${process.pid}-${nextBlock++}.native`);

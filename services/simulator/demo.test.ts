@@ -39,7 +39,37 @@ describe('parseDemoArgs', () => {
   });
 
   it('documents the flags', () => {
-    for (const flag of ['--seed', '--rps', '--truth']) expect(DEMO_USAGE).toContain(flag);
+    for (const flag of ['--seed', '--rps', '--truth', '--ingest', '--zipkin', '--api']) expect(DEMO_USAGE).toContain(flag);
+  });
+
+  it('sends to a running meshlens with --ingest, --zipkin and --api (the compose demo profile)', () => {
+    expect(parseDemoArgs(['--ingest', 'http://ingest:8080', '--zipkin=http://ingest:9411/', '--api', 'http://aggregator:8080', '--rps', '5'])).toEqual({
+      ok: true,
+      value: { seed: 1, rps: 5, truthFile: undefined, help: false, remote: { ingest: 'http://ingest:8080', zipkin: 'http://ingest:9411', api: 'http://aggregator:8080' } },
+    });
+    // Zipkin defaults to the ingest host on 9411, the API to the ingest URL (an all-in-one running elsewhere).
+    expect(parseDemoArgs(['--ingest=https://meshlens.example:18080/'])).toMatchObject({
+      ok: true,
+      value: { remote: { ingest: 'https://meshlens.example:18080', zipkin: 'https://meshlens.example:9411', api: 'https://meshlens.example:18080' } },
+    });
+    // Without --ingest the demo starts its own all-in-one.
+    const plain = parseDemoArgs(['--seed', '3']);
+    expect(plain.ok && plain.value.remote).toBeUndefined();
+  });
+
+  it('names bad --ingest, --zipkin and --api values, and --zipkin or --api without --ingest', () => {
+    const r = parseDemoArgs(['--ingest', 'ingest:8080', '--api', 'ftp://x', '--zipkin']);
+    expect(r.ok).toBe(false);
+    if (r.ok) return;
+    expect(r.message).toContain('--ingest "ingest:8080": expected an http(s) URL');
+    expect(r.message).toContain('--api "ftp://x": expected an http(s) URL');
+    expect(r.message).toContain('--zipkin needs a value');
+    expect(parseDemoArgs(['--ingest', 'http://user:pw@ingest:8080']).ok).toBe(false);
+    const alone = parseDemoArgs(['--api', 'http://aggregator:8080', '--zipkin', 'http://ingest:9411']);
+    expect(alone.ok).toBe(false);
+    if (alone.ok) return;
+    expect(alone.message).toContain('--zipkin needs --ingest');
+    expect(alone.message).toContain('--api needs --ingest');
   });
 });
 

@@ -19,6 +19,8 @@ export interface DemoOptions {
   httpBaseUrl: string;
   /** Zipkin receiver base URL, e.g. `http://127.0.0.1:9411`. */
   zipkinBaseUrl: string;
+  /** Query API base URL the summary reads, when it is not `httpBaseUrl` (a separate aggregator). */
+  apiBaseUrl?: string;
   seed: number;
   /** Root requests (page loads and sleep calls) per second. */
   rps: number;
@@ -29,6 +31,8 @@ export interface DemoOptions {
   truthFile?: string;
   /** `MESHLENS_INGEST_TOKEN`, when set. */
   token?: string;
+  /** `MESHLENS_API_TOKEN`, when set: the summary's queries send it (otherwise `token`). */
+  apiToken?: string;
   /** How often traffic is generated and sent. Default 500 ms. */
   tickMs?: number;
   /** How often the summary is redrawn. Default 3000 ms. */
@@ -48,17 +52,31 @@ export interface DemoArgs {
   rps: number;
   truthFile: string | undefined;
   help: boolean;
+  /**
+   * A running meshlens to send to instead of starting the all-in-one (`--ingest`): its HTTP base URL (access
+   * logs, flows), its Zipkin base URL and the query API's base URL (undefined when `--ingest` is not given).
+   */
+  remote?: { ingest: string; zipkin: string; api: string };
 }
 
-export const DEMO_USAGE = `Usage: meshlens demo [--seed N] [--rps N] [--truth FILE]
+export const DEMO_USAGE = `Usage: meshlens demo [--seed N] [--rps N] [--truth FILE] [--ingest URL [--zipkin URL] [--api URL]]
 
   --seed N      seed of the traffic simulator (integer, 0 to 4294967295; default 1):
                 the same seed gives the same requests
   --rps N       root requests per second: page loads through the gateway and the
                 sleep client's calls (default 20)
   --truth FILE  on exit, write the ground truth of everything sent (JSON)
+
+Without --ingest, the demo starts the all-in-one and sends to it. With --ingest, it
+starts nothing and sends to a meshlens already running (the compose stack's):
+  --ingest URL  its HTTP receivers (/v1/accesslogs, /v1/flows), e.g. http://ingest:8080
+  --zipkin URL  its Zipkin receiver (default: the --ingest host, port 9411)
+  --api URL     the query API the summary reads, e.g. http://aggregator:8080
+                (default: the --ingest URL, right for an all-in-one)
+MESHLENS_INGEST_TOKEN and MESHLENS_API_TOKEN are sent when set.
 `;
 
+const FLAGS = ['--seed', '--rps', '--truth', '--ingest', '--zipkin', '--api'];
 const DEFAULT_SEED = 1;
 const DEFAULT_RPS = 20;
 const MAX_RPS = 10_000;
@@ -67,6 +85,7 @@ const MAX_RPS = 10_000;
 export function parseDemoArgs(argv: readonly string[]): { ok: true; value: DemoArgs } | { ok: false; message: string } {
   const args: DemoArgs = { seed: DEFAULT_SEED, rps: DEFAULT_RPS, truthFile: undefined, help: false };
   const problems: string[] = [];
+  const urls: Partial<Record<'ingest' | 'zipkin' | 'api', URL>> = {};
   for (let i = 0; i < argv.length; i++) {
     const arg = argv[i]!;
     if (arg === '-h' || arg === '--help') {
@@ -75,7 +94,7 @@ export function parseDemoArgs(argv: readonly string[]): { ok: true; value: DemoA
     }
     const eq = arg.indexOf('=');
     const flag = eq > 0 && arg.startsWith('--') ? arg.slice(0, eq) : arg;
-    if (flag !== '--seed' && flag !== '--rps' && flag !== '--truth') {
+    if (!FLAGS.includes(flag)) {
       problems.push(`unknown argument ${JSON.stringify(arg)}`);
       continue;
     }
@@ -90,7 +109,17 @@ export function parseDemoArgs(argv: readonly string[]): { ok: true; value: DemoA
       }
       i++;
     }
-    if (flag === '--truth') {
+    if (flag === '--ingest' || flag === '--zipkin' || flag === '--api') {
+      let url: URL | undefined;
+      try {
+        url = new URL(value);
+      } catch {
+        url = undefined;
+      }
+      if (url === undefined || (url.protocol !== 'http:' && url.protocol !== 'https:') || url.username !== '') {
+        problems.push(`${flag} ${JSON.stringify(value)}: expected an http(s) URL without credentials, such as http://ingest:8080`);
+      } else urls[flag.slice(2) as 'ingest' | 'zipkin' | 'api'] = url;
+    } else if (flag === '--truth') {
       if (value === '') problems.push('--truth needs a file name');
       else args.truthFile = value;
     } else if (flag === '--seed') {
@@ -101,6 +130,20 @@ export function parseDemoArgs(argv: readonly string[]): { ok: true; value: DemoA
       const n = /^\d+(\.\d+)?$/.test(value) ? Number(value) : NaN;
       if (!(n > 0 && n <= MAX_RPS)) problems.push(`--rps ${JSON.stringify(value)}: expected a number above 0, at most ${MAX_RPS}`);
       else args.rps = n;
+    }
+  }
+  if (urls.ingest !== undefined) {
+    const base = (u: URL): string => u.toString().replace(/\/+$/, '');
+    let zipkin = urls.zipkin;
+    if (zipkin === undefined) {
+      zipkin = new URL(urls.ingest.toString());
+      zipkin.port = '9411';
+      zipkin.pathname = '/';
+    }
+    args.remote = { ingest: base(urls.ingest), zipkin: base(zipkin), api: base(urls.api ?? urls.ingest) };
+  } else {
+    for (const f of ['zipkin', 'api'] as const) {
+      if (urls[f] !== undefined) problems.push(`--${f} needs --ingest (without it the demo starts its own all-in-one)`);
     }
   }
   return problems.length > 0 ? { ok: false, message: problems.join('; ') } : { ok: true, value: args };
@@ -165,11 +208,11 @@ export function runDemo(options: DemoOptions): DemoHandle {
   })();
 
   const summary = startSummaryLoop({
-    httpBaseUrl: options.httpBaseUrl,
+    httpBaseUrl: options.apiBaseUrl ?? options.httpBaseUrl,
     out: options.out,
     intervalMs: options.refreshMs,
     window: options.window,
-    token: options.token,
+    token: options.apiToken ?? options.token,
     fetch: options.fetch,
     header: () => {
       const t = sender.totals();

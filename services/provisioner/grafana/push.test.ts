@@ -14,6 +14,8 @@ import { grafanaDashboards } from './index';
 import { GrafanaPushError, pushDashboards } from './push';
 
 const TOKEN = 'glsa_test_secret_token_0123456789';
+/** The `user:password` the fake Grafana takes as basic auth (a fresh Grafana's admin, with a password set). */
+const BASIC_USER = 'admin:s3cret p@ss';
 const FAST = { budgetMs: 5_000, backoffMs: 10, maxBackoffMs: 50, timeoutMs: 2_000 };
 
 interface StoredDashboard {
@@ -65,10 +67,15 @@ async function fakeGrafana(acceptedToken = TOKEN): Promise<FakeGrafana> {
       g.violations.push(`${method} ${path}: ${why}`);
       send(res, status, { message: why });
     };
-    // Authentication: a service-account token as a bearer token.
+    // Authentication: a service-account token as a bearer token, or a user's basic auth (Grafana takes both by default).
     const auth = req.headers.authorization;
-    if (auth === undefined || !/^Bearer \S+$/.test(auth)) return bad('no Authorization: Bearer header', 401);
-    if (auth !== `Bearer ${acceptedToken}`) return send(res, 401, { message: 'invalid API key', traceID: '' });
+    const basic = auth === undefined ? null : /^Basic (\S+)$/.exec(auth);
+    if (basic) {
+      if (Buffer.from(basic[1] as string, 'base64').toString() !== BASIC_USER) return send(res, 401, { message: 'invalid username or password', traceID: '' });
+    } else {
+      if (auth === undefined || !/^Bearer \S+$/.test(auth)) return bad('no Authorization: Bearer header', 401);
+      if (auth !== `Bearer ${acceptedToken}`) return send(res, 401, { message: 'invalid API key', traceID: '' });
+    }
     let body: unknown;
     if (method === 'POST') {
       if (!/^application\/json\b/.test(req.headers['content-type'] ?? '')) return bad('POST without Content-Type: application/json');
@@ -218,6 +225,22 @@ describe('pushDashboards (Grafana HTTP API)', () => {
     expect(grafana.requests).toHaveLength(1);
     expect(grafana.folders.size).toBe(0);
     expect(grafana.violations).toEqual([]);
+  });
+
+  it('without a token, sends the user and password of the URL as basic auth, never in the URL or an error', async () => {
+    const withUser = (userPass: string): string => grafana.url.replace('http://', `http://${userPass.split(':').map(encodeURIComponent).join(':')}@`);
+    const r = await pushDashboards({ url: withUser(BASIC_USER), ...FAST });
+    expect(grafana.violations).toEqual([]);
+    expect(r.created.sort()).toEqual(ourUids);
+    let error: unknown;
+    try {
+      await pushDashboards({ url: withUser('admin:wrong-password'), ...FAST });
+    } catch (e) {
+      error = e;
+    }
+    expect((error as Error).message).toMatch(/401.*the user and password in MESHLENS_GRAFANA_URL are not accepted/);
+    expect((error as Error).message).not.toContain('wrong-password');
+    await expect(pushDashboards({ url: grafana.url, ...FAST })).rejects.toThrow(/no Grafana credentials: set MESHLENS_GRAFANA_TOKEN/);
   });
 
   it('retries 503 (and 429) with backoff, then succeeds', async () => {

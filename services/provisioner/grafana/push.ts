@@ -12,8 +12,12 @@
  * flood the version history. `overwrite: true` still makes our copy win over edits made in the UI.
  *
  * 5xx, 429 and network errors are retried with exponential backoff and jitter within `budgetMs`; 401/403 stop at
- * once with a message naming MESHLENS_GRAFANA_TOKEN. The token is only ever sent in `Authorization: Bearer`,
- * never logged nor put in an error.
+ * once with a message naming MESHLENS_GRAFANA_TOKEN (or the URL's credentials). The token is only ever sent in
+ * `Authorization: Bearer`, never logged nor put in an error.
+ *
+ * Without a token, a user and password in the URL (`http://admin:secret@grafana:3000`) are sent as HTTP basic
+ * auth, which Grafana accepts by default: a fresh Grafana (the compose stack's) then needs no service-account
+ * token made by hand first. fetch refuses URLs with credentials, so they move into the header.
  */
 import { redactUrl } from '../../../lib/runtime';
 import { FOLDER } from './datasources';
@@ -22,7 +26,8 @@ import { grafanaDashboards } from './index';
 export interface GrafanaPushOptions {
   /** Grafana's base URL (a sub-path such as `http://host/grafana` is kept). */
   url: string;
-  token: string;
+  /** Service-account token (`Authorization: Bearer`); without it, the URL's `user:password` (basic auth). */
+  token?: string;
   /** Name → dashboard model; defaults to the generated dashboards. */
   dashboards?: Record<string, unknown>;
   /** Total time retries may take, per request (default 60 s). */
@@ -91,7 +96,22 @@ function comparable(d: unknown): string {
 }
 
 export async function pushDashboards(opts: GrafanaPushOptions): Promise<GrafanaPushResult> {
-  const base = opts.url.replace(/\/+$/, '');
+  const target = new URL(opts.url);
+  let authorization: string;
+  let credential: string;
+  if (opts.token !== undefined) {
+    authorization = `Bearer ${opts.token}`;
+    credential = 'MESHLENS_GRAFANA_TOKEN is';
+  } else if (target.username !== '') {
+    const userPass = `${decodeURIComponent(target.username)}:${decodeURIComponent(target.password)}`;
+    authorization = `Basic ${Buffer.from(userPass).toString('base64')}`;
+    credential = 'the user and password in MESHLENS_GRAFANA_URL are';
+  } else {
+    throw new GrafanaPushError('no Grafana credentials: set MESHLENS_GRAFANA_TOKEN, or a user and password in MESHLENS_GRAFANA_URL');
+  }
+  target.username = '';
+  target.password = '';
+  const base = target.toString().replace(/\/+$/, '');
   const where = redactUrl(base);
   const budgetMs = opts.budgetMs ?? 60_000;
   const firstBackoff = opts.backoffMs ?? 500;
@@ -110,7 +130,7 @@ export async function pushDashboards(opts: GrafanaPushOptions): Promise<GrafanaP
           method,
           headers: {
             Accept: 'application/json',
-            Authorization: `Bearer ${opts.token}`,
+            Authorization: authorization,
             ...(body === undefined ? {} : { 'Content-Type': 'application/json' }),
           },
           body: body === undefined ? undefined : JSON.stringify(body),
@@ -125,7 +145,7 @@ export async function pushDashboards(opts: GrafanaPushOptions): Promise<GrafanaP
         }
         if (res.status === 401 || res.status === 403) {
           throw new GrafanaPushError(
-            `Grafana at ${where} answered ${res.status} to ${method} ${path}: MESHLENS_GRAFANA_TOKEN is ${res.status === 401 ? 'not accepted' : 'not allowed to do this'}; use a service-account token with the Editor role (folders and dashboards)`,
+            `Grafana at ${where} answered ${res.status} to ${method} ${path}: ${credential} ${res.status === 401 ? 'not accepted' : 'not allowed to do this'}; use a service-account token (or a user) with the Editor role (folders and dashboards)`,
           );
         }
         if (res.status < 500 && res.status !== 429) return { status: res.status, body: parsed };
