@@ -34,12 +34,12 @@ export function findBinary(name: string): string | undefined {
 
 /**
  * The binary's path; when it is missing, a loud warning and undefined (skip the tests), or with `CI=true` an
- * error (CI must never skip them).
+ * error (CI must never skip them). `debianPackage` is named in the message (`amtool`: prometheus-alertmanager).
  */
-export function binaryOrSkip(name: string, what = 'these tests'): string | undefined {
+export function binaryOrSkip(name: string, what = 'these tests', debianPackage = 'prometheus'): string | undefined {
   const p = findBinary(name);
   if (p !== undefined) return p;
-  const message = `${name} is not on PATH (Debian/Ubuntu: apt-get install prometheus)`;
+  const message = `${name} is not on PATH (Debian/Ubuntu: apt-get install ${debianPackage})`;
   if (process.env.CI === 'true') throw new Error(`${message}; CI=true, so ${what} must not be skipped`);
   process.stderr.write(`\n${'!'.repeat(100)}\n!!! SKIPPED: ${name} not on PATH: ${what} did not run. ${message}.\n${'!'.repeat(100)}\n\n`);
   return undefined;
