@@ -4,22 +4,52 @@
  * An uncaught error stops it the same way, then exits non-zero: what was acknowledged is stored, what was
  * not is answered 503 and counted, rather than vanishing with the process.
  */
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, createLogger, loadConfig, redactUrl, StartError } from '../lib/runtime';
 import { DEMO_USAGE, parseDemoArgs, runDemo } from '../services/simulator';
 import { banner, start, TARGETS, type Running, type Target } from './start';
 
-/** Targets of CONTRACT.md §1 that later versions add; named so the CLI can say so instead of "unknown". */
-const PLANNED: string[] = [];
 /** The mesh config the demo's simulated mesh follows, used when MESHLENS_MESH_CONFIG is unset. */
 const DEMO_MESH_CONFIG = join(__dirname, '..', 'examples', 'bookinfo');
 
+/** What each target runs, for `--help`: every entry of TARGETS, and `demo`. */
+const TARGET_HELP: Record<Target | 'demo', string> = {
+  all: 'every target in one process: in-memory bus, embedded ClickHouse in MESHLENS_DATA_DIR (default)',
+  ingest: 'the receivers (OTLP gRPC/HTTP, Zipkin, access logs, flows); publishes to Kafka (MESHLENS_KAFKA_BROKERS)',
+  aggregator: 'consumes Kafka, writes ClickHouse, serves /metrics, the query API and Prometheus service discovery',
+  tracer: 'consumes the spans from Kafka and exports them to Jaeger (MESHLENS_JAEGER_ENDPOINT)',
+  provisioner: 'pushes the Grafana dashboards to MESHLENS_GRAFANA_URL',
+  demo: 'the all-in-one plus a simulated Bookinfo mesh and a live summary (meshlens demo --help)',
+};
+
+const USAGE = `usage: meshlens [target]
+       meshlens --help | --version
+
+targets:
+${Object.entries(TARGET_HELP)
+  .map(([name, what]) => `  ${name.padEnd(13)}${what}`)
+  .join('\n')}
+
+Settings are environment variables (MESHLENS_HTTP_PORT, MESHLENS_KAFKA_BROKERS, MESHLENS_CLICKHOUSE_URL, ...), all
+optional; the README's Configuration section lists each with its default. Stop with SIGTERM or Ctrl-C.
+`;
+
 async function main(argv: string[]): Promise<void> {
-  if (argv[0] === 'demo') return demo(argv.slice(1));
-  const target = (argv[0] ?? 'all') as Target;
+  const first = argv[0];
+  if (first === '--help' || first === '-h' || first === 'help') {
+    process.stdout.write(USAGE);
+    return;
+  }
+  if (first === '--version' || first === '-V') {
+    const { version } = JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string };
+    process.stdout.write(`meshlens ${version}\n`);
+    return;
+  }
+  if (first === 'demo') return demo(argv.slice(1));
+  const target = (first ?? 'all') as Target;
   if (!(TARGETS as readonly string[]).includes(target)) {
-    const why = PLANNED.includes(target) ? 'is not available in this version' : 'is not a meshlens target';
-    process.stderr.write(`meshlens: target "${target}" ${why}; available: ${TARGETS.join(', ')}\n`);
+    process.stderr.write(`meshlens: "${target}" is not a meshlens target; available: ${Object.keys(TARGET_HELP).join(', ')} (meshlens --help)\n`);
     process.exit(2);
   }
   const config = configOrExit();

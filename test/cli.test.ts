@@ -3,7 +3,7 @@
  * naming what to change, exit code 1, and no secret echoed.
  */
 import { spawn } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -114,5 +114,31 @@ describe('meshlens CLI start-up errors', () => {
     } finally {
       await first.kill?.();
     }
+  });
+});
+
+describe('meshlens CLI usage', () => {
+  const TARGETS = ['all', 'ingest', 'aggregator', 'tracer', 'provisioner', 'demo'];
+
+  it('--help exits 0 and lists every target with what it runs', async () => {
+    const run = await cli(['--help'], {});
+    expect(run.code).toBe(0);
+    const listed = lines(run.stdout)
+      .map((l) => /^ {2}(\S+) +\S/.exec(l)?.[1])
+      .filter((t): t is string => t !== undefined);
+    expect(listed).toEqual(TARGETS);
+    expect(run.stderr).toBe('');
+  });
+
+  it('--version prints the package version', async () => {
+    const run = await cli(['--version'], {});
+    expect(run.code).toBe(0);
+    expect(run.stdout).toBe(`meshlens ${(JSON.parse(readFileSync(join(__dirname, '..', 'package.json'), 'utf8')) as { version: string }).version}\n`);
+  });
+
+  it('an unknown target exits 2 naming every target, demo included', async () => {
+    const run = await cli(['nope'], {});
+    expect(run.code).toBe(2);
+    expect(lines(run.stderr)).toEqual([`meshlens: "nope" is not a meshlens target; available: ${TARGETS.join(', ')} (meshlens --help)`]);
   });
 });
