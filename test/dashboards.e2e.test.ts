@@ -14,7 +14,7 @@ import { start, type Running } from '../bin/start';
 import { connect } from '../lib/store';
 import { loadConfig } from '../lib/runtime/config';
 import { grafanaDashboards, prometheusRuleFiles } from '../services/provisioner';
-import { createTrafficGenerator } from '../services/simulator';
+import { createTrafficGenerator } from '../simulator';
 import { dashboardQueries, expandClickHouseMacros, interpolate, labelValuesQuery, type Selection } from './support/grafana';
 import { binaryOrSkip, startPrometheus, type RunningPrometheus } from './support/prometheus';
 import { EPHEMERAL_PORTS } from './support/meshlens';

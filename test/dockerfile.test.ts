@@ -163,7 +163,7 @@ describe('Dockerfile', () => {
       .flatMap((s) => s.instructions)
       .filter((i) => i.cmd === 'COPY' && !/--from=/.test(i.args))
       .flatMap((i) => i.args.split(/\s+/).slice(0, -1));
-    expect(sources).toEqual(expect.arrayContaining(['bin', 'lib', 'services', 'clickhouse', 'package.json', 'package-lock.json']));
+    expect(sources).toEqual(expect.arrayContaining(['bin', 'lib', 'services', 'simulator', 'clickhouse', 'package.json', 'package-lock.json']));
     for (const src of sources) {
       expect(existsSync(join(ROOT, src))).toBe(true);
       expect(ignored).not.toContain(src);

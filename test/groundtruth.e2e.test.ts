@@ -11,8 +11,8 @@ import pino from 'pino';
 import { hasMeshFailureFlag } from '../lib/model';
 import { loadConfig } from '../lib/runtime/config';
 import { start, type Running } from '../bin/start';
-import { simulate } from '../services/simulator';
-import type { FlowTruth, GroundTruth, SubsetTruth } from '../services/simulator';
+import { simulate } from '../simulator';
+import type { FlowTruth, GroundTruth, SubsetTruth } from '../simulator';
 import { EPHEMERAL_PORTS } from './support/meshlens';
 
 const logger = pino({ level: 'silent' });

@@ -19,7 +19,7 @@ import { start, type Running } from '../bin/start';
 import { CATALOGUE, PROCESS_METRIC_PREFIXES, type MetricSpec } from '../lib/catalogue';
 import { loadConfig } from '../lib/runtime';
 import { OVERFLOW } from '../services/aggregator';
-import { createTrafficGenerator } from '../services/simulator';
+import { createTrafficGenerator } from '../simulator';
 import { EPHEMERAL_PORTS } from './support/meshlens';
 
 const logger = pino({ level: 'silent' });

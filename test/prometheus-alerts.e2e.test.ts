@@ -12,7 +12,7 @@ import pino from 'pino';
 import { start, type Running } from '../bin/start';
 import { loadConfig } from '../lib/runtime/config';
 import { prometheusRuleFiles } from '../services/provisioner';
-import { createTrafficGenerator } from '../services/simulator';
+import { createTrafficGenerator } from '../simulator';
 import { binaryOrSkip, startPrometheus, type RunningPrometheus } from './support/prometheus';
 import { EPHEMERAL_PORTS } from './support/meshlens';
 

@@ -22,7 +22,7 @@ import { loadConfig } from '../lib/runtime';
 import { stableSubset } from '../lib/model';
 import { loadMeshConfig } from '../lib/runtime';
 import { SAMPLER_DEFAULTS, underRatio } from '../services/tracer';
-import { createTrafficGenerator } from '../services/simulator';
+import { createTrafficGenerator } from '../simulator';
 import { sdkTracesProtobuf } from '../services/ingest/otlp/testing/otel-sdk';
 import { EPHEMERAL_PORTS } from './support/meshlens';
 

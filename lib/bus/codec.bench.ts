@@ -12,7 +12,7 @@
  * every case once, cases interleaved so that a noisy neighbour hits them alike, and the median round is printed.
  */
 import { parseFlowLine, parseIstioJson, parseZipkin } from '../../services/ingest/formats';
-import { createTrafficGenerator } from '../../services/simulator';
+import { createTrafficGenerator } from '../../simulator';
 import type { Flow, MeshRequest, Span } from '../model';
 import { flowsCodec, requestsCodec, spansCodec } from './codec';
 import type { Codec } from './types';

@@ -24,7 +24,7 @@
  * `traceSampling` are, and the same bytes when they are equal too. Root requests are generated one after the
  * other, so generating until T1 and then until T2 gives the same records as generating until T2 at once.
  */
-import { BLACKHOLE_CLUSTER, BLACKHOLE_ROUTE, UNKNOWN, type Outcome } from '../../lib/model';
+import { BLACKHOLE_CLUSTER, BLACKHOLE_ROUTE, UNKNOWN, type Outcome } from '../lib/model';
 import {
   CURL_USER_AGENT,
   DENY_SLEEP,

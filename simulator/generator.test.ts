@@ -2,9 +2,9 @@
  * The simulator's output against meshlens's real parsers: every line parses, and the truth recomputed from the
  * parsed records (not from the generator) equals the truth the generator reports.
  */
-import { flagsLabel, orUnknown } from '../../lib/model';
-import type { Flow, MeshRequest, Span } from '../../lib/model';
-import { parseAccessLogLine, parseFlowLine, parseZipkin } from '../ingest/formats';
+import { flagsLabel, orUnknown } from '../lib/model';
+import type { Flow, MeshRequest, Span } from '../lib/model';
+import { parseAccessLogLine, parseFlowLine, parseZipkin } from '../services/ingest/formats';
 import { createTrafficGenerator, simulate, type Simulation } from './generator';
 import type { FlowTruth, GroundTruth, RequestsTotalSample, SubsetTruth } from './truth';
 

@@ -5,10 +5,10 @@
 import type { AddressInfo } from 'node:net';
 import pino from 'pino';
 import { Registry } from 'prom-client';
-import { createMemoryBus, TOPICS } from '../../lib/bus';
-import type { Flow, MeshRequest, Span } from '../../lib/model';
-import { createHttpServer } from '../../lib/runtime/http';
-import { createIngest } from '../ingest';
+import { createMemoryBus, TOPICS } from '../lib/bus';
+import type { Flow, MeshRequest, Span } from '../lib/model';
+import { createHttpServer } from '../lib/runtime/http';
+import { createIngest } from '../services/ingest';
 
 export interface Receivers {
   httpBaseUrl: string;

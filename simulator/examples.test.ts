@@ -5,13 +5,13 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { configuredWeights, stableSubset, subsetForVersion } from '../../lib/model/mesh-config';
-import { loadMeshConfig } from '../../lib/runtime/mesh-config';
-import { parseAccessLogLine } from '../ingest/formats';
+import { configuredWeights, stableSubset, subsetForVersion } from '../lib/model/mesh-config';
+import { loadMeshConfig } from '../lib/runtime/mesh-config';
+import { parseAccessLogLine } from '../services/ingest/formats';
 import { simulate } from './generator';
 import { DENY_SLEEP, IPHONE_USER_AGENTS, MYSQLDB_POLICY, OTHER_USER_AGENTS, REVIEWS_ROUTING } from './mesh';
 
-const DIR = join(__dirname, '../../examples/bookinfo');
+const DIR = join(__dirname, '../examples/bookinfo');
 
 interface K8sObject<Spec = unknown> {
   apiVersion: string;

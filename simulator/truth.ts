@@ -11,8 +11,8 @@
  *   namespace of a destination outside the cluster (BlackHoleCluster), a source no metadata names; the subset is
  *   not a name and stays `""` when none is known.
  */
-import { flagsLabel, orUnknown } from '../../lib/model';
-import type { DenyReason, Outcome } from '../../lib/model';
+import { flagsLabel, orUnknown } from '../lib/model';
+import type { DenyReason, Outcome } from '../lib/model';
 
 /** A destination as the query API names it (CONTRACT.md §6 `/api/v1/subsets` and `/api/v1/flows`). */
 export interface DestinationKey {
