@@ -16,7 +16,6 @@ import {
   DAY_MS,
   ExpositionRegistry,
   Health,
-  loadMeshConfig,
   redactUrl,
   StartError,
   MemberDirectory,
@@ -27,8 +26,7 @@ import {
   type Logger,
   type Membership,
 } from '../lib/runtime';
-import { emptyMeshConfig } from '../lib/model';
-import type { MeshConfig } from '../lib/model';
+import { emptyMeshConfig, loadMeshConfig, type MeshConfig } from '../lib/meshconfig';
 import { createAggregator } from '../services/aggregator';
 import type { Aggregator } from '../services/aggregator';
 import { bindGrpc, createIngest, startDeadLetterFileSink } from '../services/ingest';

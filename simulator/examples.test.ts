@@ -5,8 +5,7 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
-import { configuredWeights, stableSubset, subsetForVersion } from '../lib/model/mesh-config';
-import { loadMeshConfig } from '../lib/runtime/mesh-config';
+import { configuredWeights, loadMeshConfig, stableSubset, subsetForVersion } from '../lib/meshconfig';
 import { parseAccessLogLine } from '../services/ingest/formats';
 import { simulate } from './generator';
 import { DENY_SLEEP, IPHONE_USER_AGENTS, MYSQLDB_POLICY, OTHER_USER_AGENTS, REVIEWS_ROUTING } from './mesh';

@@ -7,7 +7,7 @@
  * (application 5xx, mesh-generated failure), drawn from the simulator's seeded generator; the judge sees the
  * cumulative counts at every checkpoint, as it sees a window's counts in production.
  */
-import { emptyMeshConfig } from '../lib/model';
+import { emptyMeshConfig } from '../lib/meshconfig';
 import { CANARY_DEFAULTS } from '../lib/runtime';
 import type { SubsetRow } from '../lib/store';
 import { FALSE_FAIL_RATE, judgeCanaries } from '../services/aggregator';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import pino from 'pino';
-import { emptyMeshConfig } from '../lib/model';
+import { emptyMeshConfig } from '../lib/meshconfig';
 import type { Flow, MeshRequest } from '../lib/model';
 import { CANARY_DEFAULTS, createHttpServer } from '../lib/runtime';
 import { StoreWriter, connect, migrate } from '../lib/store';

@@ -167,7 +167,7 @@ export const METRICS = Object.freeze({
     type: 'gauge',
     help:
       'Configured weight of each subset, as a share (0-1) of its service\'s default route: the first route without match conditions of the VirtualService routing the host, weights normalized to their sum as Istio does. Match-conditioned routes are left out, so a subset only they reach has no series. Set from MESHLENS_MESH_CONFIG at start; compare with the observed share of meshlens_requests_total.',
-    // One default route per host (HostRouting.weights in lib/model/mesh-config.ts), so no route label: one series per subset.
+    // One default route per host (HostRouting.weights in lib/meshconfig/routes.ts), so no route label: one series per subset.
     labelNames: [...DESTINATION, L.destinationSubset],
     labelValues: {},
   }),

@@ -40,36 +40,3 @@ export {
   workloadFromPodName,
 } from './request';
 export type { Emitter } from './request';
-export {
-  ISTIO_PROXY_CONTAINER,
-  MESH_CONFIG_PROBLEM_CODES,
-  SIDECAR_STATUS_ANNOTATION,
-  STABLE_SUBSET_ANNOTATION,
-  configuredWeights,
-  emptyMeshConfig,
-  parseMeshConfig,
-  stableSubset,
-  subsetForVersion,
-} from './mesh-config';
-export type {
-  ConditionalRoute,
-  HostRouting,
-  MeshConfig,
-  MeshConfigProblem,
-  MeshConfigProblemCode,
-  MeshConfigResult,
-  MeshConfigSource,
-  MeshDestinationRule,
-  MeshHost,
-  MeshPolicy,
-  MeshRoute,
-  MeshRouteDestination,
-  MeshSubset,
-  MeshVirtualService,
-  MeshWorkload,
-  ParseMeshConfigOptions,
-  PolicyAction,
-  RouteProtocol,
-  SubsetWeight,
-  WorkloadLabels,
-} from './mesh-config';

@@ -11,7 +11,6 @@ export { BodyBudget, HttpError, RETRY_AFTER_SECONDS, readBody, wholeBody } from 
 export type { BodyChunks } from './body';
 export { addOpsRoutes, bearerAuth, checkBearer, createHttpServer, tokenDigest } from './http';
 export type { HttpServerOptions } from './http';
-export { loadMeshConfig } from './mesh-config';
 export {
   EXPIRE_AFTER_INTERVALS,
   HEARTBEAT_INTERVAL_MS,

@@ -3,8 +3,8 @@
  * from ClickHouse, so any stored period can be asked for; the window is event time.
  */
 import type { FastifyInstance } from 'fastify';
-import { configuredWeights } from '../../lib/model';
-import type { MeshConfig } from '../../lib/model';
+import { configuredWeights } from '../../lib/meshconfig';
+import type { MeshConfig } from '../../lib/meshconfig';
 import { HttpError, parseDuration } from '../../lib/runtime';
 import type { CanaryConfig, Logger } from '../../lib/runtime';
 import { FALSE_FAIL_RATE, LATENCY_RATIO, PASS_CONFIDENCE, judgeWindow } from './canary';

@@ -1,4 +1,4 @@
-import { emptyMeshConfig, parseMeshConfig } from '../../lib/model';
+import { emptyMeshConfig, parseMeshConfig } from '../../lib/meshconfig';
 import type { LatencyShiftRow, SubsetRow } from '../../lib/store';
 import { canaryPairs, judgeCanaries, LATENCY_RATIO } from './canary';
 import { fisherOneSidedP, logGamma, normalCdf, normalQuantile, restrictedMle, riskDifferenceZ } from './canary-stats';

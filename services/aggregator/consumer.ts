@@ -15,8 +15,9 @@
  */
 import { TOPICS } from '../../lib/bus';
 import type { Bus, DeadLetter, DeliveredMessage, Subscription, Topic } from '../../lib/bus';
-import { subsetForVersion } from '../../lib/model';
-import type { MeshConfig, MeshRequest } from '../../lib/model';
+import { subsetForVersion } from '../../lib/meshconfig';
+import type { MeshRequest } from '../../lib/model';
+import type { MeshConfig } from '../../lib/meshconfig';
 import type { Logger } from '../../lib/runtime';
 import type { RecordsResult, RecordTable, RefusedRow, StoredRecord, StoreWriter } from '../../lib/store';
 import type { MeshMetrics, StoreMetrics } from './metrics';

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { Registry } from 'prom-client';
 import type { Bus, Subscription } from '../../lib/bus';
-import type { MeshConfig } from '../../lib/model';
+import type { MeshConfig } from '../../lib/meshconfig';
 import { CANARY_DEFAULTS, DAY_MS } from '../../lib/runtime';
 import type { CanaryConfig, Logger } from '../../lib/runtime';
 import { StoreWriter, classifyStoreError, connect, migrate } from '../../lib/store';

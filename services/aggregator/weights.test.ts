@@ -1,5 +1,5 @@
 import { Registry } from 'prom-client';
-import { emptyMeshConfig, parseMeshConfig } from '../../lib/model';
+import { emptyMeshConfig, parseMeshConfig } from '../../lib/meshconfig';
 import { ConfiguredWeights } from './weights';
 
 const VS = `

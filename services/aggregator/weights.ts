@@ -1,14 +1,14 @@
 /**
  * `meshlens_subset_configured_weight_ratio`: the configured weight of each subset beside which dashboards put the
  * observed traffic share. One weight per subset: a host's default route (the first route without match conditions,
- * `HostRouting.weights` in lib/model/mesh-config.ts), as `configured_weight` in `GET /api/v1/subsets`; subsets that
+ * `HostRouting.weights` in lib/meshconfig/routes.ts), as `configured_weight` in `GET /api/v1/subsets`; subsets that
  * only match-conditioned routes reach get no series. The mesh config is read once at start (no reload), so `set`
  * runs once; it replaces every series, so a reload calling it again would drop the weights of removed routes.
  */
 import { Gauge } from 'prom-client';
 import type { Registry } from 'prom-client';
 import { orUnknown, serviceFromHost } from '../../lib/model';
-import type { MeshConfig, MeshHost } from '../../lib/model';
+import type { MeshConfig, MeshHost } from '../../lib/meshconfig';
 import { LABELS, METRICS } from '../../lib/catalogue';
 
 const L = LABELS;

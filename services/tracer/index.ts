@@ -11,7 +11,7 @@
 import { Counter, Gauge, type Registry } from 'prom-client';
 import { TOPICS, type Bus, type Subscription } from '../../lib/bus';
 import { METRICS } from '../../lib/catalogue';
-import type { MeshConfig } from '../../lib/model';
+import type { MeshConfig } from '../../lib/meshconfig';
 import type { Logger } from '../../lib/runtime';
 import { jaegerThriftSender } from './jaeger';
 import { otlpHttpSender } from './otlp';

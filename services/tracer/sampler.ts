@@ -17,8 +17,10 @@
  * (`meshlens.io/stable-subset`), else the one with the most traffic — here the most spans seen, halved every
  * `decayMs` so a promoted canary becomes the baseline within a few periods.
  */
-import { classifyOutcome, stableSubset } from '../../lib/model';
-import type { MeshConfig, Span } from '../../lib/model';
+import { classifyOutcome } from '../../lib/model';
+import { stableSubset } from '../../lib/meshconfig';
+import type { Span } from '../../lib/model';
+import type { MeshConfig } from '../../lib/meshconfig';
 
 export type KeepReason = 'canary' | 'error' | 'denied';
 

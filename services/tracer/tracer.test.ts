@@ -4,7 +4,7 @@
  */
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { emptyMeshConfig } from '../../lib/model';
+import { emptyMeshConfig } from '../../lib/meshconfig';
 import type { Span } from '../../lib/model';
 import { jaegerThriftSender } from './jaeger';
 import { ExportQueue, parseRetryAfter, type SendResult } from './queue';

@@ -2,10 +2,8 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { parseMeshConfig } from '../../../lib/model';
-import type { MeshWorkload } from '../../../lib/model';
+import { loadMeshConfig, parseMeshConfig, type MeshWorkload } from '../../../lib/meshconfig';
 import { createHttpServer } from '../../../lib/runtime/http';
-import { loadMeshConfig } from '../../../lib/runtime/mesh-config';
 import { MemberDirectory } from '../../../lib/runtime/membership';
 import {
   ENVOY_STATS_PORT,

@@ -20,7 +20,7 @@
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { MeshConfig, MeshWorkload } from '../../../lib/model';
+import type { MeshConfig, MeshWorkload } from '../../../lib/meshconfig';
 import type { Logger } from '../../../lib/runtime/logger';
 import { hostPort, type Member, type MemberDirectory } from '../../../lib/runtime/membership';
 

@@ -1,9 +1,8 @@
 import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { configuredWeights, stableSubset, subsetForVersion } from '../model';
-import { ConfigError } from './config';
-import { loadMeshConfig } from './mesh-config';
+import { ConfigError } from '../runtime';
+import { configuredWeights, loadMeshConfig, stableSubset, subsetForVersion } from './index';
 
 /** The reviews document of istio/istio samples/bookinfo/networking/destination-rule-all.yaml (commit 595f0326), annotated. */
 const DR_REVIEWS = `apiVersion: networking.istio.io/v1

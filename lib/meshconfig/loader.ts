@@ -1,8 +1,8 @@
 /**
  * Reading `MESHLENS_MESH_CONFIG` (CONTRACT.md §2): one file, or every `*.yaml`, `*.yml` and `*.json` in a folder
  * and its subfolders, in the order `kubectl apply -R -f <folder>` takes them (names sorted per folder), so that
- * a later definition of the same object wins as it would in the cluster. Interpretation is lib/model's
- * `parseMeshConfig`.
+ * a later definition of the same object wins as it would in the cluster. Interpretation is `parseMeshConfig`
+ * (parse.ts).
  *
  * A path that does not exist or cannot be read stops the start (a ConfigError naming the variable, like every
  * bad variable, lib/runtime/config.ts). Everything inside it is input: an unreadable file or a syntax error is a
@@ -14,9 +14,9 @@
  */
 import { readFile, readdir, realpath, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { parseMeshConfig } from '../model';
-import type { MeshConfigProblem, MeshConfigResult, MeshConfigSource, ParseMeshConfigOptions } from '../model';
-import { ConfigError } from './config';
+import { ConfigError } from '../runtime';
+import { parseMeshConfig, type MeshConfigResult, type MeshConfigSource, type ParseMeshConfigOptions } from './parse';
+import type { MeshConfigProblem } from './problems';
 
 const VARIABLE = 'MESHLENS_MESH_CONFIG';
 const CONFIG_FILE = /\.(ya?ml|json)$/i;

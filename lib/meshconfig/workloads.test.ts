@@ -3,7 +3,7 @@
  */
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { emptyMeshConfig, parseMeshConfig } from './mesh-config';
+import { emptyMeshConfig, parseMeshConfig } from './index';
 
 const FIXTURES = join(__dirname, '../../test/fixtures/mesh-config/sidecars');
 
