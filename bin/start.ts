@@ -8,7 +8,6 @@ import { METRICS } from '../lib/catalogue';
 import { createKafkaBus, createMemoryBus, registerPipelineGauges, type Bus, type Subscription } from '../lib/bus';
 import {
   addOpsRoutes,
-  advertiseAddress,
   bearerAuth,
   claimDataDir,
   ConfigError,
@@ -18,15 +17,12 @@ import {
   Health,
   redactUrl,
   StartError,
-  MemberDirectory,
-  newInstanceId,
-  startMembership,
   within,
   type Config,
   type Logger,
-  type Membership,
 } from '../lib/runtime';
 import { emptyMeshConfig, loadMeshConfig, type MeshConfig } from '../lib/meshconfig';
+import { advertiseAddress, MemberDirectory, newInstanceId, startMembership, type Membership } from '../lib/membership';
 import { createAggregator } from '../services/aggregator';
 import type { Aggregator } from '../services/aggregator';
 import { bindGrpc, createIngest, startDeadLetterFileSink } from '../services/ingest';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadMeshConfig } from '../lib/meshconfig';
-import { MemberDirectory } from '../lib/runtime/membership';
+import { MemberDirectory } from '../lib/membership';
 import { SOURCE_LABEL, SOURCE_MEMBERSHIP, SOURCE_MESH_CONFIG, TARGETS_PATH, buildTargetGroups, writeFileSd } from '../services/provisioner';
 import { binaryOrSkip, promtool } from './support/prometheus';
 

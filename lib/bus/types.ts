@@ -137,7 +137,7 @@ export interface DeadLetter {
 }
 
 /**
- * A meshlens process saying it is alive (lib/runtime/membership.ts): every process publishes one every 10 s,
+ * A meshlens process saying it is alive (lib/membership/): every process publishes one every 10 s,
  * and the process serving Prometheus targets lists those heard from recently (CONTRACT.md §6).
  */
 export interface MemberHeartbeat {

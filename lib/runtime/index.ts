@@ -11,14 +11,3 @@ export { BodyBudget, HttpError, RETRY_AFTER_SECONDS, readBody, wholeBody } from 
 export type { BodyChunks } from './body';
 export { addOpsRoutes, bearerAuth, checkBearer, createHttpServer, tokenDigest } from './http';
 export type { HttpServerOptions } from './http';
-export {
-  EXPIRE_AFTER_INTERVALS,
-  HEARTBEAT_INTERVAL_MS,
-  MemberDirectory,
-  advertiseAddress,
-  hostPort,
-  isHeartbeat,
-  newInstanceId,
-  startMembership,
-} from './membership';
-export type { AdvertiseOptions, Member, MemberDirectoryOptions, Membership, MembershipOptions, SelfDescription } from './membership';

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { loadMeshConfig, parseMeshConfig, type MeshWorkload } from '../../../lib/meshconfig';
 import { createHttpServer } from '../../../lib/runtime/http';
-import { MemberDirectory } from '../../../lib/runtime/membership';
+import { MemberDirectory } from '../../../lib/membership';
 import {
   ENVOY_STATS_PORT,
   TARGETS_PATH,

@@ -5,7 +5,7 @@
  * With `MESHLENS_FILE_SD_PATH` the same groups are kept in a file for `file_sd_configs`.
  *
  * Two kinds of group, told apart by `meshlens_source` (prometheus/prometheus.yml splits them into two jobs):
- * - `membership`: every meshlens process's own `/metrics`, from lib/runtime/membership.ts (this process, plus
+ * - `membership`: every meshlens process's own `/metrics`, from lib/membership/ (this process, plus
  *   the `ingest`/`aggregator` replicas heard on the bus). Labels `meshlens_target`, `meshlens_instance`.
  * - `mesh-config`: the Envoy sidecars named in `MESHLENS_MESH_CONFIG`: Pods with an injected `istio-proxy` and a
  *   `status.podIP` (as `kubectl get pods -o yaml` prints them), and Istio WorkloadEntries, on the proxy's stats
@@ -22,7 +22,7 @@ import { basename, dirname, extname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import type { MeshConfig, MeshWorkload } from '../../../lib/meshconfig';
 import type { Logger } from '../../../lib/runtime/logger';
-import { hostPort, type Member, type MemberDirectory } from '../../../lib/runtime/membership';
+import { hostPort, type Member, type MemberDirectory } from '../../../lib/membership';
 
 export const TARGETS_PATH = '/api/v1/prometheus/targets';
 /** Envoy's Prometheus endpoint in every Istio sidecar (port `http-envoy-prom` of the `istio-proxy` container). */

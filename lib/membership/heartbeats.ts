@@ -1,5 +1,5 @@
 /**
- * Who is running: membership over the Bus, so that the process serving Prometheus targets (CONTRACT.md §6,
+ * Heartbeats — who is running: membership over the Bus, so that the process serving Prometheus targets (CONTRACT.md §6,
  * `GET /api/v1/prometheus/targets`) can list every meshlens process's `/metrics`, not only its own.
  *
  * - Every process publishes a `MemberHeartbeat` (instance, target, address, start time, send time) on
@@ -23,77 +23,15 @@
  * serving process still lists itself. A process-private memory bus (all-in-one) has nobody else to hear, so
  * bin/start.ts publishes there only when the process serves targets itself.
  */
-import { randomBytes } from 'node:crypto';
-import { hostname, networkInterfaces, type NetworkInterfaceInfo } from 'node:os';
-import { TOPICS } from '../bus/types';
-import type { Bus, BusLogger, DeliveredMessage, MemberHeartbeat, Subscription } from '../bus/types';
-import { within } from './time';
+import type { Bus, BusLogger, DeliveredMessage, MemberHeartbeat, Subscription } from '../bus';
+import { TOPICS } from '../bus';
+import { within } from '../runtime';
+import type { MemberDirectory } from './directory';
 
 /** How often a process says it is alive. */
 export const HEARTBEAT_INTERVAL_MS = 10_000;
-/** A member unheard for this many intervals is no longer listed. */
-export const EXPIRE_AFTER_INTERVALS = 3;
-
-export interface Member {
-  instance: string;
-  target: string;
-  address: string;
-  startedAtMs: number;
-  /** Local time of the last heartbeat received (for this process: now). */
-  lastSeenMs: number;
-  /** This process. */
-  self: boolean;
-}
 
 export type SelfDescription = Omit<MemberHeartbeat, 'sentAtMs' | 'leaving'>;
-
-/** `<hostname>-<pid>-<random>`: readable in labels, unique per process start. */
-export function newInstanceId(): string {
-  const host = hostname().replace(/[^A-Za-z0-9.-]/g, '-').slice(0, 63) || 'host';
-  return `${host}-${process.pid}-${randomBytes(3).toString('hex')}`;
-}
-
-/** `host:port`, with brackets around an IPv6 address (`[fd00::1]:8080`), as Prometheus targets are written. */
-export function hostPort(host: string, port: number): string {
-  const h = host.replace(/^\[(.*)\]$/, '$1');
-  return h.includes(':') ? `[${h}]:${port}` : `${h}:${port}`;
-}
-
-const WILDCARD_HOSTS = new Set(['', '0.0.0.0', '::', '::0', '0:0:0:0:0:0:0:0']);
-
-export interface AdvertiseOptions {
-  /** `MESHLENS_ADVERTISE_ADDRESS`; wins when set. */
-  advertiseAddress: string | undefined;
-  /** `MESHLENS_LISTEN_HOST`. */
-  listenHost: string;
-  /** The bound HTTP port (the configured one may be 0). */
-  port: number;
-  /** `os.networkInterfaces()`; injectable for tests. */
-  interfaces?: NodeJS.Dict<NetworkInterfaceInfo[]>;
-}
-
-/**
- * The `host:port` other processes and Prometheus reach this process's HTTP port at:
- * 1. `MESHLENS_ADVERTISE_ADDRESS` when set (NAT, port mapping, a Service name: only the operator knows);
- * 2. the listen host when it is one address (`127.0.0.1`, `10.0.0.5`, `meshlens-0.meshlens`), with the bound port;
- * 3. when listening on every address (`0.0.0.0`, `::`, as containers do), the first non-internal IPv4 address of
- *    the network interfaces, then a global IPv6 one, else `127.0.0.1`. An IP, not `os.hostname()`: a container's
- *    hostname is its container id, which the other containers (and Prometheus) cannot resolve unless the
- *    compose service or pod has a matching DNS name; its interface IP is reachable on the shared network.
- */
-export function advertiseAddress(o: AdvertiseOptions): string {
-  if (o.advertiseAddress !== undefined && o.advertiseAddress !== '') return o.advertiseAddress;
-  const host = o.listenHost.replace(/^\[(.*)\]$/, '$1');
-  if (!WILDCARD_HOSTS.has(host)) return hostPort(host, o.port);
-  const all = Object.values(o.interfaces ?? networkInterfaces()).flatMap((list) => list ?? []);
-  const external = all.filter((i) => !i.internal);
-  const v4 = external.find((i) => i.family === 'IPv4');
-  if (v4 !== undefined) return hostPort(v4.address, o.port);
-  // Link-local IPv6 (fe80::/10) needs a zone id to be reachable: not usable as a target.
-  const v6 = external.find((i) => i.family === 'IPv6' && !/^fe[89ab]/i.test(i.address));
-  if (v6 !== undefined) return hostPort(v6.address, o.port);
-  return hostPort('127.0.0.1', o.port);
-}
 
 /** A heartbeat as decoded from the bus: anything may arrive, so it is checked before use. */
 export function isHeartbeat(v: unknown): v is MemberHeartbeat {
@@ -113,92 +51,6 @@ export function isHeartbeat(v: unknown): v is MemberHeartbeat {
   );
 }
 
-export interface MemberDirectoryOptions {
-  /** Default `EXPIRE_AFTER_INTERVALS × HEARTBEAT_INTERVAL_MS`. */
-  expireAfterMs?: number;
-  /** Injected clock (tests). */
-  now?: () => number;
-}
-
-/** The members heard from recently. Pure bookkeeping: the bus side is `startMembership`. */
-export class MemberDirectory {
-  readonly expireAfterMs: number;
-  private readonly now: () => number;
-  private self: SelfDescription | undefined;
-  private readonly others = new Map<string, Member>();
-  private readonly listeners = new Set<() => void>();
-  private signature = '';
-
-  constructor(options: MemberDirectoryOptions = {}) {
-    this.expireAfterMs = options.expireAfterMs ?? EXPIRE_AFTER_INTERVALS * HEARTBEAT_INTERVAL_MS;
-    this.now = options.now ?? Date.now;
-  }
-
-  /** This process: always listed, never expires. */
-  setSelf(self: SelfDescription): void {
-    this.self = self;
-    this.others.delete(self.instance);
-    this.check();
-  }
-
-  /** Takes a heartbeat from the bus; ignores what is not one, replayed history and this process's own. */
-  observe(hb: unknown): void {
-    if (!isHeartbeat(hb)) return;
-    if (hb.instance === this.self?.instance) return;
-    const now = this.now();
-    if (hb.leaving === true) {
-      this.others.delete(hb.instance);
-    } else if (now - hb.sentAtMs <= this.expireAfterMs) {
-      this.others.set(hb.instance, {
-        instance: hb.instance,
-        target: hb.target,
-        address: hb.address,
-        startedAtMs: hb.startedAtMs,
-        lastSeenMs: now,
-        self: false,
-      });
-    }
-    this.check();
-  }
-
-  /** Forgets expired members and tells the listeners when that changed the list (call periodically). */
-  sweep(): void {
-    this.check();
-  }
-
-  /** Listed members, sorted by target then address; expired ones are dropped first. */
-  list(): Member[] {
-    const now = this.now();
-    for (const [k, m] of this.others) if (now - m.lastSeenMs > this.expireAfterMs) this.others.delete(k);
-    const byAddress = new Map<string, Member>();
-    const consider = (m: Member): void => {
-      const held = byAddress.get(m.address);
-      if (held === undefined || (!held.self && (m.self || m.startedAtMs > held.startedAtMs))) byAddress.set(m.address, m);
-    };
-    if (this.self !== undefined) consider({ ...this.self, lastSeenMs: now, self: true });
-    for (const m of this.others.values()) consider(m);
-    return [...byAddress.values()].sort((a, b) => cmp(a.target, b.target) || cmp(a.address, b.address) || cmp(a.instance, b.instance));
-  }
-
-  /** Called whenever the listed set (instance, target, address) changes. Returns an unsubscribe function. */
-  onChange(listener: () => void): () => void {
-    this.listeners.add(listener);
-    return () => this.listeners.delete(listener);
-  }
-
-  private check(): void {
-    const sig = this.list()
-      .map((m) => `${m.instance} ${m.target} ${m.address}`)
-      .join('\n');
-    if (sig === this.signature) return;
-    this.signature = sig;
-    for (const l of this.listeners) l();
-  }
-}
-
-function cmp(a: string, b: string): number {
-  return a < b ? -1 : a > b ? 1 : 0;
-}
 
 /** How long a stop waits for the `leaving` heartbeat to be accepted. */
 const LEAVING_TIMEOUT_MS = 1_000;

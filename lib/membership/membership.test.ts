@@ -1,7 +1,7 @@
 import type { NetworkInterfaceInfo } from 'node:os';
 import { createMemoryBus, TOPICS } from '../bus';
 import type { MemberHeartbeat } from '../bus';
-import { MemberDirectory, advertiseAddress, hostPort, isHeartbeat, newInstanceId, startMembership } from './membership';
+import { MemberDirectory, advertiseAddress, hostPort, isHeartbeat, newInstanceId, startMembership } from './index';
 
 function iface(address: string, family: 'IPv4' | 'IPv6', internal = false): NetworkInterfaceInfo {
   const base = { address, netmask: '', mac: '00:00:00:00:00:00', internal, cidr: null };
