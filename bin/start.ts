@@ -23,11 +23,11 @@ import {
 } from '../lib/runtime';
 import { emptyMeshConfig, loadMeshConfig, type MeshConfig } from '../lib/meshconfig';
 import { advertiseAddress, MemberDirectory, newInstanceId, startMembership, type Membership } from '../lib/membership';
-import { createAggregator } from '../services/aggregator';
-import type { Aggregator } from '../services/aggregator';
+import { createAggregator, createPrometheusTargets } from '../services/aggregator';
+import type { Aggregator, PrometheusTargets } from '../services/aggregator';
 import { bindGrpc, createIngest, startDeadLetterFileSink } from '../services/ingest';
-import { createPrometheusTargets, pushDashboards } from '../services/provisioner';
-import type { GrafanaPushOptions, GrafanaPushResult, PrometheusTargets } from '../services/provisioner';
+import { pushDashboards } from '../services/provisioner';
+import type { GrafanaPushOptions, GrafanaPushResult } from '../services/provisioner';
 import { createTracer, type Tracer } from '../services/tracer';
 
 /** Targets available in this build. `all` is every one of them in one process. */

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { parse } from 'yaml';
 import { loadMeshConfig } from '../lib/meshconfig';
 import { MemberDirectory } from '../lib/membership';
-import { SOURCE_LABEL, SOURCE_MEMBERSHIP, SOURCE_MESH_CONFIG, TARGETS_PATH, buildTargetGroups, writeFileSd } from '../services/provisioner';
+import { SOURCE_LABEL, SOURCE_MEMBERSHIP, SOURCE_MESH_CONFIG, TARGETS_PATH, buildTargetGroups, writeFileSd } from '../services/aggregator';
 import { binaryOrSkip, promtool } from './support/prometheus';
 
 const ROOT = join(__dirname, '..');

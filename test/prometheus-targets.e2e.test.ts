@@ -15,7 +15,7 @@ import { parse } from 'yaml';
 import { start, type Running } from '../bin/start';
 import { createMemoryBus, type Bus } from '../lib/bus';
 import { loadConfig } from '../lib/runtime/config';
-import { TARGETS_PATH, type TargetGroup } from '../services/provisioner';
+import { TARGETS_PATH, type TargetGroup } from '../services/aggregator';
 import { EPHEMERAL_PORTS } from './support/meshlens';
 import { binaryOrSkip, startPrometheus, type RunningPrometheus } from './support/prometheus';
 

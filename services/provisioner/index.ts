@@ -76,13 +76,3 @@ export {
 } from './prometheus/rules';
 export type { AlertName, AlertingRule, GeneratedFile, RecordingRule, RuleGroup, RuleNames, RuleOptions } from './prometheus/rules';
 export { RULE_TEST_FILE_PATHS, prometheusRuleTestFiles } from './prometheus/rule-tests';
-export {
-  SOURCE_LABEL,
-  SOURCE_MEMBERSHIP,
-  SOURCE_MESH_CONFIG,
-  TARGETS_PATH,
-  buildTargetGroups,
-  createPrometheusTargets,
-  writeFileSd,
-} from './prometheus/targets';
-export type { PrometheusTargets, PrometheusTargetsOptions, TargetGroup } from './prometheus/targets';

@@ -2,9 +2,9 @@ import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'n
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
-import { loadMeshConfig, parseMeshConfig, type MeshWorkload } from '../../../lib/meshconfig';
-import { createHttpServer } from '../../../lib/runtime/http';
-import { MemberDirectory } from '../../../lib/membership';
+import { loadMeshConfig, parseMeshConfig, type MeshWorkload } from '../../lib/meshconfig';
+import { createHttpServer } from '../../lib/runtime';
+import { MemberDirectory } from '../../lib/membership';
 import {
   ENVOY_STATS_PORT,
   TARGETS_PATH,
@@ -18,7 +18,7 @@ import {
 } from './targets';
 
 const logger = pino({ level: 'silent' });
-const FIXTURES = join(__dirname, '../../../test/fixtures/mesh-config/sidecars');
+const FIXTURES = join(__dirname, '../../test/fixtures/mesh-config/sidecars');
 
 /** What the fixture folder's sidecars must become. */
 const FIXTURE_SIDECARS: TargetGroup[] = [

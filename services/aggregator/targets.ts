@@ -20,9 +20,9 @@
 import { mkdir, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, extname, join } from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import type { MeshConfig, MeshWorkload } from '../../../lib/meshconfig';
-import type { Logger } from '../../../lib/runtime/logger';
-import { hostPort, type Member, type MemberDirectory } from '../../../lib/membership';
+import type { MeshConfig, MeshWorkload } from '../../lib/meshconfig';
+import type { Logger } from '../../lib/runtime';
+import { hostPort, type Member, type MemberDirectory } from '../../lib/membership';
 
 export const TARGETS_PATH = '/api/v1/prometheus/targets';
 /** Envoy's Prometheus endpoint in every Istio sidecar (port `http-envoy-prom` of the `istio-proxy` container). */
