@@ -34,6 +34,54 @@ import { createTracer, type Tracer } from '../services/tracer';
 export const TARGETS = ['all', 'ingest', 'aggregator', 'tracer', 'provisioner'] as const;
 export type Target = (typeof TARGETS)[number];
 
+/** A component a target runs always (`required`, its setting must be set), when configured (`optional`), or never. */
+export type Need = 'required' | 'optional' | 'off';
+
+/** What one target runs. */
+export interface Components {
+  /** The receivers (OTLP gRPC/HTTP, Zipkin, access-log and flow lines), publishing records to the bus. */
+  ingest: boolean;
+  /** Consumers into the store, the query API, Prometheus targets and the member directory. */
+  aggregator: boolean;
+  /** Spans from the bus to Jaeger; its setting is MESHLENS_JAEGER_ENDPOINT. */
+  tracer: Need;
+  /** The dashboards pushed to Grafana; its setting is MESHLENS_GRAFANA_URL. `required`: ready once pushed. */
+  grafanaPush: Need;
+  /**
+   * What the target does with records on the bus: `none` needs no Kafka, data directory or dead letters (only
+   * heartbeats travel on its bus). A split target must share Kafka with the others.
+   */
+  records: 'publish' | 'consume' | 'both' | 'none';
+  /** Runs on a process-private memory bus when no Kafka is configured (only the all-in-one has every component). */
+  privateBus: boolean;
+}
+
+/** From target to the components it runs: the one place `start()` and `banner()` decide the mode. */
+export const COMPONENTS: Readonly<Record<Target, Readonly<Components>>> = {
+  all: { ingest: true, aggregator: true, tracer: 'optional', grafanaPush: 'optional', records: 'both', privateBus: true },
+  ingest: { ingest: true, aggregator: false, tracer: 'off', grafanaPush: 'off', records: 'publish', privateBus: false },
+  aggregator: { ingest: false, aggregator: true, tracer: 'off', grafanaPush: 'off', records: 'consume', privateBus: false },
+  tracer: { ingest: false, aggregator: false, tracer: 'required', grafanaPush: 'off', records: 'consume', privateBus: false },
+  provisioner: { ingest: false, aggregator: false, tracer: 'off', grafanaPush: 'required', records: 'none', privateBus: false },
+};
+
+/** Whether a component runs: always when required (the start checked its setting), else when its setting is set. */
+function runs(need: Need, configured: boolean): boolean {
+  return need === 'required' || (need === 'optional' && configured);
+}
+
+/** A required component's missing setting, as the one line the CLI prints (issue 13: name what to change). */
+const REQUIRED_SETTING: Readonly<Record<'tracer' | 'grafanaPush', (c: Config) => string | undefined>> = {
+  tracer: (c) =>
+    c.jaegerEndpoint === undefined
+      ? 'MESHLENS_JAEGER_ENDPOINT is not set: the tracer target exports spans to it; set it to an OTLP/HTTP base URL such as http://jaeger:4318'
+      : undefined,
+  grafanaPush: (c) =>
+    c.grafanaUrl === undefined
+      ? 'MESHLENS_GRAFANA_URL is not set: the provisioner target pushes the dashboards to it; set it (and MESHLENS_GRAFANA_TOKEN) to your Grafana, such as http://grafana:3000'
+      : undefined,
+};
+
 /**
  * How a graceful stop spends MESHLENS_SHUTDOWN_TIMEOUT: the requests already taken and the bus get all of it
  * but CLOSE_RESERVE_MS; closing the bus, the servers, the consumers and the store get that reserve; and the
@@ -41,6 +89,32 @@ export type Target = (typeof TARGETS)[number];
  */
 const CLOSE_RESERVE_MS = 1_500;
 const EXIT_MARGIN_MS = 300;
+
+/**
+ * One step of a graceful stop. The steps run in order (`stopSteps()` in `start()`); each gets the time up to its
+ * deadline, `beforeEndMs` before the plan's end. A step that runs out is left behind and named in the error.
+ */
+export type StopStepName = 'intake' | 'membership' | 'drain' | 'bus' | 'servers' | 'store' | 'data dir';
+interface StopStep {
+  name: StopStepName;
+  /** The step's deadline, this long before the plan's end: the drain ends where the reserve starts. */
+  beforeEndMs: number;
+  /** Runs the step; `left()` is the time up to its deadline. False: it ran out of time. */
+  run(left: () => number): Promise<boolean>;
+}
+/** The drain gets all but the reserve; then the bus, the servers and the consumers and store share it. */
+const DEADLINE = { drain: CLOSE_RESERVE_MS, bus: CLOSE_RESERVE_MS / 2, servers: CLOSE_RESERVE_MS / 4, end: 0 } as const;
+
+/** Runs the steps in order within `shutdownTimeoutMs`; rejects naming every step that ran out, after running all. */
+async function runStopSteps(steps: readonly StopStep[], shutdownTimeoutMs: number): Promise<void> {
+  const end = Date.now() + Math.max(CLOSE_RESERVE_MS, shutdownTimeoutMs - EXIT_MARGIN_MS);
+  const cut: StopStepName[] = [];
+  for (const step of steps) {
+    const deadline = end - step.beforeEndMs;
+    if (!(await step.run(() => Math.max(0, deadline - Date.now())))) cut.push(step.name);
+  }
+  if (cut.length > 0) throw new Error(`graceful stop ran out of MESHLENS_SHUTDOWN_TIMEOUT (${shutdownTimeoutMs} ms) in: ${cut.join(', ')}`);
+}
 
 export interface Ports {
   http: number;
@@ -101,22 +175,21 @@ async function meshConfigFor(config: Config, logger: Logger): Promise<MeshConfig
 
 export async function start(opts: StartOptions): Promise<Running> {
   const { config, logger } = opts;
-  const serving = opts.target === 'all' || opts.target === 'aggregator';
-  const ingesting = opts.target === 'all' || opts.target === 'ingest';
+  const components = COMPONENTS[opts.target];
+  for (const need of ['tracer', 'grafanaPush'] as const) {
+    const missing = components[need] === 'required' ? REQUIRED_SETTING[need](config) : undefined;
+    if (missing !== undefined) throw new StartError(missing);
+  }
+  const serving = components.aggregator;
+  const ingesting = components.ingest;
   // The all-in-one exports spans only when told where; the tracer target exists for nothing else.
-  const tracing = opts.target === 'tracer' || (opts.target === 'all' && config.jaegerEndpoint !== undefined);
-  if (opts.target === 'tracer' && config.jaegerEndpoint === undefined) {
-    throw new StartError('MESHLENS_JAEGER_ENDPOINT is not set: the tracer target exports spans to it; set it to an OTLP/HTTP base URL such as http://jaeger:4318');
-  }
-  if (opts.target === 'provisioner' && config.grafanaUrl === undefined) {
-    throw new StartError('MESHLENS_GRAFANA_URL is not set: the provisioner target pushes the dashboards to it; set it (and MESHLENS_GRAFANA_TOKEN) to your Grafana, such as http://grafana:3000');
-  }
-  // The provisioner neither publishes nor consumes records: it needs no Kafka, data directory or dead letters.
-  const pipeline = opts.target !== 'provisioner';
+  const tracing = runs(components.tracer, config.jaegerEndpoint !== undefined);
+  const pushing = runs(components.grafanaPush, config.grafanaUrl !== undefined);
+  const pipeline = components.records !== 'none';
   const memoryBus = opts.bus === undefined && config.kafkaBrokers.length === 0;
   // Nothing silent (CONTRACT.md §1): a split target on a process-private bus would publish to nobody, or consume nothing.
-  if (memoryBus && opts.target !== 'all' && pipeline) {
-    const role = opts.target === 'ingest' ? 'publishes every record to Kafka' : 'consumes its records from Kafka';
+  if (memoryBus && pipeline && !components.privateBus) {
+    const role = components.records === 'publish' ? 'publishes every record to Kafka' : 'consumes its records from Kafka';
     throw new ConfigError([`MESHLENS_KAFKA_BROKERS is not set: the ${opts.target} target ${role}; set it, or run the all-in-one (meshlens all)`]);
   }
 
@@ -258,10 +331,10 @@ export async function start(opts: StartOptions): Promise<Running> {
   const pushAbort = new AbortController();
   let pushed = false;
   let grafanaPush: Promise<GrafanaPushResult | undefined> = Promise.resolve(undefined);
-  if (config.grafanaUrl !== undefined && (opts.target === 'provisioner' || opts.target === 'all')) {
+  if (pushing && config.grafanaUrl !== undefined) {
     const grafana = redactUrl(config.grafanaUrl);
     // The provisioner exists for this push: it is ready once the dashboards are in Grafana.
-    if (opts.target === 'provisioner') health.register('grafana', () => pushed);
+    if (components.grafanaPush === 'required') health.register('grafana', () => pushed);
     grafanaPush = pushDashboards({ url: config.grafanaUrl, token: config.grafanaToken, signal: pushAbort.signal, ...opts.grafanaTuning }).then(
       (r) => {
         pushed = true;
@@ -279,84 +352,107 @@ export async function start(opts: StartOptions): Promise<Running> {
   }
   health.markStarted();
 
+  // The graceful stop, in order: intake, membership, drain, then the reserve for bus, servers, store, data dir.
+  const stopSteps: readonly StopStep[] = [
+    {
+      // New requests get 503 + Retry-After on every receiver at once, before any body is read.
+      name: 'intake',
+      beforeEndMs: DEADLINE.drain,
+      run: () => {
+        health.markStopping();
+        pushAbort.abort();
+        ingest?.intake.close();
+        return Promise.resolve(true);
+      },
+    },
+    // So the serving process unlists this one before its /metrics goes away.
+    { name: 'membership', beforeEndMs: DEADLINE.drain, run: (left) => within(left(), membership.stop()) },
+    {
+      // What was taken is finished: its records are stored and its senders get their acknowledgement. Anything
+      // left is counted and logged (not a cut: closing the bus answers its senders 503 (memory) or leaves it in Kafka).
+      name: 'drain',
+      beforeEndMs: DEADLINE.drain,
+      run: async (left) => {
+        const answered = ingest ? await ingest.intake.idle(left()) : true;
+        const drained = await bus.drain(left());
+        const notStored = bus.pending().reduce((n, p) => n + p.records, 0);
+        if (memoryBus && (notStored > 0 || !answered || !drained)) {
+          unstored.inc(notStored);
+          logger.warn(
+            { records: notStored, requests: ingest?.intake.inFlight ?? 0, shutdownTimeoutMs: config.shutdownTimeoutMs },
+            'stopping with records not stored; their senders are answered 503 and retry',
+          );
+        } else if (notStored > 0) {
+          logger.info({ records: notStored }, 'stopping with records not yet consumed; Kafka keeps them for the next consumer');
+        }
+        return true;
+      },
+    },
+    // The reserve: the bus (an insert in flight finishes or is left), then servers, consumers and store.
+    { name: 'bus', beforeEndMs: DEADLINE.bus, run: (left) => within(left(), bus.close()) },
+    {
+      name: 'servers',
+      beforeEndMs: DEADLINE.servers,
+      run: async (left) => {
+        const servers: Promise<unknown>[] = [http.close(), ingest?.otlpHttp.close() ?? Promise.resolve(), ingest?.zipkin.close() ?? Promise.resolve()];
+        if (ingest) servers.push(new Promise<void>((resolve) => ingest.grpc.tryShutdown(() => resolve())));
+        const ok = await within(left(), Promise.all(servers));
+        ingest?.grpc.forceShutdown();
+        return ok;
+      },
+    },
+    {
+      name: 'store',
+      beforeEndMs: DEADLINE.end,
+      run: (left) =>
+        within(
+          left(),
+          Promise.all([
+            // Export is best effort: what the tracer cannot send in the reserve is counted as dropped (`shutdown`).
+            tracer?.close(Math.max(0, left() - 100)),
+            (async () => {
+              for (const s of subscriptions) await s.stop();
+              await prometheusTargets?.close();
+              await aggregator?.close();
+            })(),
+          ]),
+        ),
+    },
+    {
+      name: 'data dir',
+      beforeEndMs: DEADLINE.end,
+      run: () => {
+        releaseDataDir();
+        return Promise.resolve(true);
+      },
+    },
+  ];
   let closing: Promise<void> | undefined;
-  const close = (): Promise<void> => {
-    closing ??= (async () => {
-      const end = Date.now() + Math.max(CLOSE_RESERVE_MS, config.shutdownTimeoutMs - EXIT_MARGIN_MS);
-      const drainEnd = end - CLOSE_RESERVE_MS;
-      const until = (t: number): number => Math.max(0, t - Date.now());
-      const cut: string[] = [];
-      /** One stop step, given the time up to `t`; a step that runs out is left behind and named. */
-      const step = async (name: string, t: number, p: Promise<unknown>): Promise<void> => {
-        if (!(await within(until(t), p))) cut.push(name);
-      };
-      health.markStopping();
-      pushAbort.abort();
-      // 1. Intake stops on every receiver at once: new requests get 503 + Retry-After, before any body is read.
-      ingest?.intake.close();
-      // So the serving process unlists this one before its /metrics goes away.
-      await step('membership', drainEnd, membership.stop());
-      // 2. What was taken is finished: its records are stored and its senders get their acknowledgement.
-      const answered = ingest ? await ingest.intake.idle(until(drainEnd)) : true;
-      const drained = await bus.drain(until(drainEnd));
-      // 3. Anything left is counted and logged; closing the bus answers its senders 503 (memory) or leaves it in Kafka.
-      const notStored = bus.pending().reduce((n, p) => n + p.records, 0);
-      if (memoryBus && (notStored > 0 || !answered || !drained)) {
-        unstored.inc(notStored);
-        logger.warn(
-          { records: notStored, requests: ingest?.intake.inFlight ?? 0, shutdownTimeoutMs: config.shutdownTimeoutMs },
-          'stopping with records not stored; their senders are answered 503 and retry',
-        );
-      } else if (notStored > 0) {
-        logger.info({ records: notStored }, 'stopping with records not yet consumed; Kafka keeps them for the next consumer');
-      }
-      // The reserve: the bus (an insert in flight finishes or is left), then servers, consumers and store.
-      await step('bus', end - CLOSE_RESERVE_MS / 2, bus.close());
-      const servers: Promise<unknown>[] = [http.close(), ingest?.otlpHttp.close() ?? Promise.resolve(), ingest?.zipkin.close() ?? Promise.resolve()];
-      if (ingest) servers.push(new Promise<void>((resolve) => ingest.grpc.tryShutdown(() => resolve())));
-      await step('servers', end - CLOSE_RESERVE_MS / 4, Promise.all(servers));
-      ingest?.grpc.forceShutdown();
-      await step(
-        'store',
-        end,
-        Promise.all([
-          // Export is best effort: what the tracer cannot send in the reserve is counted as dropped (`shutdown`).
-          tracer?.close(Math.max(0, until(end) - 100)),
-          (async () => {
-            for (const s of subscriptions) await s.stop();
-            await prometheusTargets?.close();
-            await aggregator?.close();
-          })(),
-        ]),
-      );
-      releaseDataDir();
-      if (cut.length > 0) throw new Error(`graceful stop ran out of MESHLENS_SHUTDOWN_TIMEOUT (${config.shutdownTimeoutMs} ms) in: ${cut.join(', ')}`);
-    })();
-    return closing;
-  };
+  const close = (): Promise<void> => (closing ??= runStopSteps(stopSteps, config.shutdownTimeoutMs));
   return { ports, bus, health, registry, aggregator, instance, advertiseAddress: address, prometheusTargets, grafanaPush, close };
 }
 
 /** What a started process prints on stdout: its target, bus and store, and the address of every port it serves. */
 export function banner(target: Target, config: Config, running: Running): string {
   const { ports } = running;
+  const components = COMPONENTS[target];
   const h = config.listenHost;
   const store = running.aggregator
     ? `, ClickHouse ${running.aggregator.conn.kind}: ${running.aggregator.conn.location}`
     : '';
   const lines = [
-    // The provisioner reads no bus: it only serves its health and pushes dashboards.
-    `meshlens ${target} ready${target === 'provisioner' ? '' : ` (${config.kafkaBrokers.length > 0 ? 'kafka bus' : 'in-memory bus'}${store})`}`,
+    // A target without records (the provisioner) reads no bus: it only serves its health and pushes dashboards.
+    `meshlens ${target} ready${components.records === 'none' ? '' : ` (${config.kafkaBrokers.length > 0 ? 'kafka bus' : 'in-memory bus'}${store})`}`,
     `  http        http://${h}:${ports.http}   (${running.aggregator ? '/api/v1/*, ' : ''}${ports.zipkin ? '/v1/accesslogs, /v1/flows, ' : ''}/metrics, /readyz)`,
   ];
   // 0 = the target does not serve that receiver (the aggregator target serves HTTP only).
   if (ports.otlpGrpc) lines.push(`  otlp grpc   ${h}:${ports.otlpGrpc}`);
   if (ports.otlpHttp) lines.push(`  otlp http   http://${h}:${ports.otlpHttp}   (/v1/logs, /v1/traces)`);
   if (ports.zipkin) lines.push(`  zipkin      http://${h}:${ports.zipkin}   (/api/v2/spans)`);
-  if (target === 'tracer' || (target === 'all' && config.jaegerEndpoint !== undefined)) {
+  if (runs(components.tracer, config.jaegerEndpoint !== undefined)) {
     lines.push(`  traces to   ${redactUrl(config.jaegerEndpoint ?? '')}   (${config.jaegerProtocol}, sample ratio ${config.traceSampleRatio})`);
   }
-  if ((target === 'provisioner' || target === 'all') && config.grafanaUrl !== undefined) {
+  if (runs(components.grafanaPush, config.grafanaUrl !== undefined) && config.grafanaUrl !== undefined) {
     lines.push(`  grafana     ${redactUrl(config.grafanaUrl)}   (dashboards pushed in the background; see the log)`);
   }
   return `${lines.join('\n')}\n`;
