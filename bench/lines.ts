@@ -10,7 +10,7 @@
  * `seriesTrafficLines` keeps sending to those same label sets. The history phase spreads simulated Bookinfo
  * traffic over 30 days (`historyLines`).
  */
-import { createTrafficGenerator } from '../simulator/generator';
+import { createTrafficGenerator } from '../simulator';
 import type { OutcomeCounts } from './server';
 
 const MINUTE_MS = 60_000;

@@ -10,8 +10,7 @@ import { Session } from 'node:inspector';
 import { performance } from 'node:perf_hooks';
 import type { Counter } from 'prom-client';
 import { start, type Running } from '../bin/start';
-import { loadConfig } from '../lib/runtime/config';
-import { createLogger } from '../lib/runtime/logger';
+import { createLogger, loadConfig } from '../lib/runtime';
 
 export type ServerRequest =
   | { op: 'cpu' }

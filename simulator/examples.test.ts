@@ -6,7 +6,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments } from 'yaml';
 import { configuredWeights, loadMeshConfig, stableSubset, subsetForVersion } from '../lib/meshconfig';
-import { parseAccessLogLine } from '../services/ingest/formats';
+import { parseAccessLogLine } from '../services/ingest';
 import { simulate } from './generator';
 import { DENY_SLEEP, IPHONE_USER_AGENTS, MYSQLDB_POLICY, OTHER_USER_AGENTS, REVIEWS_ROUTING } from './mesh';
 

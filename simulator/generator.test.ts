@@ -4,7 +4,7 @@
  */
 import { flagsLabel, orUnknown } from '../lib/model';
 import type { Flow, MeshRequest, Span } from '../lib/model';
-import { parseAccessLogLine, parseFlowLine, parseZipkin } from '../services/ingest/formats';
+import { parseAccessLogLine, parseFlowLine, parseZipkin } from '../services/ingest';
 import { createTrafficGenerator, simulate, type Simulation } from './generator';
 import type { FlowTruth, GroundTruth, RequestsTotalSample, SubsetTruth } from './truth';
 

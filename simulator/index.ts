@@ -5,6 +5,7 @@
  * simulates.
  */
 export { createTrafficGenerator, simulate } from './generator';
+export { Rng } from './prng';
 export type { GeneratorOptions, Shipper, Simulation, SimulationOptions, TelemetryBatch, TrafficGenerator } from './generator';
 export type {
   DestinationKey,
@@ -25,6 +26,6 @@ export type {
   TelemetryToSend,
 } from './sender';
 export { renderSummary, startSummaryLoop } from './summary';
-export type { FlowRow, FlowsResponse, SubsetRow, SubsetsResponse, SummaryLoop, SummaryLoopOptions } from './summary';
+export type { SummaryLoop, SummaryLoopOptions } from './summary';
 export { DEMO_USAGE, parseDemoArgs, runDemo } from './demo';
 export type { DemoArgs, DemoHandle, DemoLogger, DemoOptions } from './demo';

@@ -7,7 +7,7 @@ import pino from 'pino';
 import { Registry } from 'prom-client';
 import { createMemoryBus, TOPICS } from '../lib/bus';
 import type { Flow, MeshRequest, Span } from '../lib/model';
-import { createHttpServer } from '../lib/runtime/http';
+import { createHttpServer } from '../lib/runtime';
 import { createIngest } from '../services/ingest';
 
 export interface Receivers {

@@ -12,7 +12,7 @@ import { CANARY_DEFAULTS } from '../lib/runtime';
 import type { SubsetRow } from '../lib/store';
 import { FALSE_FAIL_RATE, judgeCanaries } from '../services/aggregator';
 import type { JudgeOptions, Verdict } from '../services/aggregator';
-import { Rng } from '../simulator/prng';
+import { Rng } from '../simulator';
 
 const CANARY_SHARE = 0.05;
 const BASELINE_ERRORS = 0.01;

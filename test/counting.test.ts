@@ -14,8 +14,8 @@ import type { Flow, MeshRequest } from '../lib/model';
 import { CANARY_DEFAULTS, createHttpServer } from '../lib/runtime';
 import { StoreWriter, connect, migrate } from '../lib/store';
 import type { Connection } from '../lib/store';
-import { registerQueryRoutes } from '../services/aggregator/api';
-import { parseAccessLogLine, parseFlowLine } from '../services/ingest/formats';
+import { registerQueryRoutes } from '../services/aggregator';
+import { parseAccessLogLine, parseFlowLine } from '../services/ingest';
 
 const FIXTURES = join(__dirname, 'fixtures', 'counting');
 const lines = (file: string): string[] => readFileSync(join(FIXTURES, file), 'utf8').split('\n').filter((l) => l.length > 0);

@@ -12,7 +12,7 @@ import { basename, join } from 'node:path';
 import pino from 'pino';
 import { start, type Running } from '../bin/start';
 import { connect } from '../lib/store';
-import { loadConfig } from '../lib/runtime/config';
+import { loadConfig } from '../lib/runtime';
 import { grafanaDashboards, prometheusRuleFiles } from '../services/provisioner';
 import { createTrafficGenerator } from '../simulator';
 import { dashboardQueries, expandClickHouseMacros, interpolate, labelValuesQuery, type Selection } from './support/grafana';

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
 import { hasMeshFailureFlag } from '../lib/model';
-import { loadConfig } from '../lib/runtime/config';
+import { loadConfig } from '../lib/runtime';
 import { start, type Running } from '../bin/start';
 import { simulate } from '../simulator';
 import type { FlowTruth, GroundTruth, SubsetTruth } from '../simulator';

@@ -18,9 +18,9 @@ import { SpanKind } from '@opentelemetry/api';
 import pino from 'pino';
 import { createMemoryBus, TOPICS, type Bus, type DeadLetter } from '../lib/bus';
 import type { Flow, MeshRequest, Span } from '../lib/model';
-import { loadConfig } from '../lib/runtime/config';
+import { loadConfig } from '../lib/runtime';
 import { start, type Running } from '../bin/start';
-import { sdkLogsProtobuf, sdkTracesProtobuf } from '../services/ingest/otlp/testing/otel-sdk';
+import { sdkLogsProtobuf, sdkTracesProtobuf } from './support/otel-sdk';
 import { EPHEMERAL_PORTS } from './support/meshlens';
 
 const logger = pino({ level: 'silent' });

@@ -11,8 +11,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parse } from 'yaml';
 import type { MeshRequest } from '../lib/model';
-import { parseOtlpLogs } from '../services/ingest/formats';
-import { sdkLogsProtobuf } from '../services/ingest/otlp/testing/otel-sdk';
+import { parseOtlpLogs } from '../services/ingest';
+import { sdkLogsProtobuf } from './support/otel-sdk';
 
 const ROOT = join(__dirname, '..');
 

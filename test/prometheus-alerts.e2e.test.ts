@@ -10,7 +10,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import pino from 'pino';
 import { start, type Running } from '../bin/start';
-import { loadConfig } from '../lib/runtime/config';
+import { loadConfig } from '../lib/runtime';
 import { prometheusRuleFiles } from '../services/provisioner';
 import { createTrafficGenerator } from '../simulator';
 import { binaryOrSkip, startPrometheus, type RunningPrometheus } from './support/prometheus';

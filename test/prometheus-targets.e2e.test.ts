@@ -14,7 +14,7 @@ import pino from 'pino';
 import { parse } from 'yaml';
 import { start, type Running } from '../bin/start';
 import { createMemoryBus, type Bus } from '../lib/bus';
-import { loadConfig } from '../lib/runtime/config';
+import { loadConfig } from '../lib/runtime';
 import { TARGETS_PATH, type TargetGroup } from '../services/aggregator';
 import { EPHEMERAL_PORTS } from './support/meshlens';
 import { binaryOrSkip, startPrometheus, type RunningPrometheus } from './support/prometheus';

@@ -22,7 +22,7 @@ import { loadConfig } from '../lib/runtime';
 import { loadMeshConfig, stableSubset } from '../lib/meshconfig';
 import { SAMPLER_DEFAULTS, underRatio } from '../services/tracer';
 import { createTrafficGenerator } from '../simulator';
-import { sdkTracesProtobuf } from '../services/ingest/otlp/testing/otel-sdk';
+import { sdkTracesProtobuf } from './support/otel-sdk';
 import { EPHEMERAL_PORTS } from './support/meshlens';
 
 const logger = pino({ level: 'silent' });

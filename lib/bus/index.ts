@@ -18,6 +18,7 @@ export type {
 } from './types';
 export { MEMORY_BUS_DEFAULTS, createMemoryBus } from './memory';
 export { registerPipelineGauges } from './metrics';
+export { flowsCodec, requestsCodec, spansCodec } from './codec';
 export type { MemoryBusOptions } from './memory';
 export { KAFKA_BUS_DEFAULTS, createKafkaBus, toBusError } from './kafka';
 export type { KafkaBus, KafkaBusOptions, UndecodableEvent } from './kafka';

@@ -10,7 +10,7 @@ export type { Aggregator, AggregatorOptions } from './aggregator';
 export { AGGREGATOR_GROUP } from './consumer';
 
 // The query API (`/api/v1/subsets`, flows, graph, canaries): its parsing helpers, shared with the tests.
-export { DEFAULT_WINDOW_MS, foldLedger, parseInstant, parseScope } from './api';
+export { DEFAULT_WINDOW_MS, foldLedger, parseInstant, parseScope, registerQueryRoutes } from './api';
 
 // The canary judge: verdicts per canary/baseline pair.
 export { FALSE_FAIL_RATE, LATENCY_RATIO, PASS_CONFIDENCE, canaryPairs, judgeCanaries, ratioCheck } from './canary';

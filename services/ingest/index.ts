@@ -20,6 +20,16 @@ export { bindGrpc } from './receivers/otlp-grpc';
 export { MAX_REPLY_ERRORS } from './pipeline';
 export type { EventTimeBounds, IngestReply, ReplyError } from './pipeline';
 export type { Intake } from './intake';
+// The parsers (formats/), one per telemetry format: lines and bodies in, records or reject reasons out.
+export {
+  parseAccessLogLine,
+  parseAccessLogObject,
+  parseFlowLine,
+  parseIstioJson,
+  parseIstioText,
+  parseOtlpLogs,
+  parseZipkin,
+} from './formats';
 
 export interface IngestDeps {
   bus: Bus;

@@ -6,7 +6,7 @@
 import { randomBytes } from 'node:crypto';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { SpanKind } from '@opentelemetry/api';
-import { sdkLogsJson, sdkLogsProtobuf, sdkTracesJson, sdkTracesProtobuf } from '../../services/ingest/otlp/testing/otel-sdk';
+import { sdkLogsJson, sdkLogsProtobuf, sdkTracesJson, sdkTracesProtobuf } from '../support/otel-sdk';
 import { istioJsonLine, istioTextLine, request, requestId, type Meshlens, type Period } from './support';
 
 // ---------------------------------------------------------------------------------------------------------

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
 import { type MeshRequest, type Result } from '../../../lib/model';
-import { sdkLogsJson, sdkLogsProtobuf, type SdkLogResource } from '../otlp/testing/otel-sdk';
+import { sdkLogsJson, sdkLogsProtobuf, type SdkLogResource } from '../../../test/support/otel-sdk';
 import type { Batch } from './batch';
 import { emitterFromResource, parseNodeName, parseOtlpLogs } from './otlp-logs';
 import { expectWellFormedBatch } from './batch.testutil';

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { SpanKind, SpanStatusCode } from '@opentelemetry/api';
 import fc from 'fast-check';
 import { type Result, type Span } from '../../../lib/model';
-import { sdkTracesJson, sdkTracesProtobuf, type SdkSpanResource } from '../otlp/testing/otel-sdk';
+import { sdkTracesJson, sdkTracesProtobuf, type SdkSpanResource } from '../../../test/support/otel-sdk';
 import type { Batch } from './batch';
 import { parseOtlpTraces } from './otlp-traces';
 import { expectWellFormedBatch } from './batch.testutil';

@@ -22,7 +22,7 @@ import {
   type ExportLogsRequest,
   type ExportTraceRequest,
 } from './codec';
-import { sdkLogsJson, sdkLogsProtobuf, sdkTracesJson, sdkTracesProtobuf, type SdkLogResource, type SdkSpanResource } from './testing/otel-sdk';
+import { sdkLogsJson, sdkLogsProtobuf, sdkTracesJson, sdkTracesProtobuf, type SdkLogResource, type SdkSpanResource } from '../../../test/support/otel-sdk';
 
 const FIXTURES = path.join(__dirname, '../../../test/fixtures/otlp');
 const fixture = (name: string): Buffer => readFileSync(path.join(FIXTURES, name));

@@ -3,19 +3,18 @@
  * binary record codec against the JSON codec it replaces, on simulated Bookinfo telemetry parsed by the real
  * parsers. Not a test (jest only runs `*.test.ts`) and not part of `npm run bench`: a before/after check.
  *
- *   npx tsx lib/bus/codec.bench.ts [--body=1000] [--records=60000] [--rounds=9] [--seed=7] [--only=spans]
- *   node --cpu-prof --import tsx lib/bus/codec.bench.ts --only=spans
+ *   npx tsx bench/codec.bench.ts [--body=1000] [--records=60000] [--rounds=9] [--seed=7] [--only=spans]
+ *   node --cpu-prof --import tsx bench/codec.bench.ts --only=spans
  *
  * Messages are what ingest publishes: each body of `--body` records grouped by the topic's key (requests and
  * flows by destination host, spans by trace id), one message per key. Times are this process's CPU time (user +
  * system, so GC threads count), steadier than wall time on a machine shared with other work; each round runs
  * every case once, cases interleaved so that a noisy neighbour hits them alike, and the median round is printed.
  */
-import { parseFlowLine, parseIstioJson, parseZipkin } from '../../services/ingest/formats';
-import { createTrafficGenerator } from '../../simulator';
-import type { Flow, MeshRequest, Span } from '../model';
-import { flowsCodec, requestsCodec, spansCodec } from './codec';
-import type { Codec } from './types';
+import { flowsCodec, requestsCodec, spansCodec, type Codec } from '../lib/bus';
+import type { Flow, MeshRequest, Span } from '../lib/model';
+import { parseFlowLine, parseIstioJson, parseZipkin } from '../services/ingest';
+import { createTrafficGenerator } from '../simulator';
 
 function option(name: string, fallback: string): string {
   const arg = process.argv.find((a) => a.startsWith(`--${name}=`));

@@ -4,8 +4,8 @@
  * per record. Not a test (jest only runs `*.test.ts`) and not part of `npm run bench`: a quick before/after
  * check of one change, single process, no server.
  *
- *   npx tsx services/ingest/formats/parse.bench.ts [--lines=50000] [--rounds=9] [--seed=7]
- *   node --cpu-prof --import tsx services/ingest/formats/parse.bench.ts --only=json
+ *   npx tsx bench/parse.bench.ts [--lines=50000] [--rounds=9] [--seed=7]
+ *   node --cpu-prof --import tsx bench/parse.bench.ts --only=json
  *
  * Each round runs every case once over all lines, cases interleaved so that a noisy neighbour on a shared
  * machine hits them alike; the median round is printed. Time is the process's CPU time, not the wall clock:
@@ -13,12 +13,10 @@
  * is part of what a parser costs (its helper threads included), so it is not excluded.
  */
 import { Registry } from 'prom-client';
-import { simulatedLines } from '../../../bench/lines';
-import type { MeshRequest, Result } from '../../../lib/model';
-import { MeshMetrics } from '../../aggregator/metrics';
-import { parseAccessLogLine, parseAccessLogObject } from './accesslog';
-import { parseIstioJson } from './istio-json';
-import { parseIstioText } from './istio-text';
+import type { MeshRequest, Result } from '../lib/model';
+import { MeshMetrics } from '../services/aggregator';
+import { parseAccessLogLine, parseAccessLogObject, parseIstioJson, parseIstioText } from '../services/ingest';
+import { simulatedLines } from './lines';
 
 function option(name: string, fallback: string): string {
   const arg = process.argv.find((a) => a.startsWith(`--${name}=`));
