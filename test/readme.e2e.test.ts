@@ -20,14 +20,18 @@
  * Before the examples run, `meshlens demo --ingest` sends the simulated Bookinfo mesh's traffic for a few
  * seconds, so that the query examples (subsets, flows, graph, canaries of `reviews`) have data to answer with.
  *
- * The same file checks that every link between README.md and docs/ resolves (file and heading), that no
- * user doc names the internal contract, and that docs/configuration.md lists every MESHLENS_* variable the
- * configuration module reads.
+ * The same file checks that the quickstart's banner is the one meshlens prints, that docs/api.md names every
+ * route of meshlens's OpenAPI document (once it serves one), that every link between README.md and docs/
+ * resolves (file and heading) and every repository file they name exists, that no user doc names the
+ * internal contract, and that docs/configuration.md lists every MESHLENS_* variable the configuration reads.
+ *
+ * To see it fail, change a sample: `# {"accepted":2,...}` in the README's quickstart, or a key of a ```json
+ * answer in docs/api.md.
  */
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import { ROOT, sleep, startMeshlens, useFaultHarness, type Meshlens } from './faults/support';
+import { request, ROOT, sleep, startMeshlens, useFaultHarness, type Meshlens } from './faults/support';
 
 /** The documents whose examples run; other docs hold deployment examples (compose, kubectl) that need a cluster. */
 const RUN_DOCS = ['README.md', 'docs/api.md', 'docs/formats.md'];
@@ -239,6 +243,20 @@ describe('README and docs: the curl examples run against the all-in-one and prin
         .map((l) => l.replace(/ClickHouse embedded: [^)]*/, 'ClickHouse embedded: <dir>').replace(/:\d+\b/g, ':<port>').trimEnd());
     };
     expect(banner(m.stdout().split('\n'))).toEqual(banner((shown as Block).body));
+  });
+
+  it('docs/api.md documents every route the running meshlens describes in its OpenAPI document', async () => {
+    const res = await request(`${m.base}/api/v1/openapi.json`);
+    if (res.status === 404) {
+      // A meshlens without the OpenAPI route: the route table of docs/api.md is checked by the examples alone.
+      expect(readFileSync(join(ROOT, 'docs/api.md'), 'utf8')).not.toContain('/api/v1/openapi.json');
+      return;
+    }
+    expect(res.status).toBe(200);
+    const paths = Object.keys(res.json<{ paths?: Record<string, unknown> }>().paths ?? {});
+    expect(paths.length).toBeGreaterThan(0);
+    const doc = readFileSync(join(ROOT, 'docs/api.md'), 'utf8');
+    expect([...new Set(['/api/v1/openapi.json', ...paths])].filter((p) => !doc.includes(`\`GET ${p}\``))).toEqual([]);
   });
 
   it.each(all.map((e) => [e.where, e] as const))('%s', async (where, ex) => {
