@@ -79,7 +79,7 @@ const boundaries = {
 };
 
 module.exports = tseslint.config(
-  { ignores: ['node_modules/', 'data/', 'coverage/', 'bench/results/', 'dashboards/', '**/*.generated.*'] },
+  { ignores: ['node_modules/', 'data/', 'coverage/', 'bench/results/', 'dashboards/', '.scratch/', '**/*.generated.*'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -98,5 +98,16 @@ module.exports = tseslint.config(
   {
     files: ['**/*.js'],
     rules: { '@typescript-eslint/no-require-imports': 'off' },
+  },
+  {
+    // Type-aware rules (issue 13): TypeScript files only, through the project service (tsconfig.json); .js stays untyped.
+    files: ['**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: __dirname } },
+    rules: {
+      // A promise nobody awaits loses its rejection: await it, or `void` it with a comment saying why it may run alone.
+      '@typescript-eslint/no-floating-promises': 'error',
+      // A union grown by one member (a new target, reason, verdict) must not fall through a switch unnoticed.
+      '@typescript-eslint/switch-exhaustiveness-check': 'error',
+    },
   },
 );

@@ -14,8 +14,10 @@ const RULE = 'meshlens/boundaries';
 // eslint-disable-next-line @typescript-eslint/no-require-imports
 const CONFIG = require(join(ROOT, 'eslint.config.js')) as Linter.Config[];
 
+// One instance: the type-aware rules' project service is built once for every snippet.
+const eslint = new ESLint({ cwd: ROOT, overrideConfigFile: true, overrideConfig: CONFIG });
+
 async function boundaryErrors(file: string, code: string): Promise<string[]> {
-  const eslint = new ESLint({ cwd: ROOT, overrideConfigFile: true, overrideConfig: CONFIG });
   const [result] = await eslint.lintText(code, { filePath: join(ROOT, file) });
   return (result?.messages ?? []).filter((m) => m.ruleId === RULE).map((m) => m.message);
 }

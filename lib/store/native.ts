@@ -221,12 +221,23 @@ function writeColumn(out: Out, col: NativeColumn, rows: readonly object[], read:
     case 'AggregateFunction(sum, UInt64)':
       for (let i = 0; i < n; i++) out.uint64(integer(read(rows[i] as object), name, i, 'UInt64'));
       return;
-    default:
+    case 'Int16':
+    case 'Int32':
+    case 'Int64':
+    case 'UInt8':
+    case 'UInt16':
+    case 'UInt32':
+    case 'UInt64':
+    case "DateTime('UTC')":
       writeIntegers(out, name, type, rows, read);
+      return;
   }
 }
 
-function writeIntegers(out: Out, name: string, type: NativeType, rows: readonly object[], read: Read): void {
+/** The fixed-width integer columns (a DateTime is seconds in a UInt32). */
+type IntegerType = 'Int16' | 'Int32' | 'Int64' | 'UInt8' | 'UInt16' | 'UInt32' | 'UInt64' | "DateTime('UTC')";
+
+function writeIntegers(out: Out, name: string, type: IntegerType, rows: readonly object[], read: Read): void {
   const n = rows.length;
   const width = type === 'Int16' || type === 'UInt16' ? 2 : type === 'UInt8' ? 1 : type === 'Int64' || type === 'UInt64' ? 8 : 4;
   out.ensure(width * n);
@@ -254,7 +265,7 @@ function writeIntegers(out: Out, name: string, type: NativeType, rows: readonly 
       case 'UInt64':
         out.uint64(v);
         continue;
-      default:
+      case 'Int64':
         out.int64(v);
         continue;
     }

@@ -355,8 +355,26 @@ function parseAnyKeys(obj: JsonObject, ignore: ReadonlySet<string> | undefined):
         if (n instanceof Bad) return reject(n.reason, n.message);
         r.upstreamServiceTimeMs = n; // -1 = absent, as in the model
         continue;
-      default:
-        break;
+      case K.RouteName:
+      case K.Method:
+      case K.Path:
+      case K.Protocol:
+      case K.ResponseFlags:
+      case K.ResponseCodeDetails:
+      case K.ConnectionTerminationDetails:
+      case K.XForwardedFor:
+      case K.UserAgent:
+      case K.RequestId:
+      case K.Authority:
+      case K.UpstreamHost:
+      case K.UpstreamCluster:
+      case K.UpstreamLocalAddress:
+      case K.DownstreamLocalAddress:
+      case K.DownstreamRemoteAddress:
+      case K.RequestedServerName:
+      case K.UpstreamTransportFailureReason:
+      case K.IstioPolicyStatus:
+        break; // the string fields, read below
     }
     s = str(key, v);
     if (s instanceof Bad) return reject(s.reason, s.message);
@@ -415,8 +433,9 @@ function parseAnyKeys(obj: JsonObject, ignore: ReadonlySet<string> | undefined):
         // The Mixer policy status (1.2–1.8): kept when set, it explains old UAEX rejections (§4).
         if (s.length > 0) setRequestAttribute(r, key, s);
         break;
-      default:
-        // x_forwarded_for, upstream_local_address: known, not modelled.
+      case K.XForwardedFor:
+      case K.UpstreamLocalAddress:
+        // Known, not modelled.
         break;
     }
   }
