@@ -1,8 +1,12 @@
 /**
- * The query API (CONTRACT.md §6): `/api/v1/subsets`, `/api/v1/flows`, `/api/v1/graph`. Every answer comes
- * from ClickHouse, so any stored period can be asked for; the window is event time.
+ * The query API (CONTRACT.md §6): `/api/v1/subsets`, `/api/v1/flows`, `/api/v1/graph`, `/api/v1/canaries`, and
+ * `/api/v1/openapi.json` describing them. Every answer comes from ClickHouse, so any stored period can be asked
+ * for; the window is event time. Queries and answers are the TypeBox schemas of api-schema.ts: Fastify validates
+ * the query with them and serializes the answer with them (fast-json-stringify writes only the listed fields).
  */
-import type { FastifyInstance } from 'fastify';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { configuredWeights } from '../../lib/meshconfig';
 import type { MeshConfig } from '../../lib/meshconfig';
 import { HttpError, parseDuration } from '../../lib/runtime';
@@ -10,6 +14,19 @@ import type { CanaryConfig, Logger } from '../../lib/runtime';
 import { FALSE_FAIL_RATE, LATENCY_RATIO, PASS_CONFIDENCE, judgeWindow } from './canary';
 import { DEFAULT_QUERY_TIMEOUT_MS, queryEdges, queryLedger, querySpanEdges, querySubsets, countableScope } from '../../lib/store';
 import type { Connection, LedgerRow, QueryLimits, QueryScope, ReporterFilter } from '../../lib/store';
+import {
+  API_PATHS,
+  ApiError,
+  MAX_NAME_LENGTH,
+  CanariesAnswer,
+  CanariesQuery,
+  FlowsAnswer,
+  GraphAnswer,
+  ScopeQuery,
+  SubsetsAnswer,
+  openApiDocument,
+} from './api-schema';
+import type { FlowRow, GraphEdge, GraphNode } from './api-schema';
 
 export const DEFAULT_WINDOW_MS = 5 * 60_000;
 /** The first instant a window may start at: ClickHouse's DateTime64 holds nothing before 1970 (CONTRACT.md §9). */
@@ -22,7 +39,7 @@ export const MAX_INSTANT_MS = Date.UTC(9999, 11, 31, 23, 59, 59, 999);
  */
 export const MAX_WINDOW_MS = 3650 * 86_400_000;
 /** Longest namespace or service filter: a DNS name (external hosts are services of their own). */
-const MAX_NAME = 253;
+const MAX_NAME = MAX_NAME_LENGTH;
 
 type Query = Record<string, string | string[] | undefined>;
 
@@ -157,9 +174,23 @@ export function registerQueryRoutes(app: FastifyInstance, deps: ApiDeps): void {
     }
   };
 
-  app.get('/api/v1/subsets', async (request) => {
+  /**
+   * The route's scope. The schema is checked first (Fastify, `attachValidation`); a query it refuses, and any
+   * query it lets through, is then read by parseScope, whose 400 names the parameter and what to give instead
+   * (`reporter="both": expected source, destination or all`). A refusal parseScope would not make is still a 400
+   * in the API's error shape, with the validator's words.
+   */
+  const scopeFor = (request: FastifyRequest<{ Querystring: ScopeQuery }>, reporter: ReporterFilter, windowMs?: number): QueryScope => {
+    const scope = scopeOf(request.query as Query, reporter, windowMs);
+    if (request.validationError) throw badRequest(request.validationError.message.replace(/^querystring\//, ''));
+    return scope;
+  };
+  const errors = { '4xx': ApiError, '5xx': ApiError };
+  const routeOptions = (querystring: typeof ScopeQuery, answer: object) => ({ schema: { querystring, response: { 200: answer, ...errors } }, attachValidation: true });
+
+  app.get<{ Querystring: ScopeQuery }>(API_PATHS.subsets, routeOptions(ScopeQuery, SubsetsAnswer), async (request): Promise<SubsetsAnswer> => {
     // Joined by default (CONTRACT.md §6), so a subset's `denied` shows the RBAC denials only the server logs.
-    const scope = scopeOf(request.query as Query, 'all');
+    const scope = scopeFor(request, 'all');
     const rows = await fromStore('subsets', () => querySubsets(deps.conn, scope, limits));
     const seconds = (scope.toMs - scope.fromMs) / 1000;
     const perHost = new Map<string, number>();
@@ -194,33 +225,37 @@ export function registerQueryRoutes(app: FastifyInstance, deps: ApiDeps): void {
   });
 
   // Defaults to the judge's own window, so the answer matches meshlens_canary_verdict.
-  app.get('/api/v1/canaries', async (request) => {
-    const scope = scopeOf(request.query as Query, 'source', deps.canary.windowMs);
+  app.get<{ Querystring: ScopeQuery }>(API_PATHS.canaries, routeOptions(CanariesQuery, CanariesAnswer), async (request): Promise<CanariesAnswer> => {
+    const scope = scopeFor(request, 'source', deps.canary.windowMs);
     const canaries = await fromStore('canaries', () => judgeWindow(deps.conn, deps.meshConfig, scope, deps.canary, limits));
     return {
       ...period(scope),
       reporter: scope.reporter,
       settings: { min_requests: deps.canary.minRequests, margin: deps.canary.margin, false_fail_rate: FALSE_FAIL_RATE, pass_confidence: PASS_CONFIDENCE, latency_ratio: LATENCY_RATIO },
-      canaries,
+      // JSON has no ±∞: a z or a latency ratio that is infinite is answered null, as the schema says.
+      canaries: canaries.map((c) => ({
+        ...c,
+        checks: c.checks.map((k) => (k.signal === 'latency' ? { ...k, ratio: finiteOrNull(k.ratio) } : { ...k, z: finiteOrNull(k.z) })),
+      })),
     };
   });
 
-  app.get('/api/v1/flows', async (request) => {
-    const scope = scopeOf(request.query as Query, 'all');
+  app.get<{ Querystring: ScopeQuery }>(API_PATHS.flows, routeOptions(ScopeQuery, FlowsAnswer), async (request): Promise<FlowsAnswer> => {
+    const scope = scopeFor(request, 'all');
     const rows = await fromStore('flows', () => queryLedger(deps.conn, scope, limits));
     return { ...period(scope), reporter: scope.reporter, flows: foldLedger(rows) };
   });
 
-  app.get('/api/v1/graph', async (request) => {
-    const scope = scopeOf(request.query as Query, 'all');
+  app.get<{ Querystring: ScopeQuery }>(API_PATHS.graph, routeOptions(ScopeQuery, GraphAnswer), async (request): Promise<GraphAnswer> => {
+    const scope = scopeFor(request, 'all');
     const [edges, spanEdges] = await fromStore('graph', () => Promise.all([queryEdges(deps.conn, scope, limits), querySpanEdges(deps.conn, scope, limits)]));
-    const nodes = new Map<string, object>();
+    const nodes = new Map<string, GraphNode>();
     const service = (namespace: string, name: string, host: string): string => {
       const id = `service:${namespace}/${name}`;
       nodes.set(id, { id, type: 'service', namespace, name, host });
       return id;
     };
-    const out = edges.map((e) => {
+    const out: GraphEdge[] = edges.map((e) => {
       const source = `workload:${e.sourceNamespace}/${e.sourceWorkload}`;
       nodes.set(source, { id: source, type: 'workload', namespace: e.sourceNamespace, name: e.sourceWorkload });
       return {
@@ -253,17 +288,24 @@ export function registerQueryRoutes(app: FastifyInstance, deps: ApiDeps): void {
     }
     return { ...period(scope), reporter: scope.reporter, nodes: [...nodes.values()], edges: out };
   });
+
+  // Built once: the schemas do not change while the process runs.
+  const openapi = JSON.stringify(openApiDocument({ version: packageVersion() }));
+  app.get(API_PATHS.openapi, async (_request, reply) => reply.header('content-type', 'application/json; charset=utf-8').send(openapi));
 }
 
-interface LedgerEntry {
-  source: { namespace: string; workload: string };
-  destination: { namespace: string; service: string; host: string; subset: string; port: number };
-  layer: 'L7' | 'L4';
-  allowed: number;
-  denied: number;
-  deny_reasons: Record<string, number>;
-  policies: { policy: string; rule: number; count: number }[];
+const finiteOrNull = (x: number): number | null => (Number.isFinite(x) ? x : null);
+
+/** meshlens's version, for the OpenAPI document's info; `0.0.0` where package.json is not beside the code. */
+function packageVersion(): string {
+  try {
+    return (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
+  } catch {
+    return '0.0.0';
+  }
 }
+
+type LedgerEntry = FlowRow;
 
 /** One ledger entry per (layer, source, destination, subset, port), with its verdict details folded in. */
 export function foldLedger(rows: readonly LedgerRow[]): LedgerEntry[] {

@@ -12,6 +12,28 @@ export { AGGREGATOR_GROUP } from './consumer';
 // The query API (`/api/v1/subsets`, flows, graph, canaries): its parsing helpers, shared with the tests.
 export { DEFAULT_WINDOW_MS, foldLedger, parseInstant, parseScope, registerQueryRoutes } from './api';
 
+// The query API's shapes (TypeBox): what Fastify validates and serializes, the answers' types, the OpenAPI document.
+export {
+  API_PATHS,
+  API_ROUTES,
+  ApiError,
+  CanariesAnswer,
+  CanariesQuery,
+  CanaryRow,
+  FlowRow,
+  FlowsAnswer,
+  GraphAnswer,
+  GraphEdge,
+  GraphNode,
+  Reporter,
+  ScopeQuery,
+  SubsetRow,
+  SubsetsAnswer,
+  TargetGroups,
+  openApiDocument,
+} from './api-schema';
+export type { ApiRoute } from './api-schema';
+
 // The canary judge: verdicts per canary/baseline pair.
 export { FALSE_FAIL_RATE, LATENCY_RATIO, PASS_CONFIDENCE, canaryPairs, judgeCanaries, ratioCheck } from './canary';
 export type { CanaryResult, JudgeOptions, Verdict } from './canary';

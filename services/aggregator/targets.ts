@@ -23,6 +23,7 @@ import type { FastifyInstance } from 'fastify';
 import type { MeshConfig, MeshWorkload } from '../../lib/meshconfig';
 import type { Logger } from '../../lib/runtime';
 import { hostPort, type Member, type MemberDirectory } from '../../lib/membership';
+import { ApiError, TargetGroups, type TargetGroup } from './api-schema';
 
 export const TARGETS_PATH = '/api/v1/prometheus/targets';
 /** Envoy's Prometheus endpoint in every Istio sidecar (port `http-envoy-prom` of the `istio-proxy` container). */
@@ -37,10 +38,8 @@ export const SOURCE_MESH_CONFIG = 'mesh-config';
 /** Istio's sample PodMonitor keeps only pods without this label (samples/addons/extras/prometheus-operator.yaml). */
 export const IGNORE_LABEL = 'istio-prometheus-ignore';
 
-export interface TargetGroup {
-  targets: string[];
-  labels: Record<string, string>;
-}
+/** One target group of the HTTP SD answer (`{"targets": ["host:port"], "labels": {...}}`), as api-schema.ts describes it. */
+export type { TargetGroup };
 
 /** One group per meshlens process, sorted as the directory lists them. */
 export function memberTargetGroups(members: readonly Member[]): TargetGroup[] {
@@ -194,7 +193,8 @@ export function createPrometheusTargets(opts: PrometheusTargetsOptions): Prometh
   return {
     groups,
     registerRoutes(app: FastifyInstance): void {
-      app.get(TARGETS_PATH, async (_request, reply) =>
+      // The schema documents the answer (OpenAPI); the body is sent as bytes, so it is not what serializes it.
+      app.get(TARGETS_PATH, { schema: { response: { 200: TargetGroups, '4xx': ApiError } } }, async (_request, reply) =>
         // Prometheus accepts `application/json` with at most a utf-8 charset; a Buffer keeps fastify from adding one.
         reply.code(200).header('content-type', 'application/json').send(Buffer.from(JSON.stringify(groups()))),
       );
