@@ -1,49 +1,11 @@
 /**
- * The demo's terminal summary: per-subset RED and the denied flows, from the query API (CONTRACT.md §6).
+ * The demo's terminal summary: per-subset RED, the denied flows and the canary verdicts, from the query API
+ * (CONTRACT.md §6). Subsets and flows in the joined view (the API's default reporter, `all`: each request once,
+ * a denial as the server decided), canaries as their judge sees them (what clients saw, over its window).
  * `renderSummary` is pure (answers in, text out); `startSummaryLoop` fetches the answers every few seconds and
- * redraws the terminal.
+ * redraws the terminal. The answers' types are the query API's own schemas (services/aggregator/api-schema.ts).
  */
-
-/** `GET /api/v1/subsets` (CONTRACT.md §6). Fields beyond the contract are optional. */
-export interface SubsetsResponse {
-  from: string | number;
-  to: string | number;
-  subsets: SubsetRow[];
-}
-
-export interface SubsetRow {
-  namespace: string;
-  service: string;
-  host: string;
-  subset: string;
-  requests: number;
-  errors: number;
-  error_ratio: number;
-  denied: number;
-  rps: number;
-  /** Nearest-rank quantiles; null where no duration is known (minutes rolled up before latency histograms). */
-  latency_ms: { p50: number | null; p90: number | null; p99: number | null };
-  /** Percent of the service's requests this subset served (meshlens adds it beside the configured weight). */
-  traffic_share?: number;
-  configured_weight?: number | null;
-}
-
-/** `GET /api/v1/flows` (CONTRACT.md §6). */
-export interface FlowsResponse {
-  from: string | number;
-  to: string | number;
-  flows: FlowRow[];
-}
-
-export interface FlowRow {
-  source: { namespace: string; workload: string };
-  destination: { namespace: string; service: string; host: string; subset: string; port: number };
-  layer: 'L7' | 'L4';
-  allowed: number;
-  denied: number;
-  deny_reasons: Record<string, number>;
-  policies: { policy: string; rule: number; count: number }[];
-}
+import type { CanariesAnswer, FlowsAnswer, SubsetsAnswer } from '../services/aggregator';
 
 /** Left- or right-aligned columns, two spaces apart. */
 function table(header: readonly string[], rows: readonly string[][], rightAligned: ReadonlySet<number>): string[] {
@@ -76,7 +38,7 @@ function millis(ms: number): string {
   return fixed(ms, ms < 10 ? 1 : 0);
 }
 
-function clock(t: string | number): string {
+function clock(t: string): string {
   const d = new Date(t);
   return Number.isNaN(d.getTime()) ? String(t) : d.toISOString().slice(11, 19);
 }
@@ -85,16 +47,43 @@ function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }
 
+function percent(x: number): string {
+  return `${fixed(100 * x, 1)} %`;
+}
+
+/** `10m`, `1h30m`, `45s`: a period's length as the demo's reader would write it. */
+function span(fromIso: string, toIso: string): string {
+  let s = Math.round((Date.parse(toIso) - Date.parse(fromIso)) / 1000);
+  if (!Number.isFinite(s) || s <= 0) return '?';
+  const parts: string[] = [];
+  for (const [unit, n] of [['h', 3600], ['m', 60], ['s', 1]] as const) {
+    if (s >= n) {
+      parts.push(`${Math.floor(s / n)}${unit}`);
+      s %= n;
+    }
+  }
+  return parts.join('');
+}
+
+/** What the answer's reporter counted, in a few words. */
+function reporterNote(reporter: string): string {
+  if (reporter === 'all') return 'joined view: each request once, denials as the server decided';
+  return `as the ${reporter} sidecars reported`;
+}
+
 /**
- * The summary as plain text: a table of subsets (RPS, error %, p99, requests, denied, share of the
- * service's traffic) and one of denied flows by source → destination with their reasons and policies.
+ * The summary as plain text: a table of subsets (RPS, error %, p99, requests, denied, share of the service's
+ * traffic), one of denied flows by source → destination with their reasons and policies, and, given the
+ * canaries answer, one row per canary with its verdict, confidence and the judge's reason.
  */
-export function renderSummary(subsets: SubsetsResponse, flows: FlowsResponse): string {
-  const out: string[] = [`window ${clock(subsets.from)} → ${clock(subsets.to)} UTC (event time)`, ''];
+export function renderSummary(subsets: SubsetsAnswer, flows: FlowsAnswer, canaries?: CanariesAnswer): string {
+  const out: string[] = [`window ${clock(subsets.from)} → ${clock(subsets.to)} UTC (event time) · ${reporterNote(subsets.reporter)}`, ''];
 
   const rows = [...subsets.subsets].sort(
     (a, b) => compare(a.namespace, b.namespace) || compare(a.service, b.service) || compare(a.subset, b.subset),
   );
+  const perHost = new Map<string, number>();
+  for (const s of rows) perHost.set(s.host, (perHost.get(s.host) ?? 0) + 1);
   if (rows.length === 0) {
     out.push('no requests in this window yet');
   } else {
@@ -109,7 +98,8 @@ export function renderSummary(subsets: SubsetsResponse, flows: FlowsResponse): s
           millis(s.latency_ms.p99 ?? NaN),
           String(s.requests),
           String(s.denied),
-          s.traffic_share === undefined ? '' : `${fixed(s.traffic_share, 1)} %`,
+          // A share says something only beside the service's other subsets.
+          (perHost.get(s.host) ?? 0) > 1 ? `${fixed(s.traffic_share, 1)} %` : '',
         ]),
         new Set([2, 3, 4, 5, 6, 7]),
       ),
@@ -141,7 +131,35 @@ export function renderSummary(subsets: SubsetsResponse, flows: FlowsResponse): s
       ),
     );
   }
+  if (canaries !== undefined) out.push('', ...renderCanaries(canaries));
   return out.join('\n') + '\n';
+}
+
+/** One row per canary: baseline, traffic, error ratios, the verdict with its confidence, and why. */
+function renderCanaries(answer: CanariesAnswer): string[] {
+  const title = `CANARIES (judged over the last ${span(answer.from, answer.to)}, ${reporterNote(answer.reporter)}; verdicts need ${answer.settings.min_requests} requests per side)`;
+  if (answer.canaries.length === 0) return [`${title}: none yet (a service needs two subsets carrying traffic)`];
+  const rows = [...answer.canaries].sort(
+    (a, b) => compare(a.namespace, b.namespace) || compare(a.service, b.service) || compare(a.canary.subset, b.canary.subset),
+  );
+  return [
+    title,
+    ...table(
+      ['SERVICE', 'CANARY', 'BASELINE', 'SHARE', 'REQUESTS', 'ERR % (BASE)', 'VERDICT', 'CONFIDENCE', 'REASON'],
+      rows.map((c) => [
+        serviceLabel(c.service, c.namespace),
+        c.canary.subset,
+        c.baseline.subset,
+        `${fixed(c.traffic_share, 1)} %`,
+        String(c.canary.requests),
+        `${fixed(100 * c.canary.error_ratio, 1)} (${fixed(100 * c.baseline.error_ratio, 1)})`,
+        c.verdict.toUpperCase(),
+        c.verdict === 'inconclusive' ? '-' : percent(c.confidence),
+        c.reason,
+      ]),
+      new Set([3, 4, 5, 7]),
+    ),
+  ];
 }
 
 export interface SummaryLoopOptions {
@@ -193,11 +211,14 @@ export function startSummaryLoop(options: SummaryLoopOptions): SummaryLoop {
   async function draw(): Promise<void> {
     let body: string;
     try {
-      const [subsets, flows] = await Promise.all([
-        getJson<SubsetsResponse>(doFetch, `${base}/api/v1/subsets?window=${window}`, options.token),
-        getJson<FlowsResponse>(doFetch, `${base}/api/v1/flows?window=${window}`, options.token),
+      // No reporter: the API's default, the joined view. Canaries over the judge's own window (the API's
+      // default there), so the screen shows the verdict meshlens_canary_verdict carries, not one of 30 seconds.
+      const [subsets, flows, canaries] = await Promise.all([
+        getJson<SubsetsAnswer>(doFetch, `${base}/api/v1/subsets?window=${window}`, options.token),
+        getJson<FlowsAnswer>(doFetch, `${base}/api/v1/flows?window=${window}`, options.token),
+        getJson<CanariesAnswer>(doFetch, `${base}/api/v1/canaries`, options.token),
       ]);
-      body = renderSummary(subsets, flows);
+      body = renderSummary(subsets, flows, canaries);
     } catch (err) {
       body = `waiting for the meshlens query API (${(err as Error).message})\n`;
     }

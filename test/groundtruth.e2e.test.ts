@@ -2,16 +2,22 @@
  * Ground truth (issue 3 "Done when"): the seeded simulator's records go through the real HTTP receivers of
  * the all-in-one into embedded ClickHouse; `/api/v1/subsets`, `/api/v1/flows` and `/metrics` must agree with
  * the simulator's truth exactly for counts, and within the sketch's stated error (1 %) for latency quantiles.
- * Then a restart on the same data dir must answer the same.
+ * Then a restart on the same data dir must answer the same. Every answer is of the shape its schema declares
+ * (the schemas Fastify serializes with, which must not drop a field the handlers return), and the joined view
+ * shows the RBAC denials only the server logs in subsets, flows, graph and the demo's screen alike (issue 13).
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import pino from 'pino';
+import type { TSchema } from '@sinclair/typebox';
+import { Value } from '@sinclair/typebox/value';
 import { hasMeshFailureFlag } from '../lib/model';
-import { loadConfig } from '../lib/runtime';
+import { createHttpServer, loadConfig } from '../lib/runtime';
 import { start, type Running } from '../bin/start';
-import { simulate } from '../simulator';
+import { API_PATHS, CanariesAnswer, FlowsAnswer, GraphAnswer, SubsetsAnswer, TargetGroups } from '../services/aggregator';
+import type { CanaryRow, FlowRow, SubsetRow } from '../services/aggregator';
+import { renderSummary, simulate } from '../simulator';
 import type { FlowTruth, GroundTruth, SubsetTruth } from '../simulator';
 import { EPHEMERAL_PORTS } from './support/meshlens';
 
@@ -106,21 +112,10 @@ describe.each(['1', '0'])('ground truth with MESHLENS_RAW_REQUESTS=%s: simulator
     return (await res.json()) as T;
   }
 
-  interface SubsetAnswer {
-    namespace: string;
-    service: string;
-    host: string;
-    subset: string;
-    requests: number;
-    errors: number;
-    denied: number;
-    error_ratio: number;
-    latency_ms: { p50: number; p90: number; p99: number };
-    latency_samples: number;
-  }
+  type SubsetAnswer = SubsetRow;
 
   it.each(['source', 'destination'] as const)('answers /api/v1/subsets?reporter=%s exactly for counts, quantiles within 1 %%', async (reporter) => {
-    const { subsets } = await get<{ subsets: SubsetAnswer[] }>(`/api/v1/subsets?${period}&reporter=${reporter}`);
+    const { subsets } = await get<SubsetsAnswer>(`/api/v1/subsets?${period}&reporter=${reporter}`);
     const want = truth.subsets[reporter];
     const key = (s: { namespace: string; service: string; host: string; subset: string }) => `${s.namespace}/${s.service}/${s.host}/${s.subset}`;
     expect(subsets.map((s) => ({ key: key(s), requests: s.requests, errors: s.errors, denied: s.denied }))).toEqual(
@@ -131,14 +126,14 @@ describe.each(['1', '0'])('ground truth with MESHLENS_RAW_REQUESTS=%s: simulator
       expect(got.error_ratio).toBeCloseTo(s.errors / s.requests, 12);
       const sorted = [...s.durations_ms].sort((a, b) => a - b);
       expect(got.latency_samples).toBe(s.requests);
-      for (const [p, v] of [[50, got.latency_ms.p50], [90, got.latency_ms.p90], [99, got.latency_ms.p99]] as const) {
+      for (const [p, v] of [[50, got.latency_ms.p50 as number], [90, got.latency_ms.p90 as number], [99, got.latency_ms.p99 as number]] as const) {
         expect([s.service, s.subset, p, quantileError(sorted, p, v) <= QUANTILE_RELATIVE_ERROR]).toEqual([s.service, s.subset, p, true]);
       }
     }
   });
 
   it('answers /api/v1/subsets joined by default (reporter=all): each request once, denied as the server decided', async () => {
-    const answer = await get<{ reporter: string; subsets: SubsetAnswer[] }>(`/api/v1/subsets?${period}`);
+    const answer = await get<SubsetsAnswer>(`/api/v1/subsets?${period}`);
     expect(answer.reporter).toBe('all');
     // The truth's flows count every access-logged request once with the server's verdict; the Hubble flows to
     // mysqldb are the only rows without access logs, so they are left out.
@@ -155,9 +150,7 @@ describe.each(['1', '0'])('ground truth with MESHLENS_RAW_REQUESTS=%s: simulator
   });
 
   it('shows the reviews canary split and the configured weights from the mesh config', async () => {
-    const { subsets } = await get<{ subsets: (SubsetAnswer & { traffic_share: number; configured_weight: number | null })[] }>(
-      `/api/v1/subsets?${period}&service=reviews`,
-    );
+    const { subsets } = await get<SubsetsAnswer>(`/api/v1/subsets?${period}&service=reviews`);
     expect(subsets.map((s) => s.subset)).toEqual(['v1', 'v2', 'v3']);
     for (const s of subsets) expect(s.configured_weight).toBe(truth.routing.weights[s.subset]);
     const v3 = subsets.find((s) => s.subset === 'v3') as SubsetAnswer;
@@ -166,9 +159,8 @@ describe.each(['1', '0'])('ground truth with MESHLENS_RAW_REQUESTS=%s: simulator
   });
 
   it('judges the reviews canaries against the stable subset: v3 fails on application errors, in the API and the gauge', async () => {
-    interface Side { subset: string; requests: number; errors: number; mesh_failures: number; denied: number }
-    interface Canary { service: string; baseline: Side; canary: Side; baseline_source: string; verdict: string; confidence: number; checks: { signal: string; verdict: string }[] }
-    const { canaries } = await get<{ canaries: Canary[] }>(`/api/v1/canaries?${period}&service=reviews`);
+    type Canary = CanaryRow;
+    const { canaries } = await get<CanariesAnswer>(`/api/v1/canaries?${period}&service=reviews`);
     expect(canaries.map((c) => [c.baseline.subset, c.canary.subset, c.baseline_source])).toEqual([
       ['v1', 'v2', 'mesh_config'],
       ['v1', 'v3', 'mesh_config'],
@@ -204,7 +196,7 @@ describe.each(['1', '0'])('ground truth with MESHLENS_RAW_REQUESTS=%s: simulator
   });
 
   it('answers /api/v1/flows (reporter=all) exactly: each request once, the destination verdict, L4 flows beside L7', async () => {
-    const { flows } = await get<{ flows: FlowTruth[] }>(`/api/v1/flows?${period}`);
+    const { flows } = await get<FlowsAnswer>(`/api/v1/flows?${period}`);
     const norm = (f: FlowTruth) => ({
       ...f,
       policies: [...f.policies].sort((a, b) => a.policy.localeCompare(b.policy) || a.rule - b.rule),
@@ -230,12 +222,108 @@ describe.each(['1', '0'])('ground truth with MESHLENS_RAW_REQUESTS=%s: simulator
   });
 
   it('builds the graph from access logs; spans of logged hops add no edges', async () => {
-    interface Edge { source: string; target: string; subset: string; requests: number; from: string }
-    const { edges } = await get<{ edges: Edge[] }>(`/api/v1/graph?${period}`);
+    const { edges } = await get<GraphAnswer>(`/api/v1/graph?${period}`);
     expect(edges.filter((e) => e.from === 'spans')).toEqual([]);
     const v3 = edges.find((e) => e.source === 'workload:default/productpage-v1' && e.target === 'service:default/reviews' && e.subset === 'v3');
     const truthV3 = truth.subsets.source.find((s) => s.service === 'reviews' && s.subset === 'v3');
     expect(v3?.requests).toBe(truthV3?.requests);
+  });
+
+  it('answers every /api route in the shape its schema declares, with every field the handlers return', async () => {
+    const routes: [string, TSchema][] = [
+      [`${API_PATHS.subsets}?${period}`, SubsetsAnswer],
+      [`${API_PATHS.subsets}?${period}&reporter=source`, SubsetsAnswer],
+      [`${API_PATHS.flows}?${period}`, FlowsAnswer],
+      [`${API_PATHS.graph}?${period}`, GraphAnswer],
+      [`${API_PATHS.canaries}?${period}`, CanariesAnswer],
+      [API_PATHS.targets, TargetGroups],
+    ];
+    for (const [path, schema] of routes) {
+      const answer = await get<unknown>(path);
+      expect([path, [...Value.Errors(schema, answer)].slice(0, 3).map((e) => `${e.path}: ${e.message}`)]).toEqual([path, []]);
+    }
+    const { canaries } = await get<CanariesAnswer>(`${API_PATHS.canaries}?${period}`);
+    expect(canaries.flatMap((c) => c.checks).length).toBeGreaterThan(0);
+
+    // fast-json-stringify writes only what the response schema lists: what the handlers returned (captured
+    // before serialization) must come out whole.
+    const app = createHttpServer({ logger, maxBodyBytes: 1024 });
+    const returned = new Map<string, unknown>();
+    app.addHook('preSerialization', async (request, _reply, payload) => {
+      returned.set(request.url, JSON.parse(JSON.stringify(payload)));
+      return payload;
+    });
+    running.aggregator?.registerRoutes(app);
+    await app.ready();
+    for (const [path] of routes.filter(([p]) => p !== API_PATHS.targets)) {
+      const res = await app.inject({ method: 'GET', url: path });
+      expect([path, res.statusCode]).toEqual([path, 200]);
+      expect([path, res.json()]).toEqual([path, returned.get(path)]);
+    }
+    await app.close();
+  });
+
+  // Issue 13 "Done when": RBAC denials are logged by the server only (the client sees a 403 like any other), so
+  // the subset ratings v1 shows them as the server saw them in the joined view (the default) and in the
+  // destination's, none in the source's; the flows ledger, the graph and the demo's screen agree on each.
+  it.each([
+    ['all (the default)', ''],
+    ['destination', 'destination'],
+    ['source', 'source'],
+  ])('reporter=%s: subsets, flows ledger, graph and the demo screen agree on the denials of ratings v1', async (_name, reporter) => {
+    const q = `${period}${reporter ? `&reporter=${reporter}` : ''}`;
+    const [subsets, flows, graph, canaries] = await Promise.all([
+      get<SubsetsAnswer>(`${API_PATHS.subsets}?${q}`),
+      get<FlowsAnswer>(`${API_PATHS.flows}?${q}`),
+      get<GraphAnswer>(`${API_PATHS.graph}?${q}`),
+      get<CanariesAnswer>(`${API_PATHS.canaries}?${period}`),
+    ]);
+    const want = reporter || 'all';
+    expect([subsets.reporter, flows.reporter, graph.reporter]).toEqual([want, want, want]);
+
+    const ratings = subsets.subsets.find((s) => s.service === 'ratings' && s.subset === 'v1') as SubsetRow;
+    expect(ratings.requests).toBeGreaterThan(0);
+    // What the truth says the server decided: sleep → ratings v1, refused by default/deny-sleep rule 0.
+    const truthDenied = truth.flows
+      .filter((f) => f.layer === 'L7' && f.destination.service === 'ratings' && f.destination.subset === 'v1')
+      .reduce((n, f) => n + f.denied, 0);
+    expect(truthDenied).toBeGreaterThan(0);
+    const toRatings = (f: FlowRow) => f.layer === 'L7' && f.destination.service === 'ratings' && f.destination.subset === 'v1';
+    const ledgerDenied = flows.flows.filter(toRatings).reduce((n, f) => n + f.denied, 0);
+    const edgeDenied = graph.edges.filter((e) => e.target === 'service:default/ratings' && e.subset === 'v1').reduce((n, e) => n + e.denied, 0);
+
+    // The demo's screen, drawn from these very answers: the DENIED column of ratings v1, and its denied flows.
+    const screen = renderSummary(subsets, flows, canaries).split('\n');
+    const cells = (line: string) => line.trim().split(/\s{2,}/);
+    const header = cells(screen.find((l) => l.startsWith('SERVICE  ')) as string);
+    const row = cells(screen.find((l) => /^ratings\.default\s+v1\s/.test(l)) as string);
+    const screenDenied = Number(row[header.indexOf('DENIED')]);
+    // The screen's denied flows into ratings v1, as [source, DENIED, REASON, POLICY].
+    const screenFlows = screen
+      .filter((l) => /\s→\s+ratings\.default v1 :9080\s/.test(l))
+      .map(cells)
+      .map((c) => [c[0], Number(c[4]), c[6], c[7]]);
+
+    if (want === 'source') {
+      // The client's log has no RBAC details: nothing is denied anywhere in this view.
+      expect({ subset: ratings.denied, ledger: ledgerDenied, graph: edgeDenied, screen: screenDenied, screenFlows }).toEqual({ subset: 0, ledger: 0, graph: 0, screen: 0, screenFlows: [] });
+    } else {
+      expect({ subset: ratings.denied, ledger: ledgerDenied, graph: edgeDenied, screen: screenDenied }).toEqual({
+        subset: truthDenied,
+        ledger: truthDenied,
+        graph: truthDenied,
+        screen: truthDenied,
+      });
+      const denied = flows.flows.filter((f) => toRatings(f) && f.denied > 0);
+      for (const f of denied) {
+        expect(f.deny_reasons).toEqual({ rbac: f.denied });
+        expect(f.policies).toEqual([{ policy: 'default/deny-sleep', rule: 0, count: f.denied }]);
+      }
+      const sources = denied.map((f) => `${f.source.namespace}/${f.source.workload}`);
+      // The joined view names the source as the client did.
+      if (want === 'all') expect(sources).toEqual(['default/sleep']);
+      expect(screenFlows).toEqual(denied.map((f, i) => [sources[i], f.denied, 'rbac', 'default/deny-sleep rule 0']));
+    }
   });
 
   it('answers the same after a restart on the same data dir', async () => {
