@@ -1,4 +1,9 @@
-/** The Bus port and its two implementations (DESIGN.md: one index per folder, named exports only). */
+/**
+ * lib/bus: the Bus port between ingest and its consumers, and its two implementations (DESIGN.md: one index per
+ * folder, named exports only). lib/bus/contract.ts is the test suite both pass.
+ */
+
+// The port: topics, messages, subscriptions by consumer group, errors.
 export { BusError, TOPICS } from './types';
 export type {
   BatchHandler,
@@ -16,9 +21,17 @@ export type {
   Subscription,
   Topic,
 } from './types';
+
+// The memory bus: bounded, in this process; publish resolves when every group committed (the all-in-one).
 export { MEMORY_BUS_DEFAULTS, createMemoryBus } from './memory';
-export { registerPipelineGauges } from './metrics';
-export { flowsCodec, requestsCodec, spansCodec } from './codec';
 export type { MemoryBusOptions } from './memory';
+
+// The Kafka bus: kafkajs, keyed by destination service, acks=all (the split targets).
 export { KAFKA_BUS_DEFAULTS, createKafkaBus, toBusError } from './kafka';
 export type { KafkaBus, KafkaBusOptions, UndecodableEvent } from './kafka';
+
+// The record codecs: the binary encoding of requests, flows and spans on either bus.
+export { flowsCodec, requestsCodec, spansCodec } from './codec';
+
+// Pipeline gauges: what waits on the bus, for /metrics.
+export { registerPipelineGauges } from './metrics';

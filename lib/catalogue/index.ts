@@ -1,4 +1,6 @@
 /** The metric catalogue: one source of metric names, help, labels and label values (DESIGN.md layout, issue 11). */
+
+// Every metric meshlens exposes, the label vocabularies its values come from, and the rules' names for them.
 export {
   CANARY_VERDICTS,
   CATALOGUE,
