@@ -7,7 +7,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConfigError, createLogger, loadConfig, redactUrl, StartError } from '../lib/runtime';
-import { DEMO_USAGE, parseDemoArgs, runDemo } from '../simulator';
+import { DEMO_DATA_DIR, DEMO_USAGE, parseDemoArgs, runDemo } from '../simulator';
 import { banner, start, TARGETS, type Running, type Target } from './start';
 
 /** The mesh config the demo's simulated mesh follows, used when MESHLENS_MESH_CONFIG is unset. */
@@ -165,7 +165,8 @@ async function demo(argv: string[]): Promise<void> {
     process.stdout.write(DEMO_USAGE);
     return;
   }
-  const env = { MESHLENS_LOG_LEVEL: 'warn', MESHLENS_MESH_CONFIG: DEMO_MESH_CONFIG, ...process.env };
+  // A data directory of its own unless MESHLENS_DATA_DIR is set: demo traffic never mixes with `npm start`'s ./data.
+  const env = { MESHLENS_LOG_LEVEL: 'warn', MESHLENS_MESH_CONFIG: DEMO_MESH_CONFIG, MESHLENS_DATA_DIR: DEMO_DATA_DIR, ...process.env };
   const config = configOrExit(env);
   const logger = createLogger(config.logLevel, 'meshlens-demo', process.stderr);
   const stopper = stopOnSignals(logger, config.shutdownTimeoutMs);

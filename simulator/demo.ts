@@ -73,8 +73,16 @@ starts nothing and sends to a meshlens already running (the compose stack's):
   --zipkin URL  its Zipkin receiver (default: the --ingest host, port 9411)
   --api URL     the query API the summary reads, e.g. http://aggregator:8080
                 (default: the --ingest URL, right for an all-in-one)
-MESHLENS_INGEST_TOKEN and MESHLENS_API_TOKEN are sent when set.
+MESHLENS_INGEST_TOKEN and MESHLENS_API_TOKEN are sent when set. The all-in-one the demo
+starts keeps its data in ./data-demo unless MESHLENS_DATA_DIR is set, apart from
+\`npm start\`'s ./data, so demo traffic never mixes with real data.
 `;
+
+/**
+ * Where the demo's all-in-one keeps its data unless MESHLENS_DATA_DIR is set (issue 13): not `./data`, which
+ * `npm start` uses and locks (lib/runtime/datadir.ts, one meshlens per directory), nor inside it.
+ */
+export const DEMO_DATA_DIR = './data-demo';
 
 const FLAGS = ['--seed', '--rps', '--truth', '--ingest', '--zipkin', '--api'];
 const DEFAULT_SEED = 1;
