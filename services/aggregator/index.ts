@@ -9,7 +9,7 @@ export { createAggregator } from './aggregator';
 export type { Aggregator, AggregatorOptions } from './aggregator';
 export { AGGREGATOR_GROUP } from './consumer';
 
-// The query API (`/api/v1/subsets`, flows, graph, canaries): its parsing helpers, shared with the tests.
+// The query API (`/api/v1/subsets`, flows, graph, canaries): its routes, and the parsing helpers the tests share.
 export { DEFAULT_WINDOW_MS, foldLedger, parseInstant, parseScope, registerQueryRoutes } from './api';
 
 // The query API's shapes (TypeBox): what Fastify validates and serializes, the answers' types, the OpenAPI document.
