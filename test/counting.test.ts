@@ -15,6 +15,7 @@ import { CANARY_DEFAULTS, createHttpServer } from '../lib/runtime';
 import { StoreWriter, connect, migrate } from '../lib/store';
 import type { Connection } from '../lib/store';
 import { registerQueryRoutes } from '../services/aggregator';
+import type { FlowRow, FlowsAnswer, GraphAnswer, SubsetRow, SubsetsAnswer, CanariesAnswer } from '../services/aggregator';
 import { parseAccessLogLine, parseFlowLine } from '../services/ingest';
 
 const FIXTURES = join(__dirname, 'fixtures', 'counting');
@@ -75,18 +76,14 @@ describe('counting on real lines: fixtures → parsers → embedded ClickHouse �
     return res.json() as T;
   }
 
-  interface Subset {
-    service: string;
-    requests: number;
-    errors: number;
-  }
+  type Subset = Pick<SubsetRow, 'service' | 'requests' | 'errors'>;
 
   it('counts an Envoy retry as the server saw it: one client line (503 URX), four server attempts, one x-request-id → 4 requests', async () => {
     const rows = requests('retries-envoy.log');
     await writer.storeRecords('requests', rows, 'counting-retries-envoy');
     const period = around(rows.map((r) => r.startTimeMs));
     const count = async (reporter: string): Promise<Subset[]> =>
-      (await get<{ subsets: Subset[] }>(`/api/v1/subsets?${period}&reporter=${reporter}`)).subsets.map(({ service, requests, errors }) => ({ service, requests, errors }));
+      (await get<SubsetsAnswer>(`/api/v1/subsets?${period}&reporter=${reporter}`)).subsets.map(({ service, requests, errors }) => ({ service, requests, errors }));
     expect(await count('source')).toEqual([{ service: 'httpbin', requests: 1, errors: 1 }]);
     expect(await count('destination')).toEqual([{ service: 'httpbin', requests: 4, errors: 4 }]);
     // The client line pairs with the first attempt; the three retries are requests the client did not log.
@@ -97,23 +94,16 @@ describe('counting on real lines: fixtures → parsers → embedded ClickHouse �
     const rows = requests('retries-envoy.log');
     await writer.storeRecords('requests', rows, 'counting-defaults');
     const period = around(rows.map((r) => r.startTimeMs));
-    const subsets = await get<{ reporter: string; subsets: Subset[] }>(`/api/v1/subsets?${period}`);
+    const subsets = await get<SubsetsAnswer>(`/api/v1/subsets?${period}`);
     expect([subsets.reporter, subsets.subsets.map((s) => s.requests)]).toEqual(['all', [4]]);
-    const graph = await get<{ reporter: string; edges: { requests: number }[] }>(`/api/v1/graph?${period}`);
+    const graph = await get<GraphAnswer>(`/api/v1/graph?${period}`);
     expect([graph.reporter, graph.edges.map((e) => e.requests)]).toEqual(['all', [4]]);
-    const ledger = await get<{ reporter: string; flows: { allowed: number }[] }>(`/api/v1/flows?${period}`);
+    const ledger = await get<FlowsAnswer>(`/api/v1/flows?${period}`);
     expect([ledger.reporter, ledger.flows.map((f) => f.allowed)]).toEqual(['all', [4]]);
-    expect((await get<{ reporter: string }>(`/api/v1/canaries?${period}`)).reporter).toBe('source');
+    expect((await get<CanariesAnswer>(`/api/v1/canaries?${period}`)).reporter).toBe('source');
   });
 
-  interface LedgerEntry {
-    source: { namespace: string; workload: string };
-    destination: { namespace: string; service: string; port: number };
-    layer: string;
-    allowed: number;
-    denied: number;
-    policies: { policy: string; rule: number; count: number }[];
-  }
+  type LedgerEntry = FlowRow;
   const entries = (ledger: LedgerEntry[]) =>
     ledger.map((f) => ({ from: `${f.source.namespace}/${f.source.workload}`, to: `${f.destination.namespace}/${f.destination.service}:${f.destination.port}`, layer: f.layer, allowed: f.allowed, denied: f.denied, policies: f.policies.map((p) => p.policy) }));
 
@@ -127,10 +117,10 @@ describe('counting on real lines: fixtures → parsers → embedded ClickHouse �
     await writer.storeRecords('flows', records, `counting-${file}`);
     const period = around(records.map((f) => f.startTimeMs));
     for (const window of [period, `from=${Math.min(...records.map((f) => f.startTimeMs))}&to=${Math.max(...records.map((f) => f.startTimeMs)) + 1}`]) {
-      const { reporter, flows: ledger } = await get<{ reporter: string; flows: LedgerEntry[] }>(`/api/v1/flows?${window}`);
+      const { reporter, flows: ledger } = await get<FlowsAnswer>(`/api/v1/flows?${window}`);
       expect([reporter, entries(ledger)]).toEqual(['all', [{ from: want.from, to: want.to, layer: 'L4', allowed: 0, denied: want.count, policies: [want.policy] }]]);
     }
-    const side = async (reporter: string) => entries((await get<{ flows: LedgerEntry[] }>(`/api/v1/flows?${period}&reporter=${reporter}`)).flows);
+    const side = async (reporter: string) => entries((await get<FlowsAnswer>(`/api/v1/flows?${period}&reporter=${reporter}`)).flows);
     expect(await side('source')).toEqual([expect.objectContaining({ allowed: want.count, denied: 0 })]);
     expect(await side('destination')).toEqual([expect.objectContaining({ allowed: 0, denied: want.count })]);
   });
@@ -139,9 +129,9 @@ describe('counting on real lines: fixtures → parsers → embedded ClickHouse �
     const rows = requests('retries-app.log');
     await writer.storeRecords('requests', rows, 'counting-retries-app');
     const period = around(rows.map((r) => r.startTimeMs));
-    const { subsets } = await get<{ subsets: Subset[] }>(`/api/v1/subsets?${period}&reporter=all`);
+    const { subsets } = await get<SubsetsAnswer>(`/api/v1/subsets?${period}&reporter=all`);
     expect(subsets.map(({ service, requests, errors }) => ({ service, requests, errors }))).toEqual([{ service: 'httpbin', requests: 2, errors: 0 }]);
-    const { flows: ledger } = await get<{ flows: { layer: string; allowed: number; denied: number }[] }>(`/api/v1/flows?${period}`);
+    const { flows: ledger } = await get<FlowsAnswer>(`/api/v1/flows?${period}`);
     expect(ledger.map((f) => [f.layer, f.allowed, f.denied])).toEqual([['L7', 2, 0]]);
   });
 });

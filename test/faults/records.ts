@@ -7,6 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { brotliCompressSync, gzipSync } from 'node:zlib';
 import { SpanKind } from '@opentelemetry/api';
 import { sdkLogsJson, sdkLogsProtobuf, sdkTracesJson, sdkTracesProtobuf } from '../support/otel-sdk';
+import type { FlowsAnswer, GraphAnswer } from '../../services/aggregator';
 import { istioJsonLine, istioTextLine, request, requestId, type Meshlens, type Period } from './support';
 
 // ---------------------------------------------------------------------------------------------------------
@@ -106,7 +107,7 @@ const range = (p: Period): string => `from=${p.fromMs}&to=${p.toMs}`;
 export async function storedSpanCalls(m: Meshlens, service: string, p: Period, headers: Record<string, string> = {}): Promise<number> {
   const res = await request(`${m.base}/api/v1/graph?${range(p)}&service=${service}`, { headers });
   if (res.status !== 200) throw new Error(`/api/v1/graph answered ${res.status}: ${res.text().slice(0, 300)}`);
-  const edges = res.json<{ edges: { target: string; requests: number; from: string }[] }>().edges;
+  const edges = res.json<GraphAnswer>().edges;
   return edges.filter((e) => e.from === 'spans' && e.target.endsWith(`/${service}`)).reduce((n, e) => n + e.requests, 0);
 }
 
@@ -114,7 +115,7 @@ export async function storedSpanCalls(m: Meshlens, service: string, p: Period, h
 export async function storedFlows(m: Meshlens, service: string, p: Period, headers: Record<string, string> = {}): Promise<number> {
   const res = await request(`${m.base}/api/v1/flows?${range(p)}&service=${service}`, { headers });
   if (res.status !== 200) throw new Error(`/api/v1/flows answered ${res.status}: ${res.text().slice(0, 300)}`);
-  const flows = res.json<{ flows: { destination: { service: string }; allowed: number; denied: number }[] }>().flows;
+  const flows = res.json<FlowsAnswer>().flows;
   return flows.filter((f) => f.destination.service === service).reduce((n, f) => n + f.allowed + f.denied, 0);
 }
 

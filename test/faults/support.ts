@@ -24,6 +24,7 @@ import {
   type Client,
   type ServiceError,
 } from '@grpc/grpc-js';
+import type { SubsetsAnswer } from '../../services/aggregator';
 
 /** The meshlens checkout whose CLI the tests run. */
 export const ROOT = resolve(process.env.MESHLENS_FAULT_ROOT ?? join(__dirname, '..', '..'));
@@ -516,7 +517,7 @@ export async function storedRequests(m: Meshlens, service: string, period: Perio
   const q = new URLSearchParams({ from: String(period.fromMs), to: String(period.toMs), reporter: 'source', service });
   const res = await request(`${m.base}/api/v1/subsets?${q.toString()}`, { headers });
   if (res.status !== 200) throw new Error(`/api/v1/subsets answered ${res.status}: ${res.text().slice(0, 500)}`);
-  const body = res.json<{ subsets: { service: string; requests: number }[] }>();
+  const body = res.json<SubsetsAnswer>();
   return body.subsets.filter((s) => s.service === service).reduce((n, s) => n + s.requests, 0);
 }
 

@@ -127,10 +127,10 @@ describe('MESHLENS_INGEST_TOKEN on OTLP/gRPC', () => {
 
 describe('MESHLENS_API_TOKEN on the query API', () => {
   const range = () => `from=${t0 - 60_000}&to=${Date.now() + 60_000}`;
-  const API_PATHS = ['/api/v1/subsets', '/api/v1/flows', '/api/v1/graph', '/api/v1/canaries', '/api/v1/prometheus/targets'];
+  const API_PATHS = ['/api/v1/subsets', '/api/v1/flows', '/api/v1/graph', '/api/v1/canaries', '/api/v1/prometheus/targets', '/api/v1/openapi.json'];
 
   it.each(API_PATHS)('%s: 401 without the API token (the ingest token included), 200 with it under any case of "Bearer"', async (path) => {
-    const url = () => `${m.base}${path}?${path.includes('targets') ? '' : range()}`;
+    const url = () => `${m.base}${path}?${/targets|openapi/.test(path) ? '' : range()}`;
     const got: Record<string, string> = {};
     const want: Record<string, string> = {};
     const refused: [string, string | undefined][] = [
