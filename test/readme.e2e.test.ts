@@ -13,7 +13,8 @@
  *   shape: the same keys, recursively, the same value types (a number where the sample has one may be null,
  *   and a null in the sample may be a number: quantiles and configured weights are null without data or mesh
  *   config), every element of an answer's array shaped like one of the sample's elements, top-level arrays
- *   not empty when the sample's are not, and `reporter` exactly as shown.
+ *   not empty when the sample's are not, keys in the order meshlens writes them, and `reporter` exactly as
+ *   shown.
  * - Ports are the defaults (`localhost:8080`, `:4317`, `:4318`, `:9411`); the test rewrites them to the ports
  *   its meshlens printed.
  *
@@ -158,6 +159,9 @@ function shapeDiff(sample: unknown, actual: unknown, path = '$', depth = 0): str
       else problems.push(...shapeDiff(s[key], a[key], `${path}.${key}`, depth + 1));
     }
     for (const key of Object.keys(a)) if (!(key in s)) problems.push(`${path}.${key}: in meshlens's answer, missing from the docs`);
+    // The docs show the keys in the order meshlens writes them.
+    const shared = (o: Record<string, unknown>, other: Record<string, unknown>): string => Object.keys(o).filter((k) => k in other).join(',');
+    if (problems.length === 0 && shared(s, a) !== shared(a, s)) problems.push(`${path}: the docs show the keys as {${shared(s, a)}}, meshlens writes {${shared(a, s)}}`);
     return problems;
   }
   return [];
