@@ -1,4 +1,6 @@
-import { ConfigError, loadConfig } from './config';
+import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { ConfigError, loadConfig, SETTING_GROUPS, SETTINGS } from './config';
 
 describe('loadConfig', () => {
   it('applies the defaults of CONTRACT.md §2 when nothing is set', () => {
@@ -166,5 +168,81 @@ describe('loadConfig', () => {
     ]);
     // A user and password in the URL stand in for the token (basic auth, as a fresh Grafana's admin).
     expect(loadConfig({ MESHLENS_GRAFANA_URL: 'http://admin:admin@grafana:3000' })).toMatchObject({ grafanaToken: undefined });
+  });
+});
+
+describe('SETTINGS, the one table of settings', () => {
+  const ROOT = join(__dirname, '..', '..');
+
+  it('holds every MESHLENS_* variable config.ts names, once', () => {
+    const named = new Set(readFileSync(join(__dirname, 'config.ts'), 'utf8').match(/MESHLENS_[A-Z0-9_]*[A-Z0-9]/g));
+    const listed = SETTINGS.map((s) => s.name);
+    expect(new Set(listed).size).toBe(listed.length);
+    expect([...named].filter((n) => !listed.includes(n))).toEqual([]);
+    expect(listed.length).toBeGreaterThan(30);
+  });
+
+  it('gives each setting a known group, a default and a one-line meaning', () => {
+    for (const s of SETTINGS) {
+      expect(Object.keys(SETTING_GROUPS)).toContain(s.group);
+      expect(s.default).not.toBe('');
+      expect(s.meaning).toMatch(/^[^\n]{10,}$/);
+    }
+  });
+
+  it('shows the defaults loadConfig applies: setting a variable to its shown default changes nothing', () => {
+    const defaults = loadConfig({});
+    for (const s of SETTINGS.filter((x) => !/^(unset|derived)\b/.test(x.default))) {
+      expect([s.name, loadConfig({ [s.name]: s.default })]).toEqual([s.name, defaults]);
+    }
+  });
+
+  it('reads each setting: a value that is not its default reaches the config', () => {
+    // One variable at a time; those without a check (tokens, paths) simply take the text.
+    const samples: Record<string, string> = { MESHLENS_JAEGER_PROTOCOL: 'thrift', MESHLENS_LOG_LEVEL: 'debug', MESHLENS_GRAFANA_URL: 'http://a:b@grafana:3000' };
+    const defaults = JSON.stringify(loadConfig({}));
+    for (const s of SETTINGS) {
+      const value =
+        samples[s.name] ??
+        (/PORT$/.test(s.name) ? '1234' : /^[01](\.\d+)?$/.test(s.default) ? '0.5' : /^\d+$/.test(s.default) ? String(Number(s.default) + 1) : /^\d+(ms|s|m|h|d)$/.test(s.default) ? '2h' : /URL|ENDPOINT/.test(s.name) ? 'http://host:1/' : /BROKERS|ADDRESS/.test(s.name) ? 'host:1' : 'x');
+      const env = s.name === 'MESHLENS_JAEGER_PROTOCOL' ? { [s.name]: value, MESHLENS_JAEGER_ENDPOINT: 'http://j:14268/api/traces' } : { [s.name]: value };
+      const base = s.name === 'MESHLENS_JAEGER_PROTOCOL' ? JSON.stringify(loadConfig({ MESHLENS_JAEGER_ENDPOINT: 'http://j:14268/api/traces' })) : defaults;
+      expect([s.name, JSON.stringify(loadConfig(env)) !== base]).toEqual([s.name, true]);
+    }
+  });
+
+  /** `| \`MESHLENS_X\` | default | meaning |` rows of a Markdown text: name → default without backticks. */
+  const rows = (markdown: string): Map<string, string> =>
+    new Map([...markdown.matchAll(/^\|\s*`(MESHLENS_[A-Z0-9_]+)`\s*\|([^|\n]*)\|/gm)].map((m) => [m[1] as string, (m[2] as string).replace(/`/g, '').trim()]));
+
+  it('matches the documented settings: each in docs/configuration.md or the README\'s Configuration table, with its default', () => {
+    const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+    const section = /^## Configuration\n([\s\S]*?)(?=^## )/m.exec(readme)?.[1] ?? '';
+    const docsPath = join(ROOT, 'docs', 'configuration.md');
+    const sources: Array<[string, Map<string, string>]> = [
+      ['README.md (Configuration)', rows(section)],
+      ...(existsSync(docsPath) ? [['docs/configuration.md', rows(readFileSync(docsPath, 'utf8'))] as [string, Map<string, string>]] : []),
+    ];
+    const documented = sources.filter(([, table]) => table.size > 0);
+    expect(documented.length).toBeGreaterThan(0);
+    const problems: string[] = [];
+    for (const s of SETTINGS) {
+      const found = documented.filter(([, table]) => table.has(s.name));
+      if (found.length === 0) problems.push(`${s.name} is documented in neither ${sources.map(([n]) => n).join(' nor ')}`);
+      for (const [where, table] of found) {
+        if (table.get(s.name) !== s.default) problems.push(`${where}: ${s.name} defaults to ${JSON.stringify(table.get(s.name))}, meshlens to ${JSON.stringify(s.default)}`);
+      }
+    }
+    for (const [where, table] of documented) {
+      for (const name of table.keys()) if (!SETTINGS.some((s) => s.name === name)) problems.push(`${where} documents ${name}, which meshlens does not read`);
+    }
+    expect(problems).toEqual([]);
+  });
+});
+
+describe('ConfigError', () => {
+  it('is one line for one problem, a heading and a line each for several', () => {
+    expect(new ConfigError(['MESHLENS_A="x": bad']).message).toBe('invalid configuration: MESHLENS_A="x": bad');
+    expect(new ConfigError(['MESHLENS_A="x": bad', 'MESHLENS_B="y": bad']).message).toBe('invalid configuration:\n  MESHLENS_A="x": bad\n  MESHLENS_B="y": bad');
   });
 });

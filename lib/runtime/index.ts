@@ -5,8 +5,8 @@
  */
 
 // Configuration: every MESHLENS_* variable, validated at once; errors name the variable to change.
-export { CANARY_DEFAULTS, ConfigError, loadConfig, parseDuration, redactUrl } from './config';
-export type { CanaryConfig, Config } from './config';
+export { CANARY_DEFAULTS, ConfigError, loadConfig, parseDuration, redactUrl, SETTING_GROUPS, SETTINGS } from './config';
+export type { CanaryConfig, Config, Setting, SettingGroup } from './config';
 
 // Start-up: one meshlens per data directory, and the one-line start failures the CLI prints.
 export { StartError, claimDataDir } from './datadir';
