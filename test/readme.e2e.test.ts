@@ -24,12 +24,13 @@
  * The same file checks that the quickstart's banner is the one meshlens prints, that docs/api.md names every
  * route of meshlens's OpenAPI document (once it serves one), that every link between README.md and docs/
  * resolves (file and heading) and every repository file they name exists, that no user doc names the
- * internal contract, and that docs/configuration.md lists every MESHLENS_* variable the configuration reads.
+ * internal contract, and that docs/configuration.md lists every MESHLENS_* variable the configuration reads,
+ * each with the default `meshlens --help` prints.
  *
  * To see it fail, change a sample: `# {"accepted":2,...}` in the README's quickstart, or a key of a ```json
  * answer in docs/api.md.
  */
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { request, ROOT, sleep, startMeshlens, useFaultHarness, type Meshlens } from './faults/support';
@@ -335,5 +336,16 @@ describe('README and docs stand alone', () => {
     const documented = readFileSync(join(ROOT, 'docs/configuration.md'), 'utf8');
     expect(read.size).toBeGreaterThan(20);
     expect([...read].filter((v) => !documented.includes(`\`${v}\``))).toEqual([]);
+  });
+
+  it('docs/configuration.md gives each variable the default `meshlens --help` prints', () => {
+    const help = spawnSync(process.execPath, ['bin/meshlens.js', '--help'], { cwd: ROOT, encoding: 'utf8' });
+    expect(help.status).toBe(0);
+    const printed = new Map([...help.stdout.matchAll(/^\s+(MESHLENS_\w+)\s{2,}(.+?)\s{2,}/gm)].map((m) => [m[1] as string, m[2] as string]));
+    const table = new Map(
+      [...readFileSync(join(ROOT, 'docs/configuration.md'), 'utf8').matchAll(/^\| `(MESHLENS_\w+)` \| (.+?) \|/gm)].map((m) => [m[1] as string, (m[2] as string).replace(/`/g, '').trim()]),
+    );
+    expect(printed.size).toBeGreaterThan(20);
+    expect(Object.fromEntries(table)).toEqual(Object.fromEntries(printed));
   });
 });
