@@ -89,6 +89,8 @@ const REQUIRED_SETTING: Readonly<Record<'tracer' | 'grafanaPush', (c: Config) =>
  */
 const CLOSE_RESERVE_MS = 1_500;
 const EXIT_MARGIN_MS = 300;
+/** Each undo step of a failed start gets this long: the start failed, the process is about to exit anyway. */
+const UNDO_STEP_MS = 3_000;
 
 /**
  * One step of a graceful stop. The steps run in order (`stopSteps()` in `start()`); each gets the time up to its
@@ -195,241 +197,260 @@ export async function start(opts: StartOptions): Promise<Running> {
 
   // The data dir holds the embedded ClickHouse and the all-in-one's dead letters: one process at a time.
   const releaseDataDir = (memoryBus && pipeline) || (serving && config.clickhouseUrl === undefined) ? claimDataDir(config.dataDir) : () => undefined;
+  // What start() has opened so far, undone in reverse when a later step fails (a port taken, Kafka unreachable): an
+  // embedded ClickHouse still open when the process exits can crash or hang that exit.
+  const undo: (() => unknown)[] = [releaseDataDir];
+  try {
 
-  const registry = new ExpositionRegistry();
-  // prom-client's own names (`process_cpu_seconds_total`, `nodejs_heap_size_used_bytes`...), as every Node.js
-  // dashboard and the Go and Java clients' `process_*` expect; the `job` label says which program it is. A prefix
-  // only doubled them (`meshlens_process_process_cpu_seconds_total`, issue 13).
-  if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
-  const health = new Health();
-  const bus =
-    opts.bus ??
-    (config.kafkaBrokers.length > 0
-      ? createKafkaBus({ brokers: config.kafkaBrokers, clientId: `meshlens-${opts.target}`, logger })
-      : createMemoryBus({ capacity: config.busCapacity, logger }));
-  health.register('bus', () => bus.ready());
-  registerPipelineGauges(registry, bus);
-  const unstored = new Counter({
-    name: METRICS.pipelineUnstoredRecords.name,
-    help: METRICS.pipelineUnstoredRecords.help,
-    registers: [registry],
-  });
-
-  const subscriptions: Subscription[] = [];
-  // With the in-memory bus nothing else keeps rejected input: the all-in-one writes it to the data dir.
-  const deadLetterSink =
-    memoryBus && pipeline
-    ? await startDeadLetterFileSink(bus, {
-        dataDir: config.dataDir,
-        maxBytes: config.deadLetterMaxBytes,
-        retentionDays: config.deadLetterRetentionDays,
-        registry,
-        logger,
-      })
-    : undefined;
-  if (deadLetterSink) {
-    subscriptions.push(deadLetterSink);
-    health.register('deadletters', () => deadLetterSink.ready());
-  }
-
-  const instance = newInstanceId();
-  const startedAtMs = Date.now();
-  const directory = serving ? new MemberDirectory() : undefined;
-  let aggregator: Aggregator | undefined;
-  let prometheusTargets: PrometheusTargets | undefined;
-  let meshConfig: MeshConfig | undefined;
-  if (serving || tracing) meshConfig = await meshConfigFor(config, logger);
-  if (serving && meshConfig) {
-    aggregator = await createAggregator({
-      bus,
-      registry,
-      logger,
-      meshConfig,
-      clickhouseUrl: config.clickhouseUrl,
-      dataDir: config.dataDir,
-      rawRetentionDays: config.rawRetentionDays,
-      rollupRetentionDays: config.rollupRetentionDays,
-      rawRequests: config.rawRequests,
-      maxClockSkewMs: config.maxClockSkewMs,
-      maxSeries: config.maxSeries,
-      canary: config.canary,
-      queryTimeoutMs: config.queryTimeoutMs,
+    const registry = new ExpositionRegistry();
+    // prom-client's own names (`process_cpu_seconds_total`, `nodejs_heap_size_used_bytes`...), as every Node.js
+    // dashboard and the Go and Java clients' `process_*` expect; the `job` label says which program it is. A prefix
+    // only doubled them (`meshlens_process_process_cpu_seconds_total`, issue 13).
+    if (opts.processMetrics !== false) collectDefaultMetrics({ register: registry });
+    const health = new Health();
+    const bus =
+      opts.bus ??
+      (config.kafkaBrokers.length > 0
+        ? createKafkaBus({ brokers: config.kafkaBrokers, clientId: `meshlens-${opts.target}`, logger })
+        : createMemoryBus({ capacity: config.busCapacity, logger }));
+    undo.push(() => bus.close());
+    health.register('bus', () => bus.ready());
+    registerPipelineGauges(registry, bus);
+    const unstored = new Counter({
+      name: METRICS.pipelineUnstoredRecords.name,
+      help: METRICS.pipelineUnstoredRecords.help,
+      registers: [registry],
     });
-    const agg = aggregator;
-    health.register('store', () => agg.ready());
-  }
-  // Its own consumer group: export never holds storage or the receivers' acknowledgements (services/tracer).
-  const tracer: Tracer | undefined =
-    tracing && meshConfig
-      ? await createTracer({
-          bus,
+
+    const subscriptions: Subscription[] = [];
+    // With the in-memory bus nothing else keeps rejected input: the all-in-one writes it to the data dir.
+    const deadLetterSink =
+      memoryBus && pipeline
+      ? await startDeadLetterFileSink(bus, {
+          dataDir: config.dataDir,
+          maxBytes: config.deadLetterMaxBytes,
+          retentionDays: config.deadLetterRetentionDays,
           registry,
           logger,
-          meshConfig,
-          endpoint: config.jaegerEndpoint as string,
-          protocol: config.jaegerProtocol,
-          sampleRatio: config.traceSampleRatio,
-          tuning: opts.tracerTuning,
         })
       : undefined;
-  const ingest = ingesting
-    ? createIngest({
+    if (deadLetterSink) {
+      undo.push(() => deadLetterSink.stop());
+      subscriptions.push(deadLetterSink);
+      health.register('deadletters', () => deadLetterSink.ready());
+    }
+
+    const instance = newInstanceId();
+    const startedAtMs = Date.now();
+    const directory = serving ? new MemberDirectory() : undefined;
+    let aggregator: Aggregator | undefined;
+    let prometheusTargets: PrometheusTargets | undefined;
+    let meshConfig: MeshConfig | undefined;
+    if (serving || tracing) meshConfig = await meshConfigFor(config, logger);
+    if (serving && meshConfig) {
+      aggregator = await createAggregator({
         bus,
         registry,
         logger,
-        ingestToken: config.ingestToken,
-        maxBodyBytes: config.maxBodyBytes,
-        maxInflightBytes: config.maxInflightBytes,
-        bounds: { maxAgeMs: config.rawRetentionDays * DAY_MS, maxAheadMs: config.maxClockSkewMs },
-        // In the all-in-one an acknowledgement needs the store (and a rejected line the dead-letter files) too:
-        // while either fails, senders get 503 at once rather than waiting for an answer that cannot come.
-        ready: () => bus.ready() && (aggregator === undefined || aggregator.ready()) && (deadLetterSink === undefined || deadLetterSink.ready()),
-      })
-    : undefined;
+        meshConfig,
+        clickhouseUrl: config.clickhouseUrl,
+        dataDir: config.dataDir,
+        rawRetentionDays: config.rawRetentionDays,
+        rollupRetentionDays: config.rollupRetentionDays,
+        rawRequests: config.rawRequests,
+        maxClockSkewMs: config.maxClockSkewMs,
+        maxSeries: config.maxSeries,
+        canary: config.canary,
+        queryTimeoutMs: config.queryTimeoutMs,
+      });
+      const agg = aggregator;
+      undo.push(() => agg.close());
+      health.register('store', () => agg.ready());
+    }
+    // Its own consumer group: export never holds storage or the receivers' acknowledgements (services/tracer).
+    const tracer: Tracer | undefined =
+      tracing && meshConfig
+        ? await createTracer({
+            bus,
+            registry,
+            logger,
+            meshConfig,
+            endpoint: config.jaegerEndpoint as string,
+            protocol: config.jaegerProtocol,
+            sampleRatio: config.traceSampleRatio,
+            tuning: opts.tracerTuning,
+          })
+        : undefined;
+    if (tracer) undo.push(() => tracer.close(0));
+    const ingest = ingesting
+      ? createIngest({
+          bus,
+          registry,
+          logger,
+          ingestToken: config.ingestToken,
+          maxBodyBytes: config.maxBodyBytes,
+          maxInflightBytes: config.maxInflightBytes,
+          bounds: { maxAgeMs: config.rawRetentionDays * DAY_MS, maxAheadMs: config.maxClockSkewMs },
+          // In the all-in-one an acknowledgement needs the store (and a rejected line the dead-letter files) too:
+          // while either fails, senders get 503 at once rather than waiting for an answer that cannot come.
+          ready: () => bus.ready() && (aggregator === undefined || aggregator.ready()) && (deadLetterSink === undefined || deadLetterSink.ready()),
+        })
+      : undefined;
 
-  const http = createHttpServer({ logger, maxBodyBytes: config.maxBodyBytes, budget: ingest?.budget });
-  if (config.apiToken !== undefined) {
-    // Every route under /api/ (query API, Prometheus HTTP SD); /metrics and health stay open for Prometheus and probes.
-    const apiAuth = bearerAuth(config.apiToken);
-    http.addHook('onRequest', async (request, reply) => {
-      if (request.url.startsWith('/api/')) await apiAuth(request, reply);
+    const http = createHttpServer({ logger, maxBodyBytes: config.maxBodyBytes, budget: ingest?.budget });
+    if (config.apiToken !== undefined) {
+      // Every route under /api/ (query API, Prometheus HTTP SD); /metrics and health stay open for Prometheus and probes.
+      const apiAuth = bearerAuth(config.apiToken);
+      http.addHook('onRequest', async (request, reply) => {
+        if (request.url.startsWith('/api/')) await apiAuth(request, reply);
+      });
+    }
+    addOpsRoutes(http, health, registry);
+    if (aggregator && meshConfig) {
+      aggregator.registerRoutes(http);
+      prometheusTargets = createPrometheusTargets({ directory: directory as MemberDirectory, meshConfig, fileSdPath: config.fileSdPath, logger });
+      prometheusTargets.registerRoutes(http);
+    }
+    ingest?.registerHttpRoutes(http);
+
+    const host = config.listenHost;
+    const listen = async (app: typeof http, port: number): Promise<number> => {
+      await app.listen({ host, port });
+      undo.push(() => app.close());
+      return (app.server.address() as AddressInfo).port;
+    };
+    // The aggregator target serves only HTTP (query API, /metrics, health); 0 = that receiver is not served.
+    const ports: Ports = {
+      http: await listen(http, config.httpPort),
+      otlpHttp: ingest ? await listen(ingest.otlpHttp, config.otlpHttpPort) : 0,
+      zipkin: ingest ? await listen(ingest.zipkin, config.zipkinPort) : 0,
+      otlpGrpc: ingest ? await bindGrpc(ingest.grpc, host, config.otlpGrpcPort) : 0,
+    };
+    if (ingest) undo.push(() => ingest.grpc.forceShutdown());
+    // After listen: the advertised address needs the bound port. A bus only this process uses (the all-in-one's
+    // memory bus) has nobody else to hear heartbeats, so a process that does not list members keeps quiet there.
+    const address = advertiseAddress({ advertiseAddress: config.advertiseAddress, listenHost: host, port: ports.http });
+    const membership: Membership = await startMembership({
+      bus,
+      self: { instance, target: opts.target, address, startedAtMs },
+      publish: serving || !memoryBus,
+      directory,
+      logger,
     });
-  }
-  addOpsRoutes(http, health, registry);
-  if (aggregator && meshConfig) {
-    aggregator.registerRoutes(http);
-    prometheusTargets = createPrometheusTargets({ directory: directory as MemberDirectory, meshConfig, fileSdPath: config.fileSdPath, logger });
-    prometheusTargets.registerRoutes(http);
-  }
-  ingest?.registerHttpRoutes(http);
+    undo.push(() => membership.stop());
+    await prometheusTargets?.start();
+    if (prometheusTargets) {
+      const targets = prometheusTargets;
+      undo.push(() => targets.close());
+    }
 
-  const host = config.listenHost;
-  const listen = async (app: typeof http, port: number): Promise<number> => {
-    await app.listen({ host, port });
-    return (app.server.address() as AddressInfo).port;
-  };
-  // The aggregator target serves only HTTP (query API, /metrics, health); 0 = that receiver is not served.
-  const ports: Ports = {
-    http: await listen(http, config.httpPort),
-    otlpHttp: ingest ? await listen(ingest.otlpHttp, config.otlpHttpPort) : 0,
-    zipkin: ingest ? await listen(ingest.zipkin, config.zipkinPort) : 0,
-    otlpGrpc: ingest ? await bindGrpc(ingest.grpc, host, config.otlpGrpcPort) : 0,
-  };
-  // After listen: the advertised address needs the bound port. A bus only this process uses (the all-in-one's
-  // memory bus) has nobody else to hear heartbeats, so a process that does not list members keeps quiet there.
-  const address = advertiseAddress({ advertiseAddress: config.advertiseAddress, listenHost: host, port: ports.http });
-  const membership: Membership = await startMembership({
-    bus,
-    self: { instance, target: opts.target, address, startedAtMs },
-    publish: serving || !memoryBus,
-    directory,
-    logger,
-  });
-  await prometheusTargets?.start();
-
-  // Beside start-up, never in its way: a slow or absent Grafana delays nothing else.
-  const pushAbort = new AbortController();
-  let pushed = false;
-  let grafanaPush: Promise<GrafanaPushResult | undefined> = Promise.resolve(undefined);
-  if (pushing && config.grafanaUrl !== undefined) {
-    const grafana = redactUrl(config.grafanaUrl);
-    // The provisioner exists for this push: it is ready once the dashboards are in Grafana.
-    if (components.grafanaPush === 'required') health.register('grafana', () => pushed);
-    grafanaPush = pushDashboards({ url: config.grafanaUrl, token: config.grafanaToken, signal: pushAbort.signal, ...opts.grafanaTuning }).then(
-      (r) => {
-        pushed = true;
-        logger.info(
-          { grafana, folder: r.folder.uid, folderCreated: r.folder.created, created: r.created, updated: r.updated, unchanged: r.unchanged },
-          `grafana: ${r.created.length} dashboard(s) created, ${r.updated.length} updated, ${r.unchanged.length} unchanged in folder ${r.folder.uid}`,
-        );
-        return r;
-      },
-      (err: unknown) => {
-        if (!pushAbort.signal.aborted) logger.error({ grafana }, `grafana: dashboards not pushed: ${(err as Error).message}`);
-        return undefined;
-      },
-    );
-  }
-  health.markStarted();
-
-  // The graceful stop, in order: intake, membership, drain, then the reserve for bus, servers, store, data dir.
-  const stopSteps: readonly StopStep[] = [
-    {
-      // New requests get 503 + Retry-After on every receiver at once, before any body is read.
-      name: 'intake',
-      beforeEndMs: DEADLINE.drain,
-      run: () => {
-        health.markStopping();
-        pushAbort.abort();
-        ingest?.intake.close();
-        return Promise.resolve(true);
-      },
-    },
-    // So the serving process unlists this one before its /metrics goes away.
-    { name: 'membership', beforeEndMs: DEADLINE.drain, run: (left) => within(left(), membership.stop()) },
-    {
-      // What was taken is finished: its records are stored and its senders get their acknowledgement. Anything
-      // left is counted and logged (not a cut: closing the bus answers its senders 503 (memory) or leaves it in Kafka).
-      name: 'drain',
-      beforeEndMs: DEADLINE.drain,
-      run: async (left) => {
-        const answered = ingest ? await ingest.intake.idle(left()) : true;
-        const drained = await bus.drain(left());
-        const notStored = bus.pending().reduce((n, p) => n + p.records, 0);
-        if (memoryBus && (notStored > 0 || !answered || !drained)) {
-          unstored.inc(notStored);
-          logger.warn(
-            { records: notStored, requests: ingest?.intake.inFlight ?? 0, shutdownTimeoutMs: config.shutdownTimeoutMs },
-            'stopping with records not stored; their senders are answered 503 and retry',
+    // Beside start-up, never in its way: a slow or absent Grafana delays nothing else.
+    const pushAbort = new AbortController();
+    let pushed = false;
+    let grafanaPush: Promise<GrafanaPushResult | undefined> = Promise.resolve(undefined);
+    if (pushing && config.grafanaUrl !== undefined) {
+      const grafana = redactUrl(config.grafanaUrl);
+      // The provisioner exists for this push: it is ready once the dashboards are in Grafana.
+      if (components.grafanaPush === 'required') health.register('grafana', () => pushed);
+      grafanaPush = pushDashboards({ url: config.grafanaUrl, token: config.grafanaToken, signal: pushAbort.signal, ...opts.grafanaTuning }).then(
+        (r) => {
+          pushed = true;
+          logger.info(
+            { grafana, folder: r.folder.uid, folderCreated: r.folder.created, created: r.created, updated: r.updated, unchanged: r.unchanged },
+            `grafana: ${r.created.length} dashboard(s) created, ${r.updated.length} updated, ${r.unchanged.length} unchanged in folder ${r.folder.uid}`,
           );
-        } else if (notStored > 0) {
-          logger.info({ records: notStored }, 'stopping with records not yet consumed; Kafka keeps them for the next consumer');
-        }
-        return true;
+          return r;
+        },
+        (err: unknown) => {
+          if (!pushAbort.signal.aborted) logger.error({ grafana }, `grafana: dashboards not pushed: ${(err as Error).message}`);
+          return undefined;
+        },
+      );
+    }
+    health.markStarted();
+
+    // The graceful stop, in order: intake, membership, drain, then the reserve for bus, servers, store, data dir.
+    const stopSteps: readonly StopStep[] = [
+      {
+        // New requests get 503 + Retry-After on every receiver at once, before any body is read.
+        name: 'intake',
+        beforeEndMs: DEADLINE.drain,
+        run: () => {
+          health.markStopping();
+          pushAbort.abort();
+          ingest?.intake.close();
+          return Promise.resolve(true);
+        },
       },
-    },
-    // The reserve: the bus (an insert in flight finishes or is left), then servers, consumers and store.
-    { name: 'bus', beforeEndMs: DEADLINE.bus, run: (left) => within(left(), bus.close()) },
-    {
-      name: 'servers',
-      beforeEndMs: DEADLINE.servers,
-      run: async (left) => {
-        const servers: Promise<unknown>[] = [http.close(), ingest?.otlpHttp.close() ?? Promise.resolve(), ingest?.zipkin.close() ?? Promise.resolve()];
-        if (ingest) servers.push(new Promise<void>((resolve) => ingest.grpc.tryShutdown(() => resolve())));
-        const ok = await within(left(), Promise.all(servers));
-        ingest?.grpc.forceShutdown();
-        return ok;
+      // So the serving process unlists this one before its /metrics goes away.
+      { name: 'membership', beforeEndMs: DEADLINE.drain, run: (left) => within(left(), membership.stop()) },
+      {
+        // What was taken is finished: its records are stored and its senders get their acknowledgement. Anything
+        // left is counted and logged (not a cut: closing the bus answers its senders 503 (memory) or leaves it in Kafka).
+        name: 'drain',
+        beforeEndMs: DEADLINE.drain,
+        run: async (left) => {
+          const answered = ingest ? await ingest.intake.idle(left()) : true;
+          const drained = await bus.drain(left());
+          const notStored = bus.pending().reduce((n, p) => n + p.records, 0);
+          if (memoryBus && (notStored > 0 || !answered || !drained)) {
+            unstored.inc(notStored);
+            logger.warn(
+              { records: notStored, requests: ingest?.intake.inFlight ?? 0, shutdownTimeoutMs: config.shutdownTimeoutMs },
+              'stopping with records not stored; their senders are answered 503 and retry',
+            );
+          } else if (notStored > 0) {
+            logger.info({ records: notStored }, 'stopping with records not yet consumed; Kafka keeps them for the next consumer');
+          }
+          return true;
+        },
       },
-    },
-    {
-      name: 'store',
-      beforeEndMs: DEADLINE.end,
-      run: (left) =>
-        within(
-          left(),
-          Promise.all([
-            // Export is best effort: what the tracer cannot send in the reserve is counted as dropped (`shutdown`).
-            tracer?.close(Math.max(0, left() - 100)),
-            (async () => {
-              for (const s of subscriptions) await s.stop();
-              await prometheusTargets?.close();
-              await aggregator?.close();
-            })(),
-          ]),
-        ),
-    },
-    {
-      name: 'data dir',
-      beforeEndMs: DEADLINE.end,
-      run: () => {
-        releaseDataDir();
-        return Promise.resolve(true);
+      // The reserve: the bus (an insert in flight finishes or is left), then servers, consumers and store.
+      { name: 'bus', beforeEndMs: DEADLINE.bus, run: (left) => within(left(), bus.close()) },
+      {
+        name: 'servers',
+        beforeEndMs: DEADLINE.servers,
+        run: async (left) => {
+          const servers: Promise<unknown>[] = [http.close(), ingest?.otlpHttp.close() ?? Promise.resolve(), ingest?.zipkin.close() ?? Promise.resolve()];
+          if (ingest) servers.push(new Promise<void>((resolve) => ingest.grpc.tryShutdown(() => resolve())));
+          const ok = await within(left(), Promise.all(servers));
+          ingest?.grpc.forceShutdown();
+          return ok;
+        },
       },
-    },
-  ];
-  let closing: Promise<void> | undefined;
-  const close = (): Promise<void> => (closing ??= runStopSteps(stopSteps, config.shutdownTimeoutMs));
-  return { ports, bus, health, registry, aggregator, instance, advertiseAddress: address, prometheusTargets, grafanaPush, close };
+      {
+        name: 'store',
+        beforeEndMs: DEADLINE.end,
+        run: (left) =>
+          within(
+            left(),
+            Promise.all([
+              // Export is best effort: what the tracer cannot send in the reserve is counted as dropped (`shutdown`).
+              tracer?.close(Math.max(0, left() - 100)),
+              (async () => {
+                for (const s of subscriptions) await s.stop();
+                await prometheusTargets?.close();
+                await aggregator?.close();
+              })(),
+            ]),
+          ),
+      },
+      {
+        name: 'data dir',
+        beforeEndMs: DEADLINE.end,
+        run: () => {
+          releaseDataDir();
+          return Promise.resolve(true);
+        },
+      },
+    ];
+    let closing: Promise<void> | undefined;
+    const close = (): Promise<void> => (closing ??= runStopSteps(stopSteps, config.shutdownTimeoutMs));
+    return { ports, bus, health, registry, aggregator, instance, advertiseAddress: address, prometheusTargets, grafanaPush, close };
+  } catch (err) {
+    for (const u of undo.reverse()) await within(UNDO_STEP_MS, Promise.resolve().then(u));
+    throw err;
+  }
 }
 
 /** What a started process prints on stdout: its target, bus and store, and the address of every port it serves. */
