@@ -8,7 +8,7 @@ import { unlink, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Readable } from 'node:stream';
 import { createClient } from '@clickhouse/client';
-import type { ClickHouseClient, ClickHouseSettings } from '@clickhouse/client';
+import type { ClickHouseClient, ClickHouseSettings, Logger } from '@clickhouse/client';
 import type { createChdbConnection } from 'chdb/connection';
 import { StartError } from '../runtime';
 
@@ -94,6 +94,15 @@ function insertPrefix(database: string, table: string, columns: readonly string[
   return `INSERT INTO ${database}.${table} (${columns.join(', ')})${set ? ` SETTINGS ${set}` : ''}`;
 }
 
+/** @clickhouse/client's logger, silenced: meshlens logs the errors the client hands back (see `connect`). */
+class QuietClientLogger implements Logger {
+  trace(): void {}
+  debug(): void {}
+  info(): void {}
+  warn(): void {}
+  error(): void {}
+}
+
 export function connect(opts: ConnectOptions): Connection {
   if (opts.clickhouseUrl === undefined) {
     const dir = resolve(join(opts.dataDir, 'clickhouse'));
@@ -134,6 +143,9 @@ export function connect(opts: ConnectOptions): Connection {
     clickhouse_settings: SESSION_SETTINGS,
     compression: { request: true, response: true },
     request_timeout: opts.requestTimeoutMs ?? 60_000,
+    // Every failure reaches meshlens as a rejected promise, which it logs once with what to change; the client's own
+    // logger would print a multi-line error with a stack on stderr for each retry besides.
+    log: { LoggerClass: QuietClientLogger },
   });
   const insertBlock: Connection['insertBlock'] = async (table, columns, block, settings) => {
     const result = await client.exec({ query: `${insertPrefix(database, table, columns, settings)} FORMAT Native`, values: Readable.from([block]) });

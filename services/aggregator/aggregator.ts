@@ -167,7 +167,7 @@ export async function createAggregator(opts: AggregatorOptions): Promise<Aggrega
       await close();
       throw err;
     }
-    opts.logger.error({ err: String(err), location: conn.location }, 'ClickHouse does not answer; meshlens stays not ready and retries');
+    opts.logger.error({ err: String(err), location: conn.location }, 'ClickHouse does not answer; meshlens stays not ready and retries (check the server, or MESHLENS_CLICKHOUSE_URL)');
     const retry = (delayMs: number): void => {
       retryTimer = setTimeout(() => {
         run().then(
