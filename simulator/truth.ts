@@ -37,7 +37,7 @@ export interface SubsetTruth extends DestinationKey {
   /**
    * `%DURATION%` of every record (ms, as logged), in emission order. Its length is `requests`. The query API's
    * quantiles are nearest-rank, as operators count: the q-quantile is the duration at rank ceil(q·n) of these sorted
-   * (1-based), answered within 1 % (README "Latency quantiles"); the p99 of {84, 10273} is 10273.
+   * (1-based), answered within 1 % (docs/api.md, "Latency quantiles"); the p99 of {84, 10273} is 10273.
    */
   durations_ms: number[];
 }

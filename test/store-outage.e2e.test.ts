@@ -2,7 +2,7 @@
  * Storage that stops taking inserts, and comes back, under the all-in-one on embedded ClickHouse. A real
  * ClickHouse refusal is used, not a fake: `parts_to_throw_insert = 1` makes every insert into `requests` fail
  * with TOO_MANY_PARTS ("merges are processing significantly slower than inserts"), the error a server sends
- * when storage cannot keep up. Expected (README "Guarantees", 7):
+ * when storage cannot keep up. Expected (docs/guarantees.md, 7):
  * - a request taken before the failure was known waits, and is answered 200 only once its records are stored;
  * - once an insert failed, /readyz is 503 and every new request is answered 503 with Retry-After: no 2xx;
  * - when inserts work again, the waiting batch is stored once, readiness and intake come back.

@@ -62,7 +62,7 @@ export interface Config {
   grafanaToken: string | undefined;
 }
 
-/** The canary judge's settings (README "Canary judgement"). */
+/** The canary judge's settings (docs/canary.md). */
 export interface CanaryConfig {
   /** Period judged, ending now. */
   windowMs: number;

@@ -202,7 +202,7 @@ describe(`lib/store on ${STORE_UNDER_TEST}`, () => {
           requests: want.length,
           errors: want.filter((r) => r.outcome === 'error').length,
         });
-        // The stated error of the query API's quantiles (README): within 1 % of the exact nearest-rank value,
+        // The stated error of the query API's quantiles (docs/api.md): within 1 % of the exact nearest-rank value,
         // the duration at rank ceil(q·n) of the sorted durations.
         const d = want.map((r) => r.durationMs).sort((a, b) => a - b);
         expect(row?.latencySamples ?? 0).toBe(d.length);

@@ -209,11 +209,11 @@ export function registerQueryRoutes(app: FastifyInstance, deps: ApiDeps): void {
           errors: r.errors,
           error_ratio: r.requests === 0 ? 0 : r.errors / r.requests,
           denied: r.denied,
-          // The two kinds of error (README "Canary judgement"): the application's 5xx, and failures the proxy generated.
+          // The two kinds of error (docs/canary.md): the application's 5xx, and failures the proxy generated.
           app_errors: r.appErrors,
           mesh_failures: r.meshFailures,
           rps: round(r.requests / seconds),
-          // Nearest rank, within 1 % (README "Latency quantiles"); `latency_samples` durations behind them.
+          // Nearest rank, within 1 % (docs/api.md, "Latency quantiles"); `latency_samples` durations behind them.
           latency_ms: { p50: roundOrNull(r.latencyMs.p50), p90: roundOrNull(r.latencyMs.p90), p99: roundOrNull(r.latencyMs.p99) },
           latency_samples: r.latencySamples ?? r.requests,
           // Observed share of the host's requests beside the configured route weight (mesh config), in percent.

@@ -11,7 +11,7 @@
  * - `MESHLENS_TEST_CLICKHOUSE_URL` set: the aggregator stores in a fresh database on that server. Otherwise in
  *   embedded ClickHouse (chDB) in its data directory, which survives its restarts.
  *
- * Against the compose stack's infrastructure (README "Running with docker compose"):
+ * Against the compose stack's infrastructure (docs/deployment-compose.md):
  *   docker compose up -d kafka-init clickhouse
  *   MESHLENS_TEST_KAFKA_BROKERS=localhost:9092 MESHLENS_TEST_CLICKHOUSE_URL=http://meshlens:meshlens@localhost:8123 \
  *     npx jest --runInBand test/faults/distributed.long.test.ts

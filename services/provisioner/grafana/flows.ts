@@ -11,7 +11,7 @@ const DEST = `${sqlIn('destinationNamespace', VARS.namespace)} AND ${sqlIn('dest
 
 /**
  * The ledger's rows, one per verdict detail. L7: reporter 'all' rows with an outcome (rows with outcome '' carry
- * only RED counts, README Storage), signed sums. L4: the larger of the two reporters per detail, never their sum:
+ * only RED counts, docs/storage.md), signed sums. L4: the larger of the two reporters per detail, never their sum:
  * Calico and Hubble report one connection from both nodes.
  */
 export function ledgerSql(): string {
