@@ -380,6 +380,7 @@ export async function querySubsets(conn: Connection, scope: QueryScope, limits?:
       sumMap(latencyBuckets) AS h
     FROM (${redCounts(conn.database, keys, scope.reporter)})
     GROUP BY namespace, service, host, subset
+    HAVING sum(requests) != 0
     ORDER BY namespace, service, host, subset`;
   const result = await rows<Omit<SubsetRow, 'latencyMs'> & { h: Histogram }>(conn, query, scope, limits);
   return result.map(({ h, ...r }) => ({
@@ -397,6 +398,9 @@ export async function queryEdges(conn: Connection, scope: QueryScope, limits?: Q
       sumMap(latencyBuckets) AS h
     FROM (${redCounts(conn.database, keys, scope.reporter)})
     GROUP BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, destinationHost, subset
+    -- The joined view's signed rows: a lone server-side record is counted under the server's view of the caller and
+    -- taken back when the client's record comes, which leaves that caller's group at zero, not an edge.
+    HAVING sum(requests) != 0
     ORDER BY sourceNamespace, sourceWorkload, destinationNamespace, destinationService, subset`;
   const result = await rows<Omit<EdgeRow, 'p99Ms'> & { h: Histogram }>(conn, query, scope, limits);
   return result.map(({ h, ...r }) => ({ ...r, p99Ms: nearestRank(h, 99) }));
