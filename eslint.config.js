@@ -79,7 +79,7 @@ const boundaries = {
 };
 
 module.exports = tseslint.config(
-  { ignores: ['node_modules/', 'data/', 'coverage/', 'bench/results/', 'dashboards/', '.scratch/', '**/*.generated.*'] },
+  { ignores: ['node_modules/', 'data/', 'data-demo/', 'coverage/', 'bench/results/', 'dashboards/', '.scratch/', '**/*.generated.*'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {

@@ -9,7 +9,7 @@ module.exports = {
   transformIgnorePatterns: ['/node_modules/(?!(cookie)/)'],
   testMatch: ['**/*.test.ts'],
   // Long fault tests (test/faults/*.long.test.ts: restarts, kill -9, SIGTERM under load) run in `npm run test:faults`.
-  testPathIgnorePatterns: ['/node_modules/', '/data/', '\\.long\\.test\\.ts$'],
+  testPathIgnorePatterns: ['/node_modules/', '/data/', '/data-demo/', '\\.long\\.test\\.ts$'],
   // Two cores: parallel workers fight over them; two workers keep the run short without thrashing.
   maxWorkers: 2,
   testTimeout: 30000,
