@@ -4,7 +4,7 @@
  *   `${VAR:-default}` interpolation with nothing set, as `docker compose up` on a fresh clone sees it;
  * - for what the schema cannot see: every depends_on target exists and waits on a condition its target can
  *   meet; every bind-mounted file exists; every `${VAR}` is documented in .env.example with the same default;
- *   every MESHLENS_* variable a service sets is one meshlens reads and the README documents (or, for Grafana,
+ *   every MESHLENS_* variable a service sets is one meshlens reads and the docs document (or, for Grafana,
  *   one its mounted provisioning file reads); images are pinned; host ports do not clash, and the scalable
  *   services publish ranges; every long-running service has a healthcheck; data lives in named volumes; the
  *   stop grace period covers MESHLENS_SHUTDOWN_TIMEOUT; kafka-init creates every meshlens topic;
@@ -202,26 +202,29 @@ function variableProblems(raw: string, example: string): string[] {
   return problems;
 }
 
-const README = readFileSync(join(ROOT, 'README.md'), 'utf8');
+/** What users read: the README and docs/ (the configuration table is docs/configuration.md's). */
+const DOCS = [join(ROOT, 'README.md'), ...readdirSync(join(ROOT, 'docs')).filter((f) => f.endsWith('.md')).map((f) => join(ROOT, 'docs', f))]
+  .map((f) => readFileSync(f, 'utf8'))
+  .join('\n');
 const CONFIG_SOURCE = readFileSync(join(ROOT, 'lib', 'runtime', 'config.ts'), 'utf8');
 
-/** MESHLENS_* variables: meshlens reads them (and the README's Configuration table lists them), or a mounted file does. */
-function meshlensEnvProblems(c: Compose, readme = README, configSource = CONFIG_SOURCE, root = ROOT): string[] {
+/** MESHLENS_* variables: meshlens reads them (and the docs' configuration table lists them), or a mounted file does. */
+function meshlensEnvProblems(c: Compose, docs = DOCS, configSource = CONFIG_SOURCE, root = ROOT): string[] {
   const problems: string[] = [];
-  const table = new Set([...readme.matchAll(/^\| `(MESHLENS_[A-Z0-9_]+)` \|/gm)].map((m) => m[1] as string));
+  const table = new Set([...docs.matchAll(/^\| `(MESHLENS_[A-Z0-9_]+)` \|/gm)].map((m) => m[1] as string));
   for (const [name, s] of Object.entries(c.services)) {
     const keys = Object.keys(s.environment ?? {}).filter((k) => k.startsWith('MESHLENS_'));
     if (MESHLENS_IMAGE.test(s.image ?? '')) {
       for (const k of keys) {
         if (!configSource.includes(`'${k}'`)) problems.push(`${name} sets ${k}, which meshlens does not read (lib/runtime/config.ts)`);
-        if (!table.has(k)) problems.push(`${name} sets ${k}, which the README's Configuration table does not list`);
+        if (!table.has(k)) problems.push(`${name} sets ${k}, which the configuration table (docs/configuration.md) does not list`);
       }
     } else {
       const mounted = (s.volumes ?? []).map((v) => v.split(':')[0] as string).filter((p) => /^[./]/.test(p)).map((p) => resolve(root, p));
       const text = mounted.map((p) => (existsSync(p) ? readDeep(p) : '')).join('\n');
       for (const k of keys) {
         if (!text.includes(`\${${k}`)) problems.push(`${name} sets ${k}, which no file mounted into it reads`);
-        if (!readme.includes(`\`${k}\``)) problems.push(`${name} sets ${k}, which the README does not mention`);
+        if (!docs.includes(`\`${k}\``)) problems.push(`${name} sets ${k}, which the docs do not mention`);
       }
       // What the mounted files need and have no default for must be set.
       for (const m of text.matchAll(/\$\{(MESHLENS_[A-Z0-9_]+)\}/g)) if (!keys.includes(m[1] as string)) problems.push(`${name} does not set ${m[1]}, which its mounted files read without a default`);
@@ -381,9 +384,9 @@ describe('docker-compose.yml', () => {
     delete bad.services.grafana!.environment!.MESHLENS_CLICKHOUSE_GRAFANA_PASSWORD;
     expect(meshlensEnvProblems(bad)).toEqual([
       'aggregator sets MESHLENS_CLICKHOUSE_URI, which meshlens does not read (lib/runtime/config.ts)',
-      "aggregator sets MESHLENS_CLICKHOUSE_URI, which the README's Configuration table does not list",
+      "aggregator sets MESHLENS_CLICKHOUSE_URI, which the configuration table (docs/configuration.md) does not list",
       'grafana sets MESHLENS_PROMETHEUS_ULR, which no file mounted into it reads',
-      'grafana sets MESHLENS_PROMETHEUS_ULR, which the README does not mention',
+      'grafana sets MESHLENS_PROMETHEUS_ULR, which the docs do not mention',
       'grafana does not set MESHLENS_CLICKHOUSE_GRAFANA_PASSWORD, which its mounted files read without a default',
     ]);
   });

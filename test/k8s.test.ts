@@ -540,7 +540,7 @@ describe('k8s/ manifests', () => {
         'Deployment meshlens-aggregator container meshlens: env MESHLENS_RAW_REQUEST is not a meshlens setting',
       );
       expect(broken((o) => (o.find((x) => x.kind === 'ConfigMap' && x.metadata.name === 'meshlens-settings')!.data.MESHLENS_SHUTDOWN_TIMEOUT = '20 seconds')).join('\n')).toMatch(
-        /meshlens-ingest container meshlens: meshlens would refuse this environment: [^\n]*\n\s*MESHLENS_SHUTDOWN_TIMEOUT="20 seconds"/,
+        /meshlens-ingest container meshlens: meshlens would refuse this environment: [^\n]*MESHLENS_SHUTDOWN_TIMEOUT="20 seconds"/,
       );
       expect(broken((o) => (deployment(o, 'tracer').spec.template.spec.terminationGracePeriodSeconds = 20))).toContain(
         'Deployment meshlens-tracer container meshlens: terminationGracePeriodSeconds 20 leaves no margin over the preStop pause (0 ms) and MESHLENS_SHUTDOWN_TIMEOUT (20000 ms)',
