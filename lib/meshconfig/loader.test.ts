@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../runtime';
 import { configuredWeights, loadMeshConfig, stableSubset, subsetForVersion } from './index';
+import { REVIEWS, VS_REVIEWS_90_10 } from './samples.testutil';
 
 /** The reviews document of istio/istio samples/bookinfo/networking/destination-rule-all.yaml (commit 595f0326), annotated. */
 const DR_REVIEWS = `apiVersion: networking.istio.io/v1
@@ -25,26 +26,6 @@ spec:
       version: v3
 `;
 
-/** istio/istio samples/bookinfo/networking/virtual-service-reviews-90-10.yaml (commit d929cf5b). */
-const VS_REVIEWS_90_10 = `apiVersion: networking.istio.io/v1
-kind: VirtualService
-metadata:
-  name: reviews
-spec:
-  hosts:
-    - reviews
-  http:
-  - route:
-    - destination:
-        host: reviews
-        subset: v1
-      weight: 90
-    - destination:
-        host: reviews
-        subset: v2
-      weight: 10
-`;
-
 /** istio/istio samples/bookinfo/networking/virtual-service-reviews-80-20.yaml, as later re-applied over 90-10. */
 const VS_REVIEWS_80_20 = VS_REVIEWS_90_10.replace('weight: 90', 'weight: 80').replace('weight: 10', 'weight: 20');
 
@@ -60,7 +41,6 @@ const AP_JSON = JSON.stringify(
   2,
 );
 
-const REVIEWS = 'reviews.default.svc.cluster.local';
 
 describe('loadMeshConfig', () => {
   let dir: string;
