@@ -4,6 +4,7 @@
  */
 
 // The records: one request, one flow, one span, whoever reported them.
+export { emptySpan } from './records';
 export type {
   DenyReason,
   Flow,

@@ -153,3 +153,27 @@ export interface Span {
   error: boolean;
   attributes: Record<string, string>;
 }
+
+/** A span with every field at its "unset" value; the trace parsers set identity and timing, then read the rest from its tags. */
+export function emptySpan(): Span {
+  return {
+    traceId: '',
+    spanId: '',
+    parentSpanId: '',
+    name: '',
+    kind: 'unspecified',
+    startTimeMs: 0,
+    durationMs: 0,
+    serviceName: '',
+    requestId: '',
+    upstreamCluster: '',
+    destinationHost: '',
+    destinationService: '',
+    destinationNamespace: '',
+    destinationSubset: '',
+    responseCode: 0,
+    responseFlags: '',
+    error: false,
+    attributes: {},
+  };
+}

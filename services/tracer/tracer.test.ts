@@ -5,33 +5,22 @@
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { emptyMeshConfig } from '../../lib/meshconfig';
-import type { Span } from '../../lib/model';
+import { emptySpan, type Span } from '../../lib/model';
 import { jaegerThriftSender } from './jaeger';
 import { ExportQueue, parseRetryAfter, type SendResult } from './queue';
 import { TailSampler, underRatio } from './sampler';
 
-const span = (traceId: string, over: Partial<Span> = {}): Span =>
-  ({
-    traceId,
-    spanId: '00000000000000aa',
-    parentSpanId: '',
-    name: 'x',
-    kind: 'client',
-    startTimeMs: 0,
-    durationMs: 1,
-    serviceName: 's',
-    requestId: '',
-    upstreamCluster: '',
-    destinationHost: '',
-    destinationService: '',
-    destinationNamespace: '',
-    destinationSubset: '',
-    responseCode: 200,
-    responseFlags: '',
-    error: false,
-    attributes: {},
-    ...over,
-  }) as Span;
+const span = (traceId: string, over: Partial<Span> = {}): Span => ({
+  ...emptySpan(),
+  traceId,
+  spanId: '00000000000000aa',
+  name: 'x',
+  kind: 'client',
+  durationMs: 1,
+  serviceName: 's',
+  responseCode: 200,
+  ...over,
+});
 
 describe('ExportQueue', () => {
   const base = { batchSpans: 10, batchDelayMs: 5, initialBackoffMs: 20, maxBackoffMs: 1_000, maxElapsedMs: 2_000, random: () => 0.5 };

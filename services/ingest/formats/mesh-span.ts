@@ -32,30 +32,6 @@ export function isAllZeros(id: string): boolean {
   return true;
 }
 
-/** A span with only identity and timing set; `applyMeshTags` fills the rest from its tags. */
-export function emptySpan(): Span {
-  return {
-    traceId: '',
-    spanId: '',
-    parentSpanId: '',
-    name: '',
-    kind: 'unspecified',
-    startTimeMs: 0,
-    durationMs: 0,
-    serviceName: '',
-    requestId: '',
-    upstreamCluster: '',
-    destinationHost: '',
-    destinationService: '',
-    destinationNamespace: '',
-    destinationSubset: '',
-    responseCode: 0,
-    responseFlags: '',
-    error: false,
-    attributes: {},
-  };
-}
-
 const OTLP_KINDS: readonly SpanKind[] = ['unspecified', 'internal', 'server', 'client', 'producer', 'consumer'];
 
 /** OTLP `Span.SpanKind` integer → model kind; values past CONSUMER (a newer spec) read as unspecified. */

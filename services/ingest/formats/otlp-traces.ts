@@ -8,7 +8,7 @@
  * dead-letter topic). Its neighbours still count, and the receiver reports the rejects through
  * `partialSuccess.rejectedSpans`.
  */
-import { reject, type Result, type Span } from '../../../lib/model';
+import { emptySpan, reject, type Result, type Span } from '../../../lib/model';
 import {
   decodeExportTraceRequest,
   decodeExportTraceRequestJson,
@@ -18,7 +18,7 @@ import {
   type OtlpSpan,
 } from '../otlp/codec';
 import type { Batch, RecordReject } from './batch';
-import { applyMeshTags, emptySpan, isAllZeros, isValidId, MAX_PLAUSIBLE_MS, MIN_PLAUSIBLE_MS, spanKindFromOtlp } from './mesh-span';
+import { applyMeshTags, isAllZeros, isValidId, MAX_PLAUSIBLE_MS, MIN_PLAUSIBLE_MS, spanKindFromOtlp } from './mesh-span';
 
 export type OtlpEncoding = 'protobuf' | 'json';
 

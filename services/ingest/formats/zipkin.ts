@@ -8,11 +8,11 @@
  * Each span is judged alone: a bad one becomes a reject with its 1-based position in the array and its own
  * JSON text, and the others are kept.
  */
-import { reject, type Result, type Span, type SpanKind } from '../../../lib/model';
+import { emptySpan, reject, type Result, type Span, type SpanKind } from '../../../lib/model';
 import { setOwn } from '../otlp/codec';
 import type { Batch } from './batch';
 import { isObject, jsonForDeadLetter } from './json-values';
-import { applyMeshTags, emptySpan, isValidId, MAX_PLAUSIBLE_MS, MIN_PLAUSIBLE_MS } from './mesh-span';
+import { applyMeshTags, isValidId, MAX_PLAUSIBLE_MS, MIN_PLAUSIBLE_MS } from './mesh-span';
 
 const KINDS: Readonly<Record<string, SpanKind>> = Object.freeze({
   CLIENT: 'client',
