@@ -5,10 +5,10 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { RESPONSE_FLAGS, emptyRequest } from '../model';
+import { RESPONSE_FLAGS } from '../model';
 import type { Flow, MeshRequest, Span } from '../model';
 import type { Connection } from './client';
-import { testConnect, closeTestConnection, STORE_UNDER_TEST } from './store.testutil';
+import { testConnect, closeTestConnection, STORE_UNDER_TEST, reviewsRequest, TEST_RETENTION } from './store.testutil';
 import { migrate, readMigrations, splitStatements } from './migrations';
 import {
   LATENCY_BUCKET_SQL,
@@ -26,24 +26,9 @@ import type { LedgerRow, QueryScope } from './queries';
 import { StoreWriter } from './writer';
 
 const T0 = Date.UTC(2026, 10, 25, 10, 0, 0); // a whole minute
-const RETENTION = { rawDays: 3650, rollupDays: 3650 };
 
-function request(over: Partial<MeshRequest>): MeshRequest {
-  return {
-    ...emptyRequest(),
-    reporter: 'source',
-    sourceWorkload: 'productpage-v1',
-    sourceNamespace: 'default',
-    destinationHost: 'reviews.default.svc.cluster.local',
-    destinationService: 'reviews',
-    destinationNamespace: 'default',
-    destinationPort: 9080,
-    protocol: 'http',
-    responseCode: 200,
-    outcome: 'ok',
-    ...over,
-  };
-}
+/** The store-wide productpage → reviews request, with no subset unless the case gives one. */
+const request = (over: Partial<MeshRequest>): MeshRequest => reviewsRequest({ destinationSubset: '', ...over });
 
 function flow(over: Partial<Flow>): Flow {
   return {
@@ -117,7 +102,7 @@ describe(`lib/store on ${STORE_UNDER_TEST}`, () => {
   beforeAll(async () => {
     dir = mkdtempSync(join(tmpdir(), 'meshlens-store-'));
     conn = testConnect(dir);
-    await migrate(conn, RETENTION);
+    await migrate(conn, TEST_RETENTION);
     writer = new StoreWriter(conn);
   });
   afterAll(async () => {
@@ -138,7 +123,7 @@ describe(`lib/store on ${STORE_UNDER_TEST}`, () => {
 
   it('splits statements and applies migrations once, in order, with retention TTLs; an edited migration stops the start', async () => {
     expect(splitStatements('-- c\nCREATE TABLE a (x UInt8) ENGINE = Memory;\n\nSELECT 1;\n')).toEqual(['CREATE TABLE a (x UInt8) ENGINE = Memory', 'SELECT 1']);
-    expect(await migrate(conn, RETENTION)).toEqual([]);
+    expect(await migrate(conn, TEST_RETENTION)).toEqual([]);
     expect(await count(`SELECT count() FROM ${conn.database}.schema_migrations`)).toBe(readMigrations().length);
 
     await migrate(conn, { rawDays: 5, rollupDays: 30 });
@@ -146,10 +131,10 @@ describe(`lib/store on ${STORE_UNDER_TEST}`, () => {
     const engines = Object.fromEntries((await rs.json<{ name: string; engine_full: string }>()).map((r) => [r.name, r.engine_full]));
     expect(engines.requests).toMatch(/toIntervalDay\(5\)/);
     expect(engines.requests_rollup_1m).toMatch(/toIntervalDay\(30\)/);
-    await migrate(conn, RETENTION);
+    await migrate(conn, TEST_RETENTION);
 
     const edited = readMigrations().map((m, i) => (i === 0 ? { ...m, checksum: 'edited' } : m));
-    await expect(migrate(conn, RETENTION, edited)).rejects.toThrow(/changed after it was applied/);
+    await expect(migrate(conn, TEST_RETENTION, edited)).rejects.toThrow(/changed after it was applied/);
   });
 
   it('counts a batch delivered twice once, in the raw table and in every rollup; another token counts again', async () => {
@@ -521,12 +506,12 @@ describe(`lib/store on ${STORE_UNDER_TEST}`, () => {
     const old = mkdtempSync(join(tmpdir(), 'meshlens-store-003-'));
     conn = testConnect(old);
     try {
-      await migrate(conn, RETENTION, readMigrations().filter((m) => m.version <= 3));
+      await migrate(conn, TEST_RETENTION, readMigrations().filter((m) => m.version <= 3));
       writer = new StoreWriter(conn);
       // Raw rows only: at migration 003 the materialized views wrote the rollups, as older versions relied on.
       await writer.insert('requests', [request({ startTimeMs: T0 + 1000, requestId: 'before', durationMs: 12 })], 'before-004');
       await writer.insert('flows', [flow({ count: 2 })], 'before-004-flows');
-      expect(await migrate(conn, RETENTION)).toEqual(readMigrations().filter((m) => m.version > 3).map((m) => m.name));
+      expect(await migrate(conn, TEST_RETENTION)).toEqual(readMigrations().filter((m) => m.version > 3).map((m) => m.name));
       await writer.storeRecords('requests', [request({ startTimeMs: T0 + 61_000, requestId: 'after', durationMs: 30 })], 'after-004');
       await writer.storeRecords('flows', [flow({ startTimeMs: T0 + 61_000, count: 3 })], 'after-004-flows');
       const [row] = await querySubsets(conn, scope());
@@ -555,7 +540,7 @@ describe(`lib/store on ${STORE_UNDER_TEST}`, () => {
     await conn.client.close();
 
     conn = testConnect(dir);
-    expect(await migrate(conn, RETENTION)).toEqual([]);
+    expect(await migrate(conn, TEST_RETENTION)).toEqual([]);
     writer = new StoreWriter(conn);
     const after = { subsets: await querySubsets(conn, scope()), ledger: await queryLedger(conn, scope({ reporter: 'all' })) };
     expect(after).toEqual(before);
