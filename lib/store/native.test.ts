@@ -3,12 +3,8 @@
  * type the tables use (edge values, non-ASCII, long strings, dictionaries past 256 and 65,536 keys, maps, states),
  * and the column lists of lib/store/tables.ts match the migrated tables, so an insert names every stored column.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { Connection } from './client';
-import { testConnect, closeTestConnection } from './store.testutil';
-import { migrate } from './migrations';
+import { openTestStore, removeTestStore } from './store.testutil';
 import { encodeNativeBlock, EncodeError } from './native';
 import type { NativeColumn } from './native';
 import { TABLE_COLUMNS } from './tables';
@@ -17,14 +13,11 @@ let dir: string;
 let conn: Connection;
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), 'meshlens-native-'));
-  conn = testConnect(dir);
-  await migrate(conn, { rawDays: 3650, rollupDays: 3650 });
+  ({ dir, conn } = await openTestStore('meshlens-native-'));
 }, 60_000);
 
 afterAll(async () => {
-  if (conn) await closeTestConnection(conn);
-  rmSync(dir, { recursive: true, force: true });
+  await removeTestStore({ dir, conn });
 });
 
 async function roundTrip(table: string, ddl: string, columns: NativeColumn[], rows: object[], select = '*'): Promise<unknown[]> {

@@ -4,9 +4,6 @@
  * joined, with every raw row kept or only errors and denials; and migrations 007 and 009 fill it from the raw rows of
  * a store upgraded in place.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import type { MeshRequest } from '../model';
 import type { Connection } from './client';
 import { migrate, readMigrations } from './migrations';
@@ -14,7 +11,7 @@ import { latencyBucket, queryLedger } from './queries';
 import type { LedgerRow, QueryScope, ReporterFilter } from './queries';
 import { contributionOf, RequestRollup } from './rollup';
 import type { RequestRollupRow } from './rollup';
-import { reviewsRequest as request, TEST_RETENTION, testConnect, closeTestConnection, STORE_UNDER_TEST } from './store.testutil';
+import { reviewsRequest as request, TEST_RETENTION, testConnect, STORE_UNDER_TEST, openTestStore, removeTestStore } from './store.testutil';
 import { StoreWriter } from './writer';
 
 const T0 = Date.UTC(2026, 10, 25, 10, 0, 0); // a whole minute
@@ -113,13 +110,10 @@ describe(`the ledger from requests_rollup_1m on ${STORE_UNDER_TEST}`, () => {
   let conn: Connection;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'meshlens-ledger-'));
-    conn = testConnect(dir);
-    await migrate(conn, RETENTION);
+    ({ dir, conn } = await openTestStore('meshlens-ledger-'));
   }, 60_000);
   afterAll(async () => {
-    if (conn) await closeTestConnection(conn);
-    rmSync(dir, { recursive: true, force: true });
+    await removeTestStore({ dir, conn });
   });
   beforeEach(async () => {
     for (const t of ['requests', 'requests_rollup_1m']) await conn.client.command({ query: `TRUNCATE TABLE ${conn.database}.${t}` });
@@ -197,10 +191,9 @@ describe(`the ledger from requests_rollup_1m on ${STORE_UNDER_TEST}`, () => {
 
   it('is filled from the raw rows of a store upgraded from migration 006, as the raw rows answer', async () => {
     await conn.client.close();
-    const old = mkdtempSync(join(tmpdir(), 'meshlens-ledger-006-'));
-    conn = testConnect(old);
+    const old = await openTestStore('meshlens-ledger-006-', 6);
+    conn = old.conn;
     try {
-      await migrate(conn, RETENTION, readMigrations().filter((m) => m.version <= 6));
       // Raw rows only, as the ledger read them before migration 007.
       await new StoreWriter(conn).insert('requests', traffic(), 'before-007');
       expect(await migrate(conn, RETENTION)).toEqual(readMigrations().filter((m) => m.version > 6).map((m) => m.name));
@@ -209,8 +202,7 @@ describe(`the ledger from requests_rollup_1m on ${STORE_UNDER_TEST}`, () => {
       expect(raw.all.length).toBeGreaterThan(3);
       expect({ source: await ledger('source', WHOLE), destination: await ledger('destination', WHOLE), all: await ledger('all', WHOLE) }).toEqual(raw);
     } finally {
-      await closeTestConnection(conn);
-      rmSync(old, { recursive: true, force: true });
+      await removeTestStore(old);
       conn = testConnect(dir);
     }
   });

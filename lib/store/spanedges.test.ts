@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { emptyRequest } from '../model';
 import type { MeshRequest, Span } from '../model';
 import type { Connection } from './client';
-import { testConnect, closeTestConnection, STORE_UNDER_TEST } from './store.testutil';
+import { openTestStore, removeTestStore, STORE_UNDER_TEST, TEST_RETENTION, testConnect } from './store.testutil';
 import { migrate, readMigrations } from './migrations';
 import { PAIRING_WINDOW_MS } from './pairing';
 import { querySpanEdges } from './queries';
@@ -20,7 +20,7 @@ import type { SpanEdgeRollupRow } from './spanedges';
 import { StoreWriter } from './writer';
 
 const T0 = Date.UTC(2026, 10, 25, 10, 0, 0); // a whole minute
-const RETENTION = { rawDays: 3650, rollupDays: 3650 };
+const RETENTION = TEST_RETENTION;
 
 function span(requestId: string, over: Partial<Span> = {}): Span {
   return {
@@ -243,13 +243,10 @@ describe(`span_edges_1m on ${STORE_UNDER_TEST}`, () => {
   let conn: Connection;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'meshlens-span-edges-ch-'));
-    conn = testConnect(dir);
-    await migrate(conn, RETENTION);
+    ({ dir, conn } = await openTestStore('meshlens-span-edges-ch-'));
   }, 60_000);
   afterAll(async () => {
-    if (conn) await closeTestConnection(conn);
-    rmSync(dir, { recursive: true, force: true });
+    await removeTestStore({ dir, conn });
   });
   beforeEach(async () => {
     for (const t of ['requests', 'spans', 'requests_rollup_1m', 'span_edges_1m']) {
@@ -343,10 +340,9 @@ describe(`span_edges_1m on ${STORE_UNDER_TEST}`, () => {
 
   it('is filled from the raw spans of a store upgraded from migration 007, as the raw rows answer', async () => {
     await conn.client.close();
-    const old = mkdtempSync(join(tmpdir(), 'meshlens-span-edges-007-'));
-    conn = testConnect(old);
+    const old = await openTestStore('meshlens-span-edges-007-', 7);
+    conn = old.conn;
     try {
-      await migrate(conn, RETENTION, readMigrations().filter((m) => m.version <= 7));
       // Raw rows only, as the graph read them before migration 008.
       const writer = new StoreWriter(conn);
       await writer.insert('requests', [request('logged-before'), request('logged-after', { reporter: 'destination' })], 'before-008');
@@ -355,8 +351,7 @@ describe(`span_edges_1m on ${STORE_UNDER_TEST}`, () => {
       expect(await answer(T0 + 500, T0 + 59_500)).toEqual(want);
       expect(await answer(T0, T0 + 60_000)).toEqual(want);
     } finally {
-      await closeTestConnection(conn);
-      rmSync(old, { recursive: true, force: true });
+      await removeTestStore(old);
       conn = testConnect(dir);
     }
   });

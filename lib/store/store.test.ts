@@ -2,13 +2,10 @@
  * lib/store on real ClickHouse: embedded chDB in a temporary data dir (DESIGN.md: real components).
  * One chDB engine per process, so the suite shares one connection and reopens it for the restart case.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { RESPONSE_FLAGS } from '../model';
 import type { Flow, MeshRequest, Span } from '../model';
 import type { Connection } from './client';
-import { testConnect, closeTestConnection, STORE_UNDER_TEST, reviewsRequest, TEST_RETENTION } from './store.testutil';
+import { testConnect, STORE_UNDER_TEST, reviewsRequest, TEST_RETENTION, openTestStore, removeTestStore } from './store.testutil';
 import { migrate, readMigrations, splitStatements } from './migrations';
 import {
   LATENCY_BUCKET_SQL,
@@ -100,14 +97,11 @@ describe(`lib/store on ${STORE_UNDER_TEST}`, () => {
   let writer: StoreWriter;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'meshlens-store-'));
-    conn = testConnect(dir);
-    await migrate(conn, TEST_RETENTION);
+    ({ dir, conn } = await openTestStore('meshlens-store-'));
     writer = new StoreWriter(conn);
   });
   afterAll(async () => {
-    await closeTestConnection(conn);
-    rmSync(dir, { recursive: true, force: true });
+    await removeTestStore({ dir, conn });
   });
 
   const count = async (sql: string): Promise<number> => {
@@ -503,10 +497,9 @@ describe(`lib/store on ${STORE_UNDER_TEST}`, () => {
 
   it('upgrades a store at migration 003 in place: its history stays, later minutes get latency histograms and flow workloads', async () => {
     await conn.client.close();
-    const old = mkdtempSync(join(tmpdir(), 'meshlens-store-003-'));
-    conn = testConnect(old);
+    const old = await openTestStore('meshlens-store-003-', 3);
+    conn = old.conn;
     try {
-      await migrate(conn, TEST_RETENTION, readMigrations().filter((m) => m.version <= 3));
       writer = new StoreWriter(conn);
       // Raw rows only: at migration 003 the materialized views wrote the rollups, as older versions relied on.
       await writer.insert('requests', [request({ startTimeMs: T0 + 1000, requestId: 'before', durationMs: 12 })], 'before-004');
@@ -526,8 +519,7 @@ describe(`lib/store on ${STORE_UNDER_TEST}`, () => {
         { m: T0 + 60_000, w: 'mysql-v1', n: 3 },
       ]);
     } finally {
-      await closeTestConnection(conn);
-      rmSync(old, { recursive: true, force: true });
+      await removeTestStore(old);
       conn = testConnect(dir);
       writer = new StoreWriter(conn);
     }

@@ -4,9 +4,13 @@
  * a database of its own there.
  */
 import { createHash } from 'node:crypto';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { emptyRequest } from '../model';
 import type { MeshRequest } from '../model';
 import { connect, type Connection } from './client';
+import { migrate, readMigrations } from './migrations';
 
 const SERVER = process.env.MESHLENS_TEST_CLICKHOUSE_URL?.trim() || undefined;
 
@@ -50,4 +54,27 @@ export function reviewsRequest(over: Partial<MeshRequest>): MeshRequest {
     outcome: 'ok',
     ...over,
   };
+}
+
+/** A test's store: its data dir and the connection to it. */
+export interface TestStore {
+  dir: string;
+  conn: Connection;
+}
+
+/**
+ * A fresh data dir (`<tmp>/<prefix>XXXXXX`) and its connection, migrated to the last migration, or only up to
+ * migration `upTo` (a store of an older version, for the upgrade cases).
+ */
+export async function openTestStore(prefix: string, upTo?: number): Promise<TestStore> {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const conn = testConnect(dir);
+  await migrate(conn, TEST_RETENTION, upTo === undefined ? readMigrations() : readMigrations().filter((m) => m.version <= upTo));
+  return { dir, conn };
+}
+
+/** Closes a test store's connection (dropping its database on a server) and removes its data dir. */
+export async function removeTestStore(store: Partial<TestStore>): Promise<void> {
+  if (store.conn) await closeTestConnection(store.conn);
+  if (store.dir !== undefined) rmSync(store.dir, { recursive: true, force: true });
 }

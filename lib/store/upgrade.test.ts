@@ -5,7 +5,7 @@
  * RED row is gone), the query API answers whole minutes from requests_rollup_1m as the raw rows answer them, a rerun
  * of 009 adds nothing, and the old tables are gone.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { MeshRequest } from '../model';
@@ -13,7 +13,7 @@ import type { Connection } from './client';
 import { migrate, readMigrations } from './migrations';
 import { queryEdges, queryLedger, querySubsets } from './queries';
 import type { QueryScope, ReporterFilter } from './queries';
-import { reviewsRequest as request, TEST_RETENTION, testConnect, closeTestConnection } from './store.testutil';
+import { reviewsRequest as request, TEST_RETENTION, testConnect, removeTestStore } from './store.testutil';
 import { StoreWriter } from './writer';
 
 const RETENTION = TEST_RETENTION;
@@ -71,8 +71,7 @@ describe('migrations 009 and 010: the three request rollups into requests_rollup
     conn = testConnect(dir);
   });
   afterAll(async () => {
-    if (conn) await closeTestConnection(conn);
-    rmSync(dir, { recursive: true, force: true });
+    await removeTestStore({ dir, conn });
   });
 
   const rows = async <T = Record<string, unknown>>(query: string): Promise<T[]> => (await conn.client.query({ query, format: 'JSONEachRow' })).json<T>();

@@ -3,17 +3,14 @@
  * rows stand alone, the rest is stored once (also when the batch comes again), a batch spanning many days is
  * taken, and errors are classified as retriable or not.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
 import { createServer, type Server } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { emptyRequest } from '../model';
 import type { MeshRequest } from '../model';
 import { connect } from './client';
 import type { Connection } from './client';
-import { testConnect, STORE_UNDER_TEST, closeTestConnection } from './store.testutil';
+import { STORE_UNDER_TEST, openTestStore, removeTestStore } from './store.testutil';
 import { classifyStoreError, StoreError } from './errors';
-import { migrate } from './migrations';
 import { StoreWriter } from './writer';
 
 const DAY_MS = 86_400_000;
@@ -53,14 +50,11 @@ describe(`StoreWriter on ${STORE_UNDER_TEST}`, () => {
   let conn: Connection;
 
   beforeAll(async () => {
-    dir = mkdtempSync(join(tmpdir(), 'meshlens-writer-'));
-    conn = testConnect(dir);
-    await migrate(conn, { rawDays: 3650, rollupDays: 3650 });
+    ({ dir, conn } = await openTestStore('meshlens-writer-'));
   }, 60_000);
 
   afterAll(async () => {
-    if (conn) await closeTestConnection(conn);
-    rmSync(dir, { recursive: true, force: true });
+    await removeTestStore({ dir, conn });
   });
 
   beforeEach(async () => {
