@@ -6,20 +6,12 @@
  * SQL, macros expanded as the grafana-clickhouse-datasource plugin expands them (test/support/grafana.ts), runs on
  * embedded chDB over the same data dir (real schema, migrations applied by the run) and must return rows.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
-import pino from 'pino';
-import { start, type Running } from '../bin/start';
 import { connect } from '../lib/store';
-import { loadConfig } from '../lib/runtime';
-import { grafanaDashboards, prometheusRuleFiles } from '../services/provisioner';
-import { createTrafficGenerator } from '../simulator';
+import { grafanaDashboards } from '../services/provisioner';
+import { startFedAllInOne, type FedAllInOne } from './support/fed-all-in-one';
 import { dashboardQueries, expandClickHouseMacros, interpolate, labelValuesQuery, type Selection } from './support/grafana';
-import { binaryOrSkip, startPrometheus, type RunningPrometheus } from './support/prometheus';
-import { EPHEMERAL_PORTS } from './support/meshlens';
+import { binaryOrSkip, type RunningPrometheus } from './support/prometheus';
 
-const logger = pino({ level: 'silent' });
 const PROMETHEUS = binaryOrSkip('prometheus', 'the dashboard query test (test/dashboards.e2e.test.ts)');
 const RPS = 100;
 const RULES = { rateWindow: '30s', canaryWindow: '30s', forDuration: '5s', verdictForDuration: '5s', minRequests: 100 };
@@ -44,57 +36,20 @@ const NO_DATA_EXPECTED: Record<string, string> = {
   'meshlens / Flows / Denials by policy, rule and reason / A / reviews v3': NO_REVIEWS_DENIALS,
 };
 
-async function post(url: string, body: string, type: string): Promise<void> {
-  const res = await fetch(url, { method: 'POST', body, headers: { 'content-type': type } });
-  if (res.status >= 300) throw new Error(`${url}: ${res.status} ${await res.text()}`);
-}
-
 (PROMETHEUS ? describe : describe.skip)('dashboard queries on real data', () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'meshlens-dashboards-'));
   const dashboards = Object.values(grafanaDashboards());
   const queries = dashboards.flatMap((d) => dashboardQueries(d).map((q) => ({ q, d })));
-  let running: Running | undefined;
+  let fed: FedAllInOne | undefined;
   let prom: RunningPrometheus;
-  let feeding: NodeJS.Timeout | undefined;
-  let sending: Promise<void> = Promise.resolve();
   const startedMs = Date.now();
 
   beforeAll(async () => {
-    const config = loadConfig({
-      ...EPHEMERAL_PORTS,
-      MESHLENS_DATA_DIR: dataDir,
-      MESHLENS_MESH_CONFIG: join(__dirname, '..', 'examples', 'bookinfo'),
-      MESHLENS_CANARY_WINDOW: '1m',
-      MESHLENS_CANARY_INTERVAL: '2s',
-      MESHLENS_CANARY_MIN_REQUESTS: String(RULES.minRequests),
-    });
-    running = await start({ config, target: 'all', logger, processMetrics: false });
-    const http = `http://127.0.0.1:${running.ports.http}`;
-    const zipkin = `http://127.0.0.1:${running.ports.zipkin}/api/v2/spans`;
-    const traffic = createTrafficGenerator({ seed: 11, startTimeMs: Date.now(), rps: RPS });
-    feeding = setInterval(() => {
-      const batch = traffic.until(Date.now());
-      sending = sending.then(async () => {
-        const lines = [...batch.textLines, ...batch.jsonLines];
-        for (let i = 0; i < lines.length; i += 500) await post(`${http}/v1/accesslogs`, lines.slice(i, i + 500).join('\n'), 'application/x-ndjson');
-        if (batch.flowLines.length > 0) await post(`${http}/v1/flows`, batch.flowLines.join('\n'), 'application/x-ndjson');
-        if (batch.spans.length > 0) await post(zipkin, `[${batch.spans.join(',')}]`, 'application/json');
-      });
-    }, 250);
-    const ruleFiles = Object.fromEntries(prometheusRuleFiles(RULES).map((f) => [basename(f.path), f.content]));
-    prom = await startPrometheus({
-      binary: PROMETHEUS,
-      ruleFiles,
-      scrapeConfigs: [{ job_name: 'meshlens', static_configs: [{ targets: [`127.0.0.1:${running.ports.http}`] }] }],
-    });
+    fed = await startFedAllInOne({ prometheus: PROMETHEUS as string, dataDirPrefix: 'meshlens-dashboards-', seed: 11, rps: RPS, rules: RULES, spans: true });
+    ({ prom } = fed);
   }, 60_000);
 
   afterAll(async () => {
-    clearInterval(feeding);
-    await sending.catch(() => undefined);
-    await prom?.stop();
-    await running?.close().catch(() => undefined);
-    rmSync(dataDir, { recursive: true, force: true });
+    await fed?.close();
   });
 
   it('every PromQL query (panels, variables, annotations) returns data on Prometheus scraping the all-in-one', async () => {
@@ -132,10 +87,8 @@ async function post(url: string, body: string, type: string): Promise<void> {
   }, 200_000);
 
   it('every ClickHouse query (panels and variables), macros expanded as the plugin does, returns rows on chDB', async () => {
-    clearInterval(feeding);
-    await sending;
-    await running?.close();
-    running = undefined;
+    const { dataDir } = fed as FedAllInOne;
+    await fed?.stopMeshlens();
     const conn = connect({ clickhouseUrl: undefined, dataDir });
     try {
       const chQueries = queries.filter(({ q }) => q.type === 'grafana-clickhouse-datasource');

@@ -5,73 +5,26 @@
  * ~9 % application 5xx at 5 % of traffic) must fire MeshCanaryErrorRatioHigh, and nothing else may: not v1 or
  * v2, not the single-subset services. Seen through Prometheus's own `/api/v1/alerts`.
  */
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
-import pino from 'pino';
-import { start, type Running } from '../bin/start';
-import { loadConfig } from '../lib/runtime';
-import { prometheusRuleFiles } from '../services/provisioner';
-import { createTrafficGenerator } from '../simulator';
-import { binaryOrSkip, startPrometheus, type RunningPrometheus } from './support/prometheus';
-import { EPHEMERAL_PORTS } from './support/meshlens';
+import { startFedAllInOne, type FedAllInOne } from './support/fed-all-in-one';
+import { binaryOrSkip, type RunningPrometheus } from './support/prometheus';
 
-const logger = pino({ level: 'silent' });
 const PROMETHEUS = binaryOrSkip('prometheus', 'the alert-rule integration test (test/prometheus-alerts.e2e.test.ts)');
 /** Page loads per second: reviews v3 gets ~5 % of them, ~150 per 30 s canary window. */
 const RPS = 100;
 const RULES = { rateWindow: '30s', canaryWindow: '30s', forDuration: '5s', verdictForDuration: '5s', minRequests: 100 };
 
-async function post(url: string, lines: string[]): Promise<void> {
-  for (let i = 0; i < lines.length; i += 500) {
-    const res = await fetch(url, { method: 'POST', body: lines.slice(i, i + 500).join('\n'), headers: { 'content-type': 'application/x-ndjson' } });
-    if (res.status >= 300) throw new Error(`${url}: ${res.status} ${await res.text()}`);
-  }
-}
-
 (PROMETHEUS ? describe : describe.skip)('alert rules on a real Prometheus scraping the all-in-one', () => {
-  const dataDir = mkdtempSync(join(tmpdir(), 'meshlens-alerts-'));
-  let running: Running;
+  let fed: FedAllInOne | undefined;
   let prom: RunningPrometheus;
-  let feeding: NodeJS.Timeout | undefined;
-  let sending: Promise<void> = Promise.resolve();
+  let http: string;
 
   beforeAll(async () => {
-    const config = loadConfig({
-      ...EPHEMERAL_PORTS,
-      MESHLENS_DATA_DIR: dataDir,
-      MESHLENS_MESH_CONFIG: join(__dirname, '..', 'examples', 'bookinfo'),
-      MESHLENS_CANARY_WINDOW: '1m',
-      MESHLENS_CANARY_INTERVAL: '2s',
-      MESHLENS_CANARY_MIN_REQUESTS: String(RULES.minRequests),
-    });
-    running = await start({ config, target: 'all', logger, processMetrics: false });
-    const http = `http://127.0.0.1:${running.ports.http}`;
-
-    const traffic = createTrafficGenerator({ seed: 4, startTimeMs: Date.now(), rps: RPS });
-    const feed = (): void => {
-      const batch = traffic.until(Date.now());
-      sending = sending.then(async () => {
-        await post(`${http}/v1/accesslogs`, [...batch.textLines, ...batch.jsonLines]);
-        await post(`${http}/v1/flows`, batch.flowLines);
-      });
-    };
-    feeding = setInterval(feed, 250);
-
-    const ruleFiles = Object.fromEntries(prometheusRuleFiles(RULES).map((f) => [basename(f.path), f.content]));
-    prom = await startPrometheus({
-      binary: PROMETHEUS,
-      ruleFiles,
-      scrapeConfigs: [{ job_name: 'meshlens', static_configs: [{ targets: [`127.0.0.1:${running.ports.http}`] }] }],
-    });
+    fed = await startFedAllInOne({ prometheus: PROMETHEUS as string, dataDirPrefix: 'meshlens-alerts-', seed: 4, rps: RPS, rules: RULES });
+    ({ prom, http } = fed);
   }, 60_000);
 
   afterAll(async () => {
-    clearInterval(feeding);
-    await sending.catch(() => undefined);
-    await prom?.stop();
-    await running?.close();
-    rmSync(dataDir, { recursive: true, force: true });
+    await fed?.close();
   });
 
   it('fires MeshCanaryErrorRatioHigh for reviews v3 only, through /api/v1/alerts', async () => {
@@ -88,7 +41,7 @@ async function post(url: string, lines: string[]): Promise<void> {
     expect(canary.map((l) => [l.destination_service_namespace, l.destination_service_name, l.destination_subset])).toEqual([['default', 'reviews', 'v3']]);
     // The outage alert stays quiet: only one subset is bad.
     expect((await firing()).filter((l) => l.alertname === 'MeshServiceErrorRatioHigh')).toEqual([]);
-    await sending;
+    await fed?.posted();
   }, 180_000);
 
   it('fires MeshCanaryVerdictFail from the judge for v3 on its errors; v2 fails, if at all, only on latency', async () => {
@@ -98,7 +51,7 @@ async function post(url: string, lines: string[]): Promise<void> {
         .map((a) => `${a.labels.destination_service_name}/${a.labels.destination_subset} vs ${a.labels.baseline_subset}`);
     await prom.waitFor(async () => (await verdictFiring()).includes('reviews/v3 vs v1'), 60_000, 1_000);
     // Bookinfo's v2 calls ratings and v1 does not: the judge may rightly find it slower, never erroring more.
-    const res = await fetch(`http://127.0.0.1:${running.ports.http}/api/v1/canaries?window=1m&service=reviews`);
+    const res = await fetch(`${http}/api/v1/canaries?window=1m&service=reviews`);
     const { canaries } = (await res.json()) as { canaries: { canary: { subset: string }; verdict: string; checks: { signal: string; verdict: string }[] }[] };
     const failing = (subset: string): string[] =>
       canaries.find((c) => c.canary.subset === subset)?.checks.filter((c) => c.verdict === 'fail').map((c) => c.signal) ?? [];
