@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { emptyRequest } from '../model';
 import type { MeshRequest, Span } from '../model';
 import type { Connection } from './client';
-import { openTestStore, removeTestStore, STORE_UNDER_TEST, TEST_RETENTION, testConnect } from './store.testutil';
+import { openTestStore, removeTestStore, STORE_UNDER_TEST, TEST_RETENTION, testConnect, reviewsSpan } from './store.testutil';
 import { migrate, readMigrations } from './migrations';
 import { PAIRING_WINDOW_MS } from './pairing';
 import { querySpanEdges } from './queries';
@@ -23,27 +23,7 @@ const T0 = Date.UTC(2026, 10, 25, 10, 0, 0); // a whole minute
 const RETENTION = TEST_RETENTION;
 
 function span(requestId: string, over: Partial<Span> = {}): Span {
-  return {
-    traceId: '0'.repeat(31) + '1',
-    spanId: '0'.repeat(15) + '1',
-    parentSpanId: '',
-    name: 'reviews.default.svc.cluster.local:9080/*',
-    kind: 'client',
-    startTimeMs: T0 + 5000,
-    durationMs: 12.5,
-    serviceName: 'productpage.default',
-    requestId,
-    upstreamCluster: 'outbound|9080|v2|reviews.default.svc.cluster.local',
-    destinationHost: 'reviews.default.svc.cluster.local',
-    destinationService: 'reviews',
-    destinationNamespace: 'default',
-    destinationSubset: 'v2',
-    responseCode: 200,
-    responseFlags: '-',
-    error: false,
-    attributes: {},
-    ...over,
-  };
+  return reviewsSpan({ startTimeMs: T0 + 5000, requestId, ...over });
 }
 
 function request(requestId: string, over: Partial<MeshRequest> = {}): MeshRequest {

@@ -5,7 +5,7 @@
 import { RESPONSE_FLAGS } from '../model';
 import type { Flow, MeshRequest, Span } from '../model';
 import type { Connection } from './client';
-import { testConnect, STORE_UNDER_TEST, reviewsRequest, TEST_RETENTION, openTestStore, removeTestStore } from './store.testutil';
+import { testConnect, STORE_UNDER_TEST, reviewsRequest, TEST_RETENTION, openTestStore, removeTestStore, reviewsSpan } from './store.testutil';
 import { migrate, readMigrations, splitStatements } from './migrations';
 import {
   LATENCY_BUCKET_SQL,
@@ -406,27 +406,7 @@ describe(`lib/store on ${STORE_UNDER_TEST}`, () => {
   });
 
   it('adds graph edges that only traces saw: CLIENT spans of hops no access log reported', async () => {
-    const span = (over: Partial<Span>): Span => ({
-      traceId: '0'.repeat(31) + '1',
-      spanId: '0'.repeat(15) + '1',
-      parentSpanId: '',
-      name: 'reviews.default.svc.cluster.local:9080/*',
-      kind: 'client',
-      startTimeMs: T0 + 5000,
-      durationMs: 12.5,
-      serviceName: 'productpage.default',
-      requestId: '',
-      upstreamCluster: 'outbound|9080|v2|reviews.default.svc.cluster.local',
-      destinationHost: 'reviews.default.svc.cluster.local',
-      destinationService: 'reviews',
-      destinationNamespace: 'default',
-      destinationSubset: 'v2',
-      responseCode: 200,
-      responseFlags: '-',
-      error: false,
-      attributes: {},
-      ...over,
-    });
+    const span = (over: Partial<Span>): Span => reviewsSpan({ startTimeMs: T0 + 5000, ...over });
     await writer.storeRecords('requests', [request({ startTimeMs: T0 + 5000, requestId: 'logged', destinationSubset: 'v2' })], 'span-edges-requests');
     await writer.storeRecords(
       'spans',

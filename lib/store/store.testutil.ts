@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { emptyRequest } from '../model';
-import type { MeshRequest } from '../model';
+import type { MeshRequest, Span } from '../model';
 import { connect, type Connection } from './client';
 import { migrate, readMigrations } from './migrations';
 
@@ -52,6 +52,31 @@ export function reviewsRequest(over: Partial<MeshRequest>): MeshRequest {
     protocol: 'http',
     responseCode: 200,
     outcome: 'ok',
+    ...over,
+  };
+}
+
+/** productpage's client span of a call to reviews v2 (200, 12.5 ms), with `over` on top. */
+export function reviewsSpan(over: Partial<Span>): Span {
+  return {
+    traceId: '0'.repeat(31) + '1',
+    spanId: '0'.repeat(15) + '1',
+    parentSpanId: '',
+    name: 'reviews.default.svc.cluster.local:9080/*',
+    kind: 'client',
+    startTimeMs: 0,
+    durationMs: 12.5,
+    serviceName: 'productpage.default',
+    requestId: '',
+    upstreamCluster: 'outbound|9080|v2|reviews.default.svc.cluster.local',
+    destinationHost: 'reviews.default.svc.cluster.local',
+    destinationService: 'reviews',
+    destinationNamespace: 'default',
+    destinationSubset: 'v2',
+    responseCode: 200,
+    responseFlags: '-',
+    error: false,
+    attributes: {},
     ...over,
   };
 }
