@@ -22,12 +22,12 @@ import { join } from 'node:path';
 import { createMemoryBus } from '../../lib/bus';
 import { serveBus } from '../support/relay-bus';
 import {
+  currentBody,
+  deliverBody,
   expectObserved,
-  istioJsonLine,
   LINES_PER_BODY,
   periodOf,
   request,
-  requestId,
   ROOT,
   scrape,
   sendOnce,
@@ -89,28 +89,6 @@ function start(target: Target, opts: StartOptions = {}): Promise<Meshlens> {
   return startMeshlens({ ...opts, target, env, launch, scope: 'file', startTimeoutMs: 90_000 });
 }
 
-/** A body of `n` current Istio JSON lines for `service`, their event times recorded in `tally`. */
-function body(tally: Tally, service: string, n = LINES_PER_BODY): string {
-  const now = Date.now();
-  const lines: string[] = [];
-  for (let i = 0; i < n; i++) {
-    const t = now - (n - i);
-    tally.times.push(t);
-    lines.push(istioJsonLine({ requestId: requestId('dist'), startMs: t, service }));
-  }
-  return `${lines.join('\n')}\n`;
-}
-
-/** Posts a body until it is acknowledged, honouring 429/503 + Retry-After, as a log shipper does. */
-async function deliver(ingest: Meshlens, text: string, tally: Tally): Promise<void> {
-  for (;;) {
-    const o = await sendOnce(ingest, text, tally);
-    if (o.status === 200) return;
-    if (o.status !== 429 && o.status !== 503) throw new Error(`the ingest answered ${String(o.status)}\n${ingest.logs()}`);
-    await sleep(Math.max(100, Number(o.retryAfter ?? 1) * 1000));
-  }
-}
-
 describe(`distributed: ingest process → ${KAFKA ? 'Kafka' : 'relay bus'} → aggregator process → ${CLICKHOUSE ? 'ClickHouse server' : 'chDB'}`, () => {
   let aggregatorDir: string;
   let aggregator: Meshlens;
@@ -150,7 +128,7 @@ describe(`distributed: ingest process → ${KAFKA ? 'Kafka' : 'relay bus'} → a
   it('what the ingest acknowledges, the aggregator stores and counts, exactly once', async () => {
     const service = `steady${RUN}`;
     const tally = new Tally();
-    await Promise.all([0, 1, 2, 3].map(() => deliver(ingest, body(tally, service), tally)));
+    await Promise.all([0, 1, 2, 3].map(() => deliverBody(ingest, currentBody(tally, LINES_PER_BODY, 'dist', service), tally)));
     expect(tally.acknowledged).toBe(4 * LINES_PER_BODY);
 
     const period = periodOf(tally.times);
@@ -169,7 +147,7 @@ describe(`distributed: ingest process → ${KAFKA ? 'Kafka' : 'relay bus'} → a
     const acked = new Promise<void>((r) => (firstAck = r));
     const senders = [0, 1, 2].map(async () => {
       for (let b = 0; b < 6; b++) {
-        await deliver(ingest, body(tally, service), tally);
+        await deliverBody(ingest, currentBody(tally, LINES_PER_BODY, 'dist', service), tally);
         firstAck();
       }
     });
@@ -193,7 +171,7 @@ describe(`distributed: ingest process → ${KAFKA ? 'Kafka' : 'relay bus'} → a
     // Senders that stop at the first answer that is not an acknowledgement: the ingest is going away.
     const senders = [0, 1, 2, 3].map(async () => {
       for (let b = 0; b < 20; b++) {
-        const o = await sendOnce(ingest, body(tally, service), tally);
+        const o = await sendOnce(ingest, currentBody(tally, LINES_PER_BODY, 'dist', service), tally);
         if (o.status !== 200) return;
         firstAck();
       }

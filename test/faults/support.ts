@@ -678,14 +678,14 @@ export class Tally {
   }
 }
 
-/** A body of `n` current Istio JSON lines for `reviews` (their event times are recorded in `tally`). */
-export function currentBody(tally: Tally, n = LINES_PER_BODY, tag = 'load'): string {
+/** A body of `n` current Istio JSON lines for `service` (default reviews; their event times are recorded in `tally`). */
+export function currentBody(tally: Tally, n = LINES_PER_BODY, tag = 'load', service?: string): string {
   const now = Date.now();
   const lines: string[] = [];
   for (let i = 0; i < n; i++) {
     const t = now - (n - i); // distinct, current, within the last second
     tally.times.push(t);
-    lines.push(istioJsonLine({ requestId: requestId(tag), startMs: t }));
+    lines.push(istioJsonLine({ requestId: requestId(tag), startMs: t, service }));
   }
   return lines.join('\n') + '\n';
 }
@@ -723,21 +723,26 @@ export interface SendAllOptions {
  * `senders` clients posting `bodies` bodies each, as a log shipper does: a 429 or 503 is retried with the same
  * lines after its Retry-After; any other answer stops the run with an error. Every acknowledgement is in `tally`.
  */
+/**
+ * POSTs `body` until it is acknowledged, as a log shipper does: a 429 or 503 is retried with the same lines after its
+ * Retry-After; any other answer throws.
+ */
+export async function deliverBody(m: Meshlens, body: string, tally: Tally): Promise<void> {
+  for (;;) {
+    const o = await sendOnce(m, body, tally);
+    if (o.status === 200) return;
+    if ((o.status === 429 || o.status === 503) && o.retryAfter !== undefined) {
+      await sleep(Math.min(5_000, Math.max(100, Number(o.retryAfter) * 1000 || 1000)));
+      continue;
+    }
+    throw new Error(`POST /v1/accesslogs answered ${String(o.status)} while sending\n${m.logs()}`);
+  }
+}
+
 export async function sendAll(m: Meshlens, tally: Tally, opts: SendAllOptions): Promise<void> {
   let finished = 0;
   const sender = async (): Promise<void> => {
-    for (let b = 0; b < opts.bodies; b++) {
-      const body = currentBody(tally, LINES_PER_BODY, opts.tag);
-      for (;;) {
-        const o = await sendOnce(m, body, tally);
-        if (o.status === 200) break;
-        if ((o.status === 429 || o.status === 503) && o.retryAfter !== undefined) {
-          await sleep(Math.min(5_000, Math.max(100, Number(o.retryAfter) * 1000 || 1000)));
-          continue;
-        }
-        throw new Error(`POST /v1/accesslogs answered ${String(o.status)} while sending\n${m.logs()}`);
-      }
-    }
+    for (let b = 0; b < opts.bodies; b++) await deliverBody(m, currentBody(tally, LINES_PER_BODY, opts.tag), tally);
     if (++finished === opts.senders) opts.onLastAck?.();
   };
   await Promise.all(Array.from({ length: opts.senders }, sender));
