@@ -9,7 +9,9 @@
  *   services publish ranges; every long-running service has a healthcheck; data lives in named volumes; the
  *   stop grace period covers MESHLENS_SHUTDOWN_TIMEOUT; kafka-init creates every meshlens topic;
  * - `amtool check-config` on alertmanager/alertmanager.yml (the Prometheus config it mounts is checked by
- *   `promtool check config` in test/prometheus-config.test.ts; here, that it is mounted where that config says).
+ *   `promtool check config` in test/prometheus-config.test.ts; here, that it is mounted where that config says);
+ * - `docker-compose config` (Debian's docker-compose 1.29, which parses and validates without an engine), with and
+ *   without the demo profile.
  * Each check is a function returning problems; each is also run on a broken copy, which it must catch.
  */
 import { spawnSync } from 'node:child_process';
@@ -27,6 +29,7 @@ import { binaryOrSkip } from './support/prometheus';
 const ROOT = join(__dirname, '..');
 const RAW = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8');
 const AMTOOL = binaryOrSkip('amtool', 'the alertmanager/alertmanager.yml check (test/compose.test.ts)', 'prometheus-alertmanager');
+const DOCKER_COMPOSE = binaryOrSkip('docker-compose', 'the `docker-compose config` check (test/compose.test.ts)', 'docker-compose');
 
 /** The meshlens image every meshlens service runs (built from ./Dockerfile). */
 const MESHLENS_IMAGE = /^meshlens:/;
@@ -498,6 +501,41 @@ describe('docker-compose.yml', () => {
       const file = join(dir, 'alertmanager.yml');
       writeFileSync(file, readFileSync(join(ROOT, 'alertmanager', 'alertmanager.yml'), 'utf8').replace('receiver: default\n  # One', 'receiver: nobody\n  # One'));
       expect(amtool(file).status).not.toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+(DOCKER_COMPOSE ? describe : describe.skip)('docker-compose.yml (docker-compose config)', () => {
+  /** `docker-compose [before] config [after]` on `file` with nothing set (only PATH), as on a fresh clone without a .env. */
+  const config = (file: string, before: string[] = [], after = ['-q']): { status: number; out: string; err: string } => {
+    const r = spawnSync(DOCKER_COMPOSE as string, ['--project-directory', ROOT, '-f', file, ...before, 'config', ...after], {
+      encoding: 'utf8',
+      timeout: 60_000,
+      env: { PATH: process.env.PATH },
+    });
+    return { status: r.status ?? -1, out: r.stdout ?? '', err: r.stderr ?? '' };
+  };
+  const FILE = join(ROOT, 'docker-compose.yml');
+
+  it('accepts the file, with and without the demo profile, and resolves every service', () => {
+    expect(config(FILE)).toEqual({ status: 0, out: '', err: '' });
+    expect(config(FILE, ['--profile', 'demo'])).toEqual({ status: 0, out: '', err: '' });
+    const listed = config(FILE, [], ['--services']);
+    expect(listed.status).toBe(0);
+    expect(listed.out.trim().split('\n').sort()).toEqual(Object.keys((parse(RAW) as { services: object }).services).sort());
+  });
+
+  it('would catch an option Compose does not know, and a condition it cannot wait on (the check is real)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'meshlens-compose-'));
+    try {
+      const unknown = join(dir, 'unknown.yml');
+      writeFileSync(unknown, RAW.replace(/^ {2}kafka:\n/m, '  kafka:\n    restart_polcy: always\n'));
+      expect(config(unknown)).toMatchObject({ status: 1, err: expect.stringContaining("Unsupported config option for services.kafka: 'restart_polcy'") });
+      const condition = join(dir, 'condition.yml');
+      writeFileSync(condition, RAW.replace('condition: service_healthy', 'condition: service_ready'));
+      expect(config(condition)).toMatchObject({ status: 1, err: expect.stringContaining('contains "service_ready", which is an invalid type') });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
