@@ -7,7 +7,7 @@ const path = require('node:path');
 /**
  * The rooms of the house (DESIGN.md "Layout"): `lib/<X>/`, `services/<X>/` and `simulator/`. A file may import its
  * own room's files freely; another room only through that room's `index.ts`. Dependencies point one way,
- * `bin → services → lib`, never service to service (bin/, test/ and bench/ are not rooms: they may import any
+ * `bin → simulator → services → lib`, never service to service (bin/, test/ and bench/ are not rooms: they may import any
  * room's index). Relative specifiers are resolved against the importing file, so `../lib/store/writer` and
  * `../../lib/store/writer` are the same deep import.
  */
