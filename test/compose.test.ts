@@ -14,7 +14,6 @@
  *   without the demo profile.
  * Each check is a function returning problems; each is also run on a broken copy, which it must catch.
  */
-import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -24,7 +23,7 @@ import { parse } from 'yaml';
 import { TOPICS } from '../lib/bus';
 import { parseDuration } from '../lib/runtime';
 import { parseDemoArgs } from '../simulator';
-import { binaryOrSkip } from './support/prometheus';
+import { binaryOrSkip, runTool, type ToolResult } from './support/prometheus';
 
 const ROOT = join(__dirname, '..');
 const RAW = readFileSync(join(ROOT, 'docker-compose.yml'), 'utf8');
@@ -486,8 +485,8 @@ describe('docker-compose.yml', () => {
 
 (AMTOOL ? describe : describe.skip)('alertmanager/alertmanager.yml (amtool check-config)', () => {
   const amtool = (file: string): { status: number; out: string } => {
-    const r = spawnSync(AMTOOL as string, ['check-config', file], { encoding: 'utf8', timeout: 30_000 });
-    return { status: r.status ?? -1, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+    const r = runTool(AMTOOL as string, ['check-config', file]);
+    return { status: r.status, out: r.stdout + r.stderr };
   };
 
   it('passes', () => {
@@ -509,22 +508,16 @@ describe('docker-compose.yml', () => {
 
 (DOCKER_COMPOSE ? describe : describe.skip)('docker-compose.yml (docker-compose config)', () => {
   /** `docker-compose [before] config [after]` on `file` with nothing set (only PATH), as on a fresh clone without a .env. */
-  const config = (file: string, before: string[] = [], after = ['-q']): { status: number; out: string; err: string } => {
-    const r = spawnSync(DOCKER_COMPOSE as string, ['--project-directory', ROOT, '-f', file, ...before, 'config', ...after], {
-      encoding: 'utf8',
-      timeout: 60_000,
-      env: { PATH: process.env.PATH },
-    });
-    return { status: r.status ?? -1, out: r.stdout ?? '', err: r.stderr ?? '' };
-  };
+  const config = (file: string, before: string[] = [], after = ['-q']): ToolResult =>
+    runTool(DOCKER_COMPOSE as string, ['--project-directory', ROOT, '-f', file, ...before, 'config', ...after], { env: { PATH: process.env.PATH } });
   const FILE = join(ROOT, 'docker-compose.yml');
 
   it('accepts the file, with and without the demo profile, and resolves every service', () => {
-    expect(config(FILE)).toEqual({ status: 0, out: '', err: '' });
-    expect(config(FILE, ['--profile', 'demo'])).toEqual({ status: 0, out: '', err: '' });
+    expect(config(FILE)).toEqual({ status: 0, stdout: '', stderr: '' });
+    expect(config(FILE, ['--profile', 'demo'])).toEqual({ status: 0, stdout: '', stderr: '' });
     const listed = config(FILE, [], ['--services']);
     expect(listed.status).toBe(0);
-    expect(listed.out.trim().split('\n').sort()).toEqual(Object.keys((parse(RAW) as { services: object }).services).sort());
+    expect(listed.stdout.trim().split('\n').sort()).toEqual(Object.keys((parse(RAW) as { services: object }).services).sort());
   });
 
   it('would catch an option Compose does not know, and a condition it cannot wait on (the check is real)', () => {
@@ -532,10 +525,10 @@ describe('docker-compose.yml', () => {
     try {
       const unknown = join(dir, 'unknown.yml');
       writeFileSync(unknown, RAW.replace(/^ {2}kafka:\n/m, '  kafka:\n    restart_polcy: always\n'));
-      expect(config(unknown)).toMatchObject({ status: 1, err: expect.stringContaining("Unsupported config option for services.kafka: 'restart_polcy'") });
+      expect(config(unknown)).toMatchObject({ status: 1, stderr: expect.stringContaining("Unsupported config option for services.kafka: 'restart_polcy'") });
       const condition = join(dir, 'condition.yml');
       writeFileSync(condition, RAW.replace('condition: service_healthy', 'condition: service_ready'));
-      expect(config(condition)).toMatchObject({ status: 1, err: expect.stringContaining('contains "service_ready", which is an invalid type') });
+      expect(config(condition)).toMatchObject({ status: 1, stderr: expect.stringContaining('contains "service_ready", which is an invalid type') });
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

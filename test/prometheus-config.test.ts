@@ -11,7 +11,7 @@ import { parse } from 'yaml';
 import { loadMeshConfig } from '../lib/meshconfig';
 import { MemberDirectory } from '../lib/membership';
 import { SOURCE_LABEL, SOURCE_MEMBERSHIP, SOURCE_MESH_CONFIG, TARGETS_PATH, buildTargetGroups, writeFileSd } from '../services/aggregator';
-import { binaryOrSkip, promtool } from './support/prometheus';
+import { binaryOrSkip, runTool } from './support/prometheus';
 
 const ROOT = join(__dirname, '..');
 const CONFIG = join(ROOT, 'prometheus', 'prometheus.yml');
@@ -69,7 +69,7 @@ describe('prometheus/prometheus.yml', () => {
       directory.setSelf({ instance: 'aggregator-1', target: 'aggregator', address: '172.18.0.5:8080', startedAtMs: 1 });
       const { config: mesh } = await loadMeshConfig(join(__dirname, 'fixtures', 'mesh-config', 'sidecars'));
       await writeFileSd(join(dir, 'targets', 'meshlens.json'), buildTargetGroups(directory.list(), mesh));
-      const r = promtool(PROMTOOL as string, ['check', 'config', file]);
+      const r = runTool(PROMTOOL as string, ['check', 'config', file]);
       expect({ status: r.status, out: r.stdout + r.stderr }).toEqual({ status: 0, out: expect.stringContaining('SUCCESS') });
       expect(r.stdout + r.stderr).not.toMatch(/does not exist/);
     });
@@ -77,7 +77,7 @@ describe('prometheus/prometheus.yml', () => {
     it('would catch a bad target file (the check is real)', () => {
       const file = localCopy();
       writeFileSync(join(dir, 'targets', 'bad.json'), JSON.stringify([{ targets: ['a:1'], labels: { 'not-a-label': 'x' } }]));
-      const r = promtool(PROMTOOL as string, ['check', 'config', file]);
+      const r = runTool(PROMTOOL as string, ['check', 'config', file]);
       expect(r.status).not.toBe(0);
     });
   });

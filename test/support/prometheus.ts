@@ -59,15 +59,16 @@ export function freePort(host = '127.0.0.1'): Promise<number> {
   });
 }
 
-export interface PromtoolResult {
+export interface ToolResult {
+  /** The exit code; -1 when the tool was killed (the 60 s bound) or could not start. */
   status: number;
   stdout: string;
   stderr: string;
 }
 
-/** `promtool <args>` synchronously. */
-export function promtool(binary: string, args: string[], cwd?: string): PromtoolResult {
-  const r = spawnSync(binary, args, { cwd, encoding: 'utf8', timeout: 60_000 });
+/** A checking tool (`promtool`, `amtool`, `kubectl`, `docker-compose`) run synchronously, for at most 60 s. */
+export function runTool(binary: string, args: string[], opts: { cwd?: string; env?: NodeJS.ProcessEnv } = {}): ToolResult {
+  const r = spawnSync(binary, args, { cwd: opts.cwd, env: opts.env, encoding: 'utf8', timeout: 60_000 });
   return { status: r.status ?? -1, stdout: r.stdout ?? '', stderr: r.stderr ?? '' };
 }
 

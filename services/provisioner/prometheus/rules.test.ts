@@ -5,7 +5,7 @@ import fc from 'fast-check';
 import { parse } from 'yaml';
 import { RESPONSE_FLAGS, hasMeshFailureFlag } from '../../../lib/model';
 import { CANARY_DEFAULTS } from '../../../lib/runtime';
-import { binaryOrSkip, promtool } from '../../../test/support/prometheus';
+import { binaryOrSkip, runTool } from '../../../test/support/prometheus';
 import { prometheusRuleTestFiles, renderLabelTemplate } from './rule-tests';
 import {
   ALERT_NAMES,
@@ -28,7 +28,7 @@ const PROMTOOL = binaryOrSkip('promtool', 'the promtool checks of the generated 
 
 /** `promtool <args>`; throws with its whole output when it exits non-zero. */
 function run(args: string[]): string {
-  const r = promtool(PROMTOOL as string, args);
+  const r = runTool(PROMTOOL as string, args);
   const output = r.stdout + r.stderr;
   if (r.status !== 0) throw new Error(`promtool ${args.join(' ')} exited ${r.status}:\n${output}`);
   return output;
