@@ -3,28 +3,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConfigError } from '../runtime';
 import { configuredWeights, loadMeshConfig, stableSubset, subsetForVersion } from './index';
-import { REVIEWS, VS_REVIEWS_90_10 } from './samples.testutil';
+import { DESTINATION_RULE_ALL, REVIEWS, VS_REVIEWS_90_10 } from './samples.testutil';
 
-/** The reviews document of istio/istio samples/bookinfo/networking/destination-rule-all.yaml (commit 595f0326), annotated. */
-const DR_REVIEWS = `apiVersion: networking.istio.io/v1
-kind: DestinationRule
-metadata:
-  name: reviews
-  annotations:
-    meshlens.io/stable-subset: v1
-spec:
-  host: reviews
-  subsets:
-  - name: v1
-    labels:
-      version: v1
-  - name: v2
-    labels:
-      version: v2
-  - name: v3
-    labels:
-      version: v3
-`;
+/** The reviews document of istio/istio samples/bookinfo/networking/destination-rule-all.yaml, annotated with its stable subset. */
+const DR_REVIEWS = DESTINATION_RULE_ALL.split('---\n')
+  .find((doc) => doc.includes('  name: reviews\n'))!
+  .replace('  name: reviews\n', '  name: reviews\n  annotations:\n    meshlens.io/stable-subset: v1\n');
 
 /** istio/istio samples/bookinfo/networking/virtual-service-reviews-80-20.yaml, as later re-applied over 90-10. */
 const VS_REVIEWS_80_20 = VS_REVIEWS_90_10.replace('weight: 90', 'weight: 80').replace('weight: 10', 'weight: 20');
